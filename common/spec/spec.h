@@ -1,0 +1,79 @@
+// Sweep specs: the YAML a user submits, parsed and expanded into one JobDefinition per grid
+// cell (and stage). Parsing is pure: no I/O, no clock. The coordinator stores the result.
+//
+// YAML shape (single stage):
+//   name: smoke
+//   max_attempts: 3                # optional, default 3
+//   job: {kind: command, command: "echo {x}"}
+//   grid: {x: [1, 2], seed: [0, 1]}  # cartesian product; values are scalars or maps
+//   include: [{x: 9, seed: 0}]     # optional extra cells
+//   exclude: [{x: 2, seed: 1}]     # optional cells (or partial cells) to drop
+// or several stages, each like the single-stage form plus `name` and `after`:
+//   stages:
+//     - {name: pretrain, job: {kind: pretrain, steps: 100}}
+//     - name: train
+//       after: [pretrain]
+//       job: {kind: train_eval, model: "{pretrain.output_dir}", layers: "{layers}"}
+//       grid: {layers: ["0-1", "2-3"], seed: [0, 1]}
+// `{param}` is replaced by the cell's grid value (a whole-string placeholder keeps the value's
+// YAML type); `{stage.output}` names an output (or metric) of the finished parent job of
+// stage `stage`, resolved by the coordinator when the job is leased.
+#ifndef PCSWEEP_COMMON_SPEC_SPEC_H_
+#define PCSWEEP_COMMON_SPEC_SPEC_H_
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "nlohmann/json.hpp"
+
+namespace pcsweep {
+
+// One job of a sweep: a grid cell of one stage.
+struct JobDefinition {
+  // Unique within the sweep: "<stage>[k1=v1,k2=v2]" with keys sorted, or "<stage>" without a
+  // grid. Single-stage sweeps use the sweep name as the stage name.
+  std::string key;
+  std::string stage;
+  std::string kind;  // "command", "pretrain", "eval", "train_eval", ...
+  // The cell's grid values, canonical compact JSON for each (strings unquoted).
+  std::map<std::string, std::string> params;
+  // The job's settings (the `job` map minus `kind`), own placeholders substituted; parent
+  // references like "{pretrain.output_dir}" are kept for the coordinator to resolve.
+  nlohmann::json config;
+  // Keys of the jobs this one waits for: for each `after` stage, its jobs whose params agree
+  // with this job's on the grid keys they share.
+  std::vector<std::string> depends_on;
+  // Lower-case hex SHA-256 of the canonical JSON of {kind, config, parents' config hashes}.
+  // Equal hashes mean equal work, across sweeps.
+  std::string config_hash;
+  int max_attempts = 3;
+};
+
+struct SweepSpec {
+  std::string name;
+  int max_attempts = 3;
+  std::vector<JobDefinition> jobs;  // parents before children
+};
+
+// Parses and expands `yaml`. `path` only appears in error messages.
+// Possible errors: InvalidArgument "PATH:LINE:COL: what" for malformed YAML, unknown keys,
+// wrong types, an empty grid or grid axis, an unknown placeholder, an unknown or cyclic
+// `after` stage, duplicate stage names or cells.
+absl::StatusOr<SweepSpec> ParseSweepSpec(absl::string_view yaml, absl::string_view path = "<spec>");
+
+// Replaces every "{stage.name}" reference in `config` (recursively, in strings) with
+// `outputs.at(stage).at(name)`; a whole-string reference to a numeric output becomes a number.
+// Possible errors: FailedPrecondition naming the reference when an output is missing.
+absl::StatusOr<nlohmann::json> ResolveParentOutputs(
+    const nlohmann::json& config,
+    const std::map<std::string, std::map<std::string, std::string>>& outputs_by_stage);
+
+// Lower-case hex SHA-256 of `data`.
+std::string Sha256Hex(absl::string_view data);
+
+}  // namespace pcsweep
+
+#endif  // PCSWEEP_COMMON_SPEC_SPEC_H_

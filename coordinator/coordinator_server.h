@@ -1,0 +1,48 @@
+// CoordinatorServer: the whole coordinator process in one object (SQLite store, scheduler,
+// gRPC service with reflection). Used by `pcsweep coordinator`, by the README's embedded
+// demo and by in-process tests.
+//
+// Lifecycle: Start() -> (serving) -> Shutdown() -> destroyed. Shutdown is idempotent and
+// the destructor calls it.
+// Thread-safety: all methods are thread-safe.
+#ifndef PCSWEEP_COORDINATOR_COORDINATOR_SERVER_H_
+#define PCSWEEP_COORDINATOR_COORDINATOR_SERVER_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/clock/clock.h"
+
+namespace pcsweep {
+
+struct CoordinatorServerOptions {
+  std::string db_path;                     // SQLite file, created if missing. Required.
+  std::string listen = "127.0.0.1:50551";  // "host:0" picks a free port (see port()).
+  absl::Duration heartbeat_interval = absl::Seconds(5);
+  absl::Duration lease_timeout = absl::Seconds(20);
+  std::string token_file;                  // optional bearer token file
+  std::string tls_cert_file;               // optional TLS certificate + key files
+  std::string tls_key_file;
+  Clock* clock = Clock::Real();            // Not owned; must outlive the server.
+};
+
+class CoordinatorServer {
+ public:
+  // Opens (or migrates) the database, resumes unfinished sweeps and starts serving.
+  // Possible errors: InvalidArgument (bad options), Unavailable (address in use),
+  // Internal/DataLoss (database cannot be opened or migrated).
+  static absl::StatusOr<std::unique_ptr<CoordinatorServer>> Start(
+      const CoordinatorServerOptions& options);
+
+  virtual ~CoordinatorServer() = default;
+  virtual int port() const = 0;                // the bound port
+  virtual std::string address() const = 0;    // "127.0.0.1:<port>"
+  virtual void Shutdown() = 0;                 // stops serving, flushes the store
+  virtual void Wait() = 0;                     // blocks until Shutdown() completes
+};
+
+}  // namespace pcsweep
+
+#endif  // PCSWEEP_COORDINATOR_COORDINATOR_SERVER_H_
