@@ -1,0 +1,335 @@
+#include "coordinator/store/sqlite_store.h"
+
+#include <SQLiteCpp/SQLiteCpp.h>
+
+#include "absl/strings/str_cat.h"
+#include "common/status/status_macros.h"
+#include "coordinator/store/schema.h"
+#include "coordinator/store/store_reader.h"
+#include "nlohmann/json.hpp"
+
+namespace pcsweep::coordinator {
+
+// Prepared statements of the writer connection, compiled once.
+class SqliteStore::Statements {
+ public:
+  explicit Statements(SQLite::Database& db)
+      : upsert_sweep(db,
+                     "INSERT OR REPLACE INTO sweeps (sweep_id, name, spec_yaml, spec_path, force, "
+                     "created_ms, finished_ms) VALUES (?,?,?,?,?,?,?)"),
+        upsert_job(db,
+                   "INSERT OR REPLACE INTO jobs (job_id, sweep_id, idx, name, stage, kind, "
+                   "config_hash, params_json, config_json, depends_on_json, state, attempt, "
+                   "max_attempts, worker_id, incarnation_id, progress, progress_message, "
+                   "created_ms, started_ms, finished_ms, eta_ms, error, reused_from, log_path) "
+                   "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
+        upsert_attempt(db,
+                       "INSERT OR REPLACE INTO attempts (job_id, attempt, worker_id, state, "
+                       "started_ms, finished_ms, error, exit_code, signal, stderr_tail, log_path) "
+                       "VALUES (?,?,?,?,?,?,?,?,?,?,?)"),
+        upsert_worker(db,
+                      "INSERT OR REPLACE INTO workers (worker_id, name, host, slots, gpus_json, "
+                      "kinds_json, incarnation_id, state, registered_ms, last_heartbeat_ms) "
+                      "VALUES (?,?,?,?,?,?,?,?,?,?)"),
+        delete_metrics(db, "DELETE FROM metrics WHERE job_id = ?"),
+        delete_outputs(db, "DELETE FROM outputs WHERE job_id = ?"),
+        delete_examples(db, "DELETE FROM examples WHERE job_id = ?"),
+        insert_metric(db, "INSERT OR REPLACE INTO metrics (job_id, name, value) VALUES (?,?,?)"),
+        insert_output(db, "INSERT OR REPLACE INTO outputs (job_id, name, value) VALUES (?,?,?)"),
+        insert_example(db,
+                       "INSERT INTO examples (job_id, attempt, eval_set, variant, question_id, "
+                       "pair_id, image, phenomenon, label, margin_original, margin_paraphrase) "
+                       "VALUES (?,?,?,?,?,?,?,?,?,?,?)"),
+        copy_metrics(db,
+                     "INSERT OR REPLACE INTO metrics (job_id, name, value) SELECT ?2, name, value "
+                     "FROM metrics WHERE job_id = ?1"),
+        copy_outputs(db,
+                     "INSERT OR REPLACE INTO outputs (job_id, name, value) SELECT ?2, name, value "
+                     "FROM outputs WHERE job_id = ?1"),
+        copy_examples(db,
+                      "INSERT INTO examples (job_id, attempt, eval_set, variant, question_id, "
+                      "pair_id, image, phenomenon, label, margin_original, margin_paraphrase) "
+                      "SELECT ?2, attempt, eval_set, variant, question_id, pair_id, image, "
+                      "phenomenon, label, margin_original, margin_paraphrase FROM examples "
+                      "WHERE job_id = ?1 ORDER BY rowid"),
+        insert_event(db,
+                     "INSERT OR REPLACE INTO events (sweep_id, seq, time_ms, job_id, state, "
+                     "attempt, progress, message) VALUES (?,?,?,?,?,?,?,?)") {}
+
+  void Apply(const Mutation& mutation) {
+    std::visit([this](const auto& m) { Do(m); }, mutation);
+  }
+
+ private:
+  static void Run(SQLite::Statement& s) {
+    s.exec();
+    s.reset();
+    s.clearBindings();
+  }
+  void Do(const UpsertSweep& m) {
+    const SweepRecord& r = m.sweep;
+    upsert_sweep.bind(1, r.sweep_id);
+    upsert_sweep.bind(2, r.name);
+    upsert_sweep.bind(3, r.spec_yaml);
+    upsert_sweep.bind(4, r.spec_path);
+    upsert_sweep.bind(5, r.force ? 1 : 0);
+    upsert_sweep.bind(6, static_cast<int64_t>(r.created_ms));
+    upsert_sweep.bind(7, static_cast<int64_t>(r.finished_ms));
+    Run(upsert_sweep);
+  }
+  void Do(const UpsertJob& m) {
+    const JobRecord& j = m.job;
+    SQLite::Statement& s = upsert_job;
+    s.bind(1, j.job_id);
+    s.bind(2, j.sweep_id);
+    s.bind(3, j.index);
+    s.bind(4, j.name);
+    s.bind(5, j.stage);
+    s.bind(6, j.kind);
+    s.bind(7, j.config_hash);
+    s.bind(8, nlohmann::json(j.params).dump());
+    s.bind(9, j.config_json);
+    s.bind(10, nlohmann::json(j.depends_on).dump());
+    s.bind(11, static_cast<int>(j.state));
+    s.bind(12, j.attempt);
+    s.bind(13, j.max_attempts);
+    s.bind(14, j.worker_id);
+    s.bind(15, j.incarnation_id);
+    s.bind(16, j.progress);
+    s.bind(17, j.progress_message);
+    s.bind(18, static_cast<int64_t>(j.created_ms));
+    s.bind(19, static_cast<int64_t>(j.started_ms));
+    s.bind(20, static_cast<int64_t>(j.finished_ms));
+    s.bind(21, static_cast<int64_t>(j.eta_ms));
+    s.bind(22, j.error);
+    s.bind(23, j.reused_from);
+    s.bind(24, j.log_path);
+    Run(s);
+  }
+  void Do(const UpsertAttempt& m) {
+    const AttemptRecord& a = m.attempt;
+    SQLite::Statement& s = upsert_attempt;
+    s.bind(1, a.job_id);
+    s.bind(2, a.attempt);
+    s.bind(3, a.worker_id);
+    s.bind(4, static_cast<int>(a.state));
+    s.bind(5, static_cast<int64_t>(a.started_ms));
+    s.bind(6, static_cast<int64_t>(a.finished_ms));
+    s.bind(7, a.error);
+    s.bind(8, a.exit_code);
+    s.bind(9, a.signal);
+    s.bind(10, a.stderr_tail);
+    s.bind(11, a.log_path);
+    Run(s);
+  }
+  void Do(const UpsertWorker& m) {
+    const WorkerRecord& w = m.worker;
+    nlohmann::json gpus = nlohmann::json::array();
+    for (const GpuRecord& g : w.gpus) {
+      gpus.push_back({{"index", g.index}, {"name", g.name}, {"memory_bytes", g.memory_bytes}});
+    }
+    SQLite::Statement& s = upsert_worker;
+    s.bind(1, w.worker_id);
+    s.bind(2, w.name);
+    s.bind(3, w.host);
+    s.bind(4, w.slots);
+    s.bind(5, gpus.dump());
+    s.bind(6, nlohmann::json(w.kinds).dump());
+    s.bind(7, w.incarnation_id);
+    s.bind(8, w.state);
+    s.bind(9, static_cast<int64_t>(w.registered_ms));
+    s.bind(10, static_cast<int64_t>(w.last_heartbeat_ms));
+    Run(s);
+  }
+  void Do(const PutResult& m) {
+    for (SQLite::Statement* s : {&delete_metrics, &delete_outputs, &delete_examples}) {
+      s->bind(1, m.job_id);
+      Run(*s);
+    }
+    for (const auto& [name, value] : m.result.metrics) {
+      insert_metric.bind(1, m.job_id);
+      insert_metric.bind(2, name);
+      insert_metric.bind(3, value);
+      Run(insert_metric);
+    }
+    for (const auto& [name, value] : m.result.outputs) {
+      insert_output.bind(1, m.job_id);
+      insert_output.bind(2, name);
+      insert_output.bind(3, value);
+      Run(insert_output);
+    }
+    SQLite::Statement& s = insert_example;
+    for (const ExampleRow& e : m.result.examples) {
+      s.bind(1, m.job_id);
+      s.bind(2, m.attempt);
+      s.bind(3, e.eval_set);
+      s.bind(4, e.variant);
+      s.bind(5, e.question_id);
+      s.bind(6, e.pair_id);
+      s.bind(7, e.image);
+      s.bind(8, e.phenomenon);
+      s.bind(9, e.label);
+      s.bind(10, e.margin_original);
+      s.bind(11, e.margin_paraphrase);
+      s.exec();
+      s.reset();  // every column is rebound, no need to clear
+    }
+  }
+  void Do(const CopyResult& m) {
+    for (SQLite::Statement* s : {&delete_metrics, &delete_outputs, &delete_examples}) {
+      s->bind(1, m.to_job_id);
+      Run(*s);
+    }
+    for (SQLite::Statement* s : {&copy_metrics, &copy_outputs, &copy_examples}) {
+      s->bind(1, m.from_job_id);
+      s->bind(2, m.to_job_id);
+      Run(*s);
+    }
+  }
+  void Do(const AppendEvent& m) {
+    const SweepEvent& e = m.event;
+    SQLite::Statement& s = insert_event;
+    s.bind(1, e.sweep_id);
+    s.bind(2, static_cast<int64_t>(e.seq));
+    s.bind(3, static_cast<int64_t>(e.time_ms));
+    s.bind(4, e.job_id);
+    s.bind(5, static_cast<int>(e.state));
+    s.bind(6, e.attempt);
+    s.bind(7, e.progress);
+    s.bind(8, e.message);
+    Run(s);
+  }
+
+  SQLite::Statement upsert_sweep, upsert_job, upsert_attempt, upsert_worker;
+  SQLite::Statement delete_metrics, delete_outputs, delete_examples;
+  SQLite::Statement insert_metric, insert_output, insert_example;
+  SQLite::Statement copy_metrics, copy_outputs, copy_examples;
+  SQLite::Statement insert_event;
+};
+
+absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path,
+                                                               SqliteStoreOptions options) {
+  std::unique_ptr<SQLite::Database> db;
+  try {
+    db = std::make_unique<SQLite::Database>(path, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    db->setBusyTimeout(5000);
+    // Touch the file: a non-database file fails here with NOTADB, not later.
+    db->exec("PRAGMA journal_mode=WAL");
+    db->exec("PRAGMA synchronous=NORMAL");
+    db->exec("PRAGMA foreign_keys=OFF");
+  } catch (const std::exception& e) {
+    return SqliteError(e, absl::StrCat("opening database ", path));
+  }
+  PCSWEEP_RETURN_IF_ERROR(Migrate(*db));
+  std::unique_ptr<SqliteStore> store(new SqliteStore(std::move(db), options));
+  try {
+    store->statements_ = std::make_unique<Statements>(*store->db_);
+  } catch (const std::exception& e) {
+    return SqliteError(e, absl::StrCat("preparing statements on ", path));
+  }
+  store->writer_ = std::thread([s = store.get()] { s->WriterLoop(); });
+  return store;
+}
+
+SqliteStore::SqliteStore(std::unique_ptr<SQLite::Database> db, SqliteStoreOptions options)
+    : options_(options), db_(std::move(db)) {}
+
+SqliteStore::~SqliteStore() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  if (writer_.joinable()) writer_.join();
+  statements_.reset();
+}
+
+std::shared_future<absl::Status> SqliteStore::Write(WriteBatch batch) {
+  Pending pending{std::move(batch), {}};
+  std::shared_future<absl::Status> future = pending.promise.get_future().share();
+  absl::MutexLock lock(&mu_);
+  if (stopping_) {
+    pending.promise.set_value(absl::CancelledError("store is closed"));
+    return future;
+  }
+  queue_.push_back(std::move(pending));
+  ++queued_;
+  return future;
+}
+
+void SqliteStore::Flush() {
+  absl::MutexLock lock(&mu_);
+  struct Progress {
+    const int64_t* finished;
+    int64_t target;
+  } progress{&finished_, queued_};
+  mu_.Await(absl::Condition(
+      +[](Progress* p) { return *p->finished >= p->target; }, &progress));
+}
+
+int64_t SqliteStore::transactions() const {
+  absl::MutexLock lock(&mu_);
+  return transactions_;
+}
+
+void SqliteStore::ApplyInTransaction(std::deque<Pending>& batches, size_t begin, size_t end) {
+  SQLite::Transaction transaction(*db_);
+  for (size_t i = begin; i < end; ++i) {
+    for (const Mutation& m : batches[i].batch) statements_->Apply(m);
+  }
+  transaction.commit();
+}
+
+void SqliteStore::WriterLoop() {
+  for (;;) {
+    std::deque<Pending> work;
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(
+          +[](SqliteStore* s)
+               ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu_) { return s->stopping_ || !s->queue_.empty(); },
+          this));
+      if (queue_.empty()) return;  // stopping and drained
+      const size_t take =
+          std::min(queue_.size(), static_cast<size_t>(options_.max_batches_per_transaction));
+      for (size_t i = 0; i < take; ++i) {
+        work.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    std::vector<absl::Status> results(work.size());
+    int64_t transactions = 0;
+    try {
+      ApplyInTransaction(work, 0, work.size());
+      ++transactions;
+    } catch (const std::exception& group_error) {
+      // Find the culprit(s): retry one batch per transaction.
+      for (size_t i = 0; i < work.size(); ++i) {
+        try {
+          ApplyInTransaction(work, i, i + 1);
+          ++transactions;
+        } catch (const std::exception& e) {
+          results[i] = SqliteError(e, "writing to the coordinator database");
+        }
+      }
+    }
+    for (size_t i = 0; i < work.size(); ++i) work[i].promise.set_value(results[i]);
+    absl::MutexLock lock(&mu_);
+    finished_ += static_cast<int64_t>(work.size());
+    transactions_ += transactions;
+  }
+}
+
+absl::StatusOr<StoreSnapshot> SqliteStore::Load() {
+  Flush();
+  StoreReader reader(db_.get());
+  StoreSnapshot snapshot;
+  PCSWEEP_ASSIGN_OR_RETURN(std::vector<SweepSummary> sweeps, reader.ListSweeps());
+  for (SweepSummary& s : sweeps) snapshot.sweeps.push_back(std::move(s.sweep));
+  PCSWEEP_ASSIGN_OR_RETURN(snapshot.jobs, reader.ListAllJobs());
+  PCSWEEP_ASSIGN_OR_RETURN(snapshot.attempts, reader.ListAllAttempts());
+  PCSWEEP_ASSIGN_OR_RETURN(snapshot.workers, reader.ListWorkers());
+  PCSWEEP_ASSIGN_OR_RETURN(snapshot.events, reader.ListEvents(""));
+  return snapshot;
+}
+
+}  // namespace pcsweep::coordinator
