@@ -1,0 +1,396 @@
+#include "tools/cli/format.h"
+
+#include <google/protobuf/util/json_util.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <set>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
+#include "nlohmann/json.hpp"
+
+namespace pcsweep::cli {
+namespace {
+
+namespace v1 = ::pcsweep::v1;
+
+absl::Time FromMs(int64_t ms) { return absl::FromUnixMillis(ms); }
+
+bool IsFinished(v1::JobState state) {
+  return state == v1::JOB_STATE_SUCCEEDED || state == v1::JOB_STATE_FAILED ||
+         state == v1::JOB_STATE_CANCELLED;
+}
+
+std::string CsvField(const std::string& text) {
+  if (text.find_first_of(",\"\n\r") == std::string::npos) return text;
+  return absl::StrCat("\"", absl::StrReplaceAll(text, {{"\"", "\"\""}}), "\"");
+}
+
+std::string MarkdownField(const std::string& text) {
+  return absl::StrReplaceAll(text, {{"|", "\\|"}, {"\n", " "}});
+}
+
+// Width in terminal columns: UTF-8 continuation bytes take no column.
+size_t DisplayWidth(const std::string& text) {
+  size_t width = 0;
+  for (unsigned char c : text) width += (c & 0xC0) != 0x80;
+  return width;
+}
+
+std::string FormatTimeAgo(int64_t ms, absl::Time now) {
+  if (ms <= 0) return "never";
+  return absl::StrCat(HumanDuration(now - FromMs(ms), /*dash_if_zero=*/false), " ago");
+}
+
+}  // namespace
+
+absl::StatusOr<TableFormat> ParseTableFormat(absl::string_view name) {
+  const std::string lower = absl::AsciiStrToLower(name);
+  if (lower == "table" || lower == "text") return TableFormat::kText;
+  if (lower == "csv") return TableFormat::kCsv;
+  if (lower == "json") return TableFormat::kJson;
+  if (lower == "markdown" || lower == "md") return TableFormat::kMarkdown;
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown format '", name, "' (expected table, csv, json or markdown)"));
+}
+
+Cell Cell::Number(double value) {
+  Cell cell;
+  cell.number = value;
+  if (std::isfinite(value) && value == std::floor(value) && std::fabs(value) < 1e15) {
+    cell.text = absl::StrFormat("%.0f", value);
+  } else {
+    // Shortest representation that round-trips, capped at 6 significant digits for reading.
+    cell.text = absl::StrFormat("%.6g", value);
+  }
+  return cell;
+}
+
+std::string RenderTable(const Table& table, TableFormat format) {
+  const size_t n = table.columns.size();
+  auto cell_at = [&](const std::vector<Cell>& row, size_t i) -> const std::string& {
+    static const std::string kEmpty;
+    return i < row.size() ? row[i].text : kEmpty;
+  };
+  std::string out;
+  switch (format) {
+    case TableFormat::kText: {
+      std::vector<size_t> widths(n);
+      for (size_t i = 0; i < n; ++i) widths[i] = DisplayWidth(table.columns[i]);
+      for (const auto& row : table.rows) {
+        for (size_t i = 0; i < n; ++i)
+          widths[i] = std::max(widths[i], DisplayWidth(cell_at(row, i)));
+      }
+      auto line = [&](auto text_of) {
+        std::string l;
+        for (size_t i = 0; i < n; ++i) {
+          const std::string text = text_of(i);
+          l += text;
+          if (i + 1 < n) l += std::string(widths[i] - DisplayWidth(text) + 2, ' ');
+        }
+        absl::StrAppend(&out, absl::StripTrailingAsciiWhitespace(l), "\n");
+      };
+      line([&](size_t i) { return table.columns[i]; });
+      line([&](size_t i) { return std::string(widths[i], '-'); });
+      for (const auto& row : table.rows) line([&](size_t i) { return cell_at(row, i); });
+      break;
+    }
+    case TableFormat::kCsv: {
+      std::vector<std::string> fields;
+      for (const auto& column : table.columns) fields.push_back(CsvField(column));
+      absl::StrAppend(&out, absl::StrJoin(fields, ","), "\n");
+      for (const auto& row : table.rows) {
+        fields.clear();
+        for (size_t i = 0; i < n; ++i) fields.push_back(CsvField(cell_at(row, i)));
+        absl::StrAppend(&out, absl::StrJoin(fields, ","), "\n");
+      }
+      break;
+    }
+    case TableFormat::kJson: {
+      nlohmann::ordered_json rows = nlohmann::ordered_json::array();
+      for (const auto& row : table.rows) {
+        nlohmann::ordered_json object = nlohmann::ordered_json::object();
+        for (size_t i = 0; i < n; ++i) {
+          if (i < row.size() && row[i].number.has_value() && std::isfinite(*row[i].number)) {
+            object[table.columns[i]] = *row[i].number;
+          } else if (i < row.size() && !row[i].text.empty()) {
+            object[table.columns[i]] = row[i].text;
+          } else {
+            object[table.columns[i]] = nullptr;
+          }
+        }
+        rows.push_back(std::move(object));
+      }
+      absl::StrAppend(&out, rows.dump(2), "\n");
+      break;
+    }
+    case TableFormat::kMarkdown: {
+      std::vector<std::string> fields;
+      for (const auto& column : table.columns) fields.push_back(MarkdownField(column));
+      absl::StrAppend(&out, "| ", absl::StrJoin(fields, " | "), " |\n");
+      absl::StrAppend(&out, "|", std::string(),
+                      absl::StrJoin(std::vector<std::string>(n, "---"), "|"), "|\n");
+      for (const auto& row : table.rows) {
+        fields.clear();
+        for (size_t i = 0; i < n; ++i) fields.push_back(MarkdownField(cell_at(row, i)));
+        absl::StrAppend(&out, "| ", absl::StrJoin(fields, " | "), " |\n");
+      }
+      break;
+    }
+  }
+  return out;
+}
+
+std::string HumanDuration(absl::Duration duration, bool dash_if_zero) {
+  if (duration <= absl::ZeroDuration()) {
+    if (dash_if_zero) return "-";
+    duration = absl::ZeroDuration();
+  }
+  const int64_t ms = absl::ToInt64Milliseconds(duration);
+  if (ms < 1000) return absl::StrCat(ms, "ms");
+  const int64_t s = ms / 1000;
+  if (s < 60) return absl::StrCat(s, "s");
+  if (s < 3600) return absl::StrFormat("%dm%02ds", s / 60, s % 60);
+  return absl::StrFormat("%dh%02dm", s / 3600, (s % 3600) / 60);
+}
+
+std::string ProgressBar(double progress, int width) {
+  if (!std::isfinite(progress)) progress = 0;
+  progress = std::clamp(progress, 0.0, 1.0);
+  const int filled = static_cast<int>(std::floor(progress * width + 1e-9));
+  return absl::StrFormat("[%s%s] %3d%%", std::string(filled, '#'), std::string(width - filled, '-'),
+                         static_cast<int>(std::floor(progress * 100 + 1e-9)));
+}
+
+std::string StateName(v1::JobState state) {
+  switch (state) {
+    case v1::JOB_STATE_PENDING:
+      return "pending";
+    case v1::JOB_STATE_LEASED:
+      return "leased";
+    case v1::JOB_STATE_RUNNING:
+      return "running";
+    case v1::JOB_STATE_SUCCEEDED:
+      return "succeeded";
+    case v1::JOB_STATE_FAILED:
+      return "failed";
+    case v1::JOB_STATE_CANCELLED:
+      return "cancelled";
+    default:
+      return "unknown";
+  }
+}
+
+absl::Duration JobElapsed(const v1::Job& job, absl::Time now) {
+  if (job.started_ms() <= 0) return absl::ZeroDuration();
+  const absl::Time end = job.finished_ms() > 0 ? FromMs(job.finished_ms()) : now;
+  return std::max(absl::ZeroDuration(), end - FromMs(job.started_ms()));
+}
+
+std::optional<absl::Duration> JobEta(const v1::Job& job, absl::Time now) {
+  if (IsFinished(job.state()) || job.started_ms() <= 0) return std::nullopt;
+  if (job.eta_ms() > 0) return absl::Milliseconds(job.eta_ms());
+  if (job.progress() <= 0 || job.progress() >= 1) return std::nullopt;
+  const absl::Duration elapsed = JobElapsed(job, now);
+  return elapsed * ((1.0 - job.progress()) / job.progress());
+}
+
+std::optional<absl::Duration> SweepEta(const v1::GetSweepResponse& sweep, absl::Time now) {
+  const auto& summary = sweep.summary();
+  if (summary.finished_ms() > 0) return std::nullopt;
+  const int done = summary.succeeded() + summary.failed() + summary.cancelled() - summary.reused();
+  const int remaining = summary.pending() + summary.leased() + summary.running();
+  if (done <= 0 || remaining <= 0) return std::nullopt;
+  // Throughput since the first job of this sweep started (reuse makes cells free).
+  int64_t first_start = 0;
+  for (const auto& job : sweep.jobs()) {
+    if (job.started_ms() > 0 && job.reused_from().empty() &&
+        (first_start == 0 || job.started_ms() < first_start)) {
+      first_start = job.started_ms();
+    }
+  }
+  if (first_start == 0) return std::nullopt;
+  const absl::Duration elapsed = now - FromMs(first_start);
+  if (elapsed <= absl::ZeroDuration()) return std::nullopt;
+  return elapsed * (static_cast<double>(remaining) / done);
+}
+
+std::string FormatSweepSummaryLine(const v1::SweepSummary& summary, absl::Time now) {
+  std::vector<std::string> parts;
+  parts.push_back(
+      absl::StrCat(summary.name(), " (", summary.sweep_id(), "): ", summary.total(), " jobs"));
+  std::string succeeded = absl::StrCat(summary.succeeded(), " succeeded");
+  if (summary.reused() > 0) absl::StrAppend(&succeeded, " (", summary.reused(), " reused)");
+  parts.push_back(succeeded);
+  auto add = [&](int count, const char* what) {
+    if (count > 0) parts.push_back(absl::StrCat(count, " ", what));
+  };
+  add(summary.running(), "running");
+  add(summary.leased(), "leased");
+  add(summary.pending(), "pending");
+  add(summary.failed(), "failed");
+  add(summary.cancelled(), "cancelled");
+  if (summary.created_ms() > 0) {
+    const absl::Time end = summary.finished_ms() > 0 ? FromMs(summary.finished_ms()) : now;
+    parts.push_back(absl::StrCat(summary.finished_ms() > 0 ? "finished after " : "elapsed ",
+                                 HumanDuration(end - FromMs(summary.created_ms()), false)));
+  }
+  return absl::StrJoin(parts, " | ");
+}
+
+std::string FormatSweepStatus(const v1::GetSweepResponse& sweep, absl::Time now) {
+  std::string out = FormatSweepSummaryLine(sweep.summary(), now);
+  if (auto eta = SweepEta(sweep, now)) absl::StrAppend(&out, " | ETA ", HumanDuration(*eta));
+  absl::StrAppend(&out, "\n\n");
+  Table table;
+  table.columns = {"job", "state", "attempt", "worker", "progress", "elapsed", "eta"};
+  std::vector<const v1::Job*> failed;
+  for (const auto& job : sweep.jobs()) {
+    std::string state = StateName(job.state());
+    if (!job.reused_from().empty()) state = "reused";
+    const double progress = job.state() == v1::JOB_STATE_SUCCEEDED ? 1.0 : job.progress();
+    const auto eta = JobEta(job, now);
+    table.rows.push_back({job.name(), state, absl::StrCat(job.attempt(), "/", job.max_attempts()),
+                          job.worker_id().empty() ? "-" : job.worker_id(), ProgressBar(progress),
+                          HumanDuration(JobElapsed(job, now)),
+                          eta ? HumanDuration(*eta, false) : "-"});
+    if (job.state() == v1::JOB_STATE_FAILED && !job.error().empty()) failed.push_back(&job);
+  }
+  absl::StrAppend(&out, RenderTable(table, TableFormat::kText));
+  for (const v1::Job* job : failed) {
+    absl::StrAppend(&out, "\n", job->name(), " (", job->job_id(), ") failed: ", job->error(), "\n");
+  }
+  return out;
+}
+
+Table SweepListTable(const v1::ListSweepsResponse& sweeps, absl::Time now) {
+  Table table;
+  table.columns = {"sweep",   "name",   "jobs",      "succeeded", "reused",
+                   "running", "failed", "cancelled", "state",     "age"};
+  for (const auto& s : sweeps.sweeps()) {
+    const bool finished = s.finished_ms() > 0;
+    std::string state =
+        finished ? (s.failed() > 0 ? "finished with failures" : "finished") : "active";
+    table.rows.push_back({s.sweep_id(), s.name(), Cell::Number(s.total()),
+                          Cell::Number(s.succeeded()), Cell::Number(s.reused()),
+                          Cell::Number(s.running() + s.leased()), Cell::Number(s.failed()),
+                          Cell::Number(s.cancelled()), state,
+                          s.created_ms() > 0 ? FormatTimeAgo(s.created_ms(), now) : "-"});
+  }
+  return table;
+}
+
+Table ResultsTable(const v1::GetSweepResponse& sweep) {
+  std::set<std::string> param_names;
+  std::set<std::string> metric_names;
+  for (const auto& job : sweep.jobs()) {
+    for (const auto& [name, value] : job.params()) param_names.insert(name);
+    for (const auto& [name, value] : job.metrics()) metric_names.insert(name);
+  }
+  Table table;
+  table.columns.push_back("job");
+  table.columns.insert(table.columns.end(), param_names.begin(), param_names.end());
+  table.columns.push_back("state");
+  table.columns.insert(table.columns.end(), metric_names.begin(), metric_names.end());
+  for (const auto& job : sweep.jobs()) {
+    std::vector<Cell> row;
+    row.push_back(job.name());
+    for (const auto& name : param_names) {
+      auto it = job.params().find(name);
+      if (it == job.params().end()) {
+        row.emplace_back();
+        continue;
+      }
+      // Params are canonical YAML scalars: keep numbers numeric for JSON.
+      Cell cell(it->second);
+      char* end = nullptr;
+      const double value = std::strtod(it->second.c_str(), &end);
+      if (!it->second.empty() && end == it->second.c_str() + it->second.size()) cell.number = value;
+      row.push_back(std::move(cell));
+    }
+    row.push_back(job.reused_from().empty() ? StateName(job.state()) : "reused");
+    for (const auto& name : metric_names) {
+      auto it = job.metrics().find(name);
+      row.push_back(it == job.metrics().end() ? Cell() : Cell::Number(it->second));
+    }
+    table.rows.push_back(std::move(row));
+  }
+  return table;
+}
+
+Table WorkersTable(const v1::ListWorkersResponse& workers, absl::Time now) {
+  Table table;
+  table.columns = {"worker", "name", "host", "slots", "gpus", "state", "last heartbeat", "running"};
+  for (const auto& w : workers.workers()) {
+    std::vector<std::string> gpus;
+    for (const auto& gpu : w.gpus()) {
+      gpus.push_back(absl::StrFormat("%d:%s(%.0fGiB)", gpu.index(), gpu.name(),
+                                     gpu.memory_bytes() / static_cast<double>(1LL << 30)));
+    }
+    std::vector<std::string> running;
+    for (const auto& ref : w.running())
+      running.push_back(absl::StrCat(ref.job_id(), "#", ref.attempt()));
+    table.rows.push_back({w.worker_id(), w.name(), w.host(), Cell::Number(w.slots()),
+                          gpus.empty() ? "cpu" : absl::StrJoin(gpus, ","), w.state(),
+                          FormatTimeAgo(w.last_heartbeat_ms(), now),
+                          running.empty() ? "-" : absl::StrJoin(running, ",")});
+  }
+  return table;
+}
+
+std::string FormatJobLogs(const v1::GetJobResponse& response) {
+  const v1::Job& job = response.job();
+  std::string out =
+      absl::StrCat("job ", job.job_id(), " ", job.name(), ": ", StateName(job.state()),
+                   ", attempt ", job.attempt(), "/", job.max_attempts(), "\n");
+  if (!job.reused_from().empty())
+    absl::StrAppend(&out, "reuses the result of job ", job.reused_from(), "\n");
+  if (!job.error().empty()) absl::StrAppend(&out, "error: ", job.error(), "\n");
+  if (response.attempts().empty()) {
+    absl::StrAppend(&out, "no attempts yet\n");
+    return out;
+  }
+  Table table;
+  table.columns = {"attempt", "worker", "state", "duration", "exit", "error"};
+  for (const auto& a : response.attempts()) {
+    std::string exit = "-";
+    if (a.signal() > 0) {
+      exit = absl::StrCat("signal ", a.signal());
+    } else if (a.state() == v1::JOB_STATE_SUCCEEDED || a.state() == v1::JOB_STATE_FAILED) {
+      exit = absl::StrCat("code ", a.exit_code());
+    }
+    const absl::Duration duration = a.started_ms() > 0 && a.finished_ms() > 0
+                                        ? FromMs(a.finished_ms()) - FromMs(a.started_ms())
+                                        : absl::ZeroDuration();
+    table.rows.push_back({Cell::Number(a.attempt()), a.worker_id().empty() ? "-" : a.worker_id(),
+                          StateName(a.state()), HumanDuration(duration), exit,
+                          a.error().empty() ? "-" : a.error()});
+  }
+  absl::StrAppend(&out, "\n", RenderTable(table, TableFormat::kText));
+  for (const auto& a : response.attempts()) {
+    if (a.stderr_tail().empty()) continue;
+    absl::StrAppend(&out, "\n--- attempt ", a.attempt(), " stderr (tail) ---\n", a.stderr_tail());
+    if (a.stderr_tail().back() != '\n') out += "\n";
+  }
+  return out;
+}
+
+std::string ProtoToJson(const google::protobuf::Message& message) {
+  google::protobuf::util::JsonPrintOptions options;
+  options.add_whitespace = true;
+  options.always_print_primitive_fields = true;
+  options.preserve_proto_field_names = true;
+  std::string json;
+  auto status = google::protobuf::util::MessageToJsonString(message, &json, options);
+  if (!status.ok()) return absl::StrCat("{\"error\": \"", status.ToString(), "\"}\n");
+  if (json.empty() || json.back() != '\n') json += "\n";
+  return json;
+}
+
+}  // namespace pcsweep::cli

@@ -1,0 +1,90 @@
+// Output formatting of the CLI: plain tables (aligned text, CSV, JSON, Markdown), durations,
+// progress bars, and the views of sweeps, jobs and workers that `pcsweep status/results/
+// workers/logs` print. Pure functions of their inputs (the current time is a parameter), so
+// that tests compare exact text.
+#ifndef PCSWEEP_TOOLS_CLI_FORMAT_H_
+#define PCSWEEP_TOOLS_CLI_FORMAT_H_
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "pcsweep/v1/coordinator.pb.h"
+
+namespace pcsweep::cli {
+
+enum class TableFormat { kText, kCsv, kJson, kMarkdown };
+
+// Parses "table"/"text", "csv", "json", "markdown"/"md".
+// Possible errors: InvalidArgument naming the accepted values.
+absl::StatusOr<TableFormat> ParseTableFormat(absl::string_view name);
+
+// One cell: its text, and its numeric value when it is a number (JSON prints it unquoted).
+struct Cell {
+  std::string text;
+  std::optional<double> number;
+  Cell() = default;
+  Cell(std::string t) : text(std::move(t)) {}  // NOLINT: implicit for brevity in row literals
+  Cell(const char* t) : text(t) {}             // NOLINT
+  static Cell Number(double value);            // shortest text that reads back the same value
+};
+
+struct Table {
+  std::vector<std::string> columns;
+  std::vector<std::vector<Cell>> rows;  // each as long as `columns`
+};
+
+// Text: columns padded with two spaces, a header line and a dashed rule. CSV: RFC 4180
+// quoting. JSON: an array of objects, one per row, keys in column order. Markdown: a pipe
+// table with '|' escaped. Every format ends with a newline.
+std::string RenderTable(const Table& table, TableFormat format);
+
+// "850ms", "42s", "3m07s", "2h05m", "-" for a negative/zero duration when `dash_if_zero`.
+std::string HumanDuration(absl::Duration duration, bool dash_if_zero = true);
+
+// "[########------------]  40%" with `width` bar characters; progress is clamped to [0, 1].
+std::string ProgressBar(double progress, int width = 20);
+
+// Lower-case state name without the prefix: "pending", "running", "succeeded", ...
+std::string StateName(pcsweep::v1::JobState state);
+
+// Elapsed time of a job (until finish, or until `now` while it runs) and its remaining time:
+// the job's own ETA when it reported one, else extrapolated from its progress; nullopt when
+// unknown or finished.
+absl::Duration JobElapsed(const pcsweep::v1::Job& job, absl::Time now);
+std::optional<absl::Duration> JobEta(const pcsweep::v1::Job& job, absl::Time now);
+
+// Remaining time of a sweep, extrapolated from the jobs that ran to completion (reused ones
+// excluded) and the current throughput; nullopt before anything finished.
+std::optional<absl::Duration> SweepEta(const pcsweep::v1::GetSweepResponse& sweep, absl::Time now);
+
+// `pcsweep status SWEEP`: a summary line, then one row per job: name, state, attempt/max,
+// worker, progress bar, elapsed, ETA, and the error of failed jobs below the table.
+std::string FormatSweepStatus(const pcsweep::v1::GetSweepResponse& sweep, absl::Time now);
+
+// One line of counts: "smoke (ID): 24 jobs | 10 succeeded (3 reused) | 2 running | ... | 12s".
+std::string FormatSweepSummaryLine(const pcsweep::v1::SweepSummary& summary, absl::Time now);
+
+// `pcsweep status` without a sweep: one row per sweep with its counts.
+Table SweepListTable(const pcsweep::v1::ListSweepsResponse& sweeps, absl::Time now);
+
+// `pcsweep results`: one row per cell: `job`, the grid params (union of keys, sorted), `state`,
+// then the metrics (union of names, sorted). A missing value is an empty cell.
+Table ResultsTable(const pcsweep::v1::GetSweepResponse& sweep);
+
+// `pcsweep workers`: id, name, host, slots, GPUs, state, last heartbeat (ago), running jobs.
+Table WorkersTable(const pcsweep::v1::ListWorkersResponse& workers, absl::Time now);
+
+// `pcsweep logs JOB`: job header, attempts table (worker, state, duration, exit code/signal,
+// error), and each failed attempt's stderr tail. The log file itself is appended by the caller.
+std::string FormatJobLogs(const pcsweep::v1::GetJobResponse& job);
+
+// Prints a proto as JSON (field names as in the .proto, defaults included) for `--format json`.
+std::string ProtoToJson(const google::protobuf::Message& message);
+
+}  // namespace pcsweep::cli
+
+#endif  // PCSWEEP_TOOLS_CLI_FORMAT_H_

@@ -1,0 +1,230 @@
+#include "tools/cli/format.h"
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
+
+namespace pcsweep::cli {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+Table SampleTable() {
+  Table table;
+  table.columns = {"job", "x", "note"};
+  table.rows.push_back({"a", Cell::Number(1), "plain"});
+  table.rows.push_back({"bb", Cell::Number(0.25), "has, comma \"q\" | pipe"});
+  return table;
+}
+
+TEST(RenderTableTest, TextAlignsColumns) {
+  EXPECT_EQ(RenderTable(SampleTable(), TableFormat::kText),
+            "job  x     note\n"
+            "---  ----  ---------------------\n"
+            "a    1     plain\n"
+            "bb   0.25  has, comma \"q\" | pipe\n");
+}
+
+TEST(RenderTableTest, CsvQuotesFieldsWithCommasAndQuotes) {
+  EXPECT_EQ(RenderTable(SampleTable(), TableFormat::kCsv),
+            "job,x,note\n"
+            "a,1,plain\n"
+            "bb,0.25,\"has, comma \"\"q\"\" | pipe\"\n");
+}
+
+TEST(RenderTableTest, JsonKeepsNumbersNumericAndEmptyAsNull) {
+  Table table = SampleTable();
+  table.rows.push_back({"c", Cell(), Cell()});
+  const auto json = nlohmann::json::parse(RenderTable(table, TableFormat::kJson));
+  ASSERT_EQ(json.size(), 3u);
+  EXPECT_EQ(json[0]["x"], 1);
+  EXPECT_DOUBLE_EQ(json[1]["x"].get<double>(), 0.25);
+  EXPECT_EQ(json[1]["note"], "has, comma \"q\" | pipe");
+  EXPECT_TRUE(json[2]["x"].is_null());
+}
+
+TEST(RenderTableTest, MarkdownEscapesPipes) {
+  EXPECT_EQ(RenderTable(SampleTable(), TableFormat::kMarkdown),
+            "| job | x | note |\n"
+            "|---|---|---|\n"
+            "| a | 1 | plain |\n"
+            "| bb | 0.25 | has, comma \"q\" \\| pipe |\n");
+}
+
+TEST(ParseTableFormatTest, AcceptsKnownNamesAndRejectsOthers) {
+  EXPECT_EQ(*ParseTableFormat("table"), TableFormat::kText);
+  EXPECT_EQ(*ParseTableFormat("CSV"), TableFormat::kCsv);
+  EXPECT_EQ(*ParseTableFormat("md"), TableFormat::kMarkdown);
+  auto bad = ParseTableFormat("xml");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(bad.status().message(), HasSubstr("unknown format 'xml'"));
+}
+
+TEST(FormatDurationTest, PicksUnits) {
+  EXPECT_EQ(HumanDuration(absl::Milliseconds(850)), "850ms");
+  EXPECT_EQ(HumanDuration(absl::Seconds(42)), "42s");
+  EXPECT_EQ(HumanDuration(absl::Seconds(187)), "3m07s");
+  EXPECT_EQ(HumanDuration(absl::Minutes(125)), "2h05m");
+  EXPECT_EQ(HumanDuration(absl::ZeroDuration()), "-");
+  EXPECT_EQ(HumanDuration(absl::ZeroDuration(), false), "0ms");
+}
+
+TEST(ProgressBarTest, ClampsAndFills) {
+  EXPECT_EQ(ProgressBar(0.4, 10), "[####------]  40%");
+  EXPECT_EQ(ProgressBar(1.7, 4), "[####] 100%");
+  EXPECT_EQ(ProgressBar(-1, 4), "[----]   0%");
+}
+
+v1::Job MakeJob(const std::string& name, v1::JobState state, double progress) {
+  v1::Job job;
+  job.set_job_id("job-" + name);
+  job.set_name(name);
+  job.set_state(state);
+  job.set_progress(progress);
+  job.set_attempt(1);
+  job.set_max_attempts(3);
+  return job;
+}
+
+TEST(JobEtaTest, UsesReportedEtaElseExtrapolates) {
+  const absl::Time now = absl::FromUnixSeconds(1000);
+  v1::Job job = MakeJob("a", v1::JOB_STATE_RUNNING, 0.25);
+  job.set_started_ms(absl::ToUnixMillis(now - absl::Seconds(30)));
+  EXPECT_EQ(JobElapsed(job, now), absl::Seconds(30));
+  EXPECT_EQ(*JobEta(job, now), absl::Seconds(90));
+  job.set_eta_ms(5000);
+  EXPECT_EQ(*JobEta(job, now), absl::Seconds(5));
+  job.set_state(v1::JOB_STATE_SUCCEEDED);
+  EXPECT_FALSE(JobEta(job, now).has_value());
+}
+
+v1::GetSweepResponse SampleSweep(absl::Time now) {
+  v1::GetSweepResponse sweep;
+  auto* s = sweep.mutable_summary();
+  s->set_sweep_id("s1");
+  s->set_name("smoke");
+  s->set_created_ms(absl::ToUnixMillis(now - absl::Seconds(20)));
+  s->set_total(4);
+  s->set_succeeded(2);
+  s->set_reused(1);
+  s->set_running(1);
+  s->set_failed(1);
+  v1::Job a = MakeJob("smoke[x=1]", v1::JOB_STATE_SUCCEEDED, 1);
+  (*a.mutable_params())["x"] = "1";
+  (*a.mutable_metrics())["value"] = 1;
+  a.set_started_ms(absl::ToUnixMillis(now - absl::Seconds(20)));
+  a.set_finished_ms(absl::ToUnixMillis(now - absl::Seconds(10)));
+  a.set_worker_id("w1");
+  v1::Job b = MakeJob("smoke[x=2]", v1::JOB_STATE_SUCCEEDED, 1);
+  (*b.mutable_params())["x"] = "2";
+  (*b.mutable_metrics())["value"] = 2;
+  (*b.mutable_metrics())["extra"] = 0.5;
+  b.set_reused_from("old");
+  v1::Job c = MakeJob("smoke[x=3]", v1::JOB_STATE_RUNNING, 0.5);
+  (*c.mutable_params())["x"] = "3";
+  c.set_started_ms(absl::ToUnixMillis(now - absl::Seconds(4)));
+  c.set_worker_id("w2");
+  v1::Job d = MakeJob("smoke[x=a b]", v1::JOB_STATE_FAILED, 0.1);
+  (*d.mutable_params())["x"] = "a b";
+  d.set_attempt(3);
+  d.set_error("exit code 3");
+  *sweep.add_jobs() = a;
+  *sweep.add_jobs() = b;
+  *sweep.add_jobs() = c;
+  *sweep.add_jobs() = d;
+  return sweep;
+}
+
+TEST(SweepStatusTest, ShowsCountsJobsAndErrors) {
+  const absl::Time now = absl::FromUnixSeconds(100000);
+  const std::string text = FormatSweepStatus(SampleSweep(now), now);
+  EXPECT_THAT(text,
+              HasSubstr("smoke (s1): 4 jobs | 2 succeeded (1 reused) | 1 running | 1 failed"));
+  EXPECT_THAT(text, HasSubstr("elapsed 20s"));
+  // Two jobs ran to an end (one success, one failure; the reused one is free) in the 20 s
+  // since the first start, one is unfinished: ETA = 20 s * 1 / 2.
+  EXPECT_THAT(text, HasSubstr("ETA 10s"));
+  EXPECT_THAT(
+      text,
+      HasSubstr(
+          "smoke[x=3]    running    1/3      w2      [##########----------]  50%  4s       4s"));
+  EXPECT_THAT(text, HasSubstr("smoke[x=2]    reused"));
+  EXPECT_THAT(text, HasSubstr("smoke[x=a b] (job-smoke[x=a b]) failed: exit code 3"));
+}
+
+TEST(SweepStatusTest, FinishedSweepHasNoEta) {
+  const absl::Time now = absl::FromUnixSeconds(100000);
+  auto sweep = SampleSweep(now);
+  sweep.mutable_summary()->set_finished_ms(absl::ToUnixMillis(now - absl::Seconds(5)));
+  const std::string text = FormatSweepStatus(sweep, now);
+  EXPECT_THAT(text, HasSubstr("finished after 15s"));
+  EXPECT_THAT(text, Not(HasSubstr("ETA")));
+}
+
+TEST(ResultsTableTest, OneRowPerCellWithUnionOfParamsAndMetrics) {
+  const Table table = ResultsTable(SampleSweep(absl::FromUnixSeconds(100000)));
+  EXPECT_THAT(table.columns, ::testing::ElementsAre("job", "x", "state", "extra", "value"));
+  ASSERT_EQ(table.rows.size(), 4u);
+  EXPECT_EQ(table.rows[0][1].number, 1.0);
+  EXPECT_EQ(table.rows[0][3].text, "");  // no "extra" metric
+  EXPECT_EQ(table.rows[1][2].text, "reused");
+  EXPECT_EQ(table.rows[1][3].text, "0.5");
+  EXPECT_FALSE(table.rows[3][1].number.has_value());  // "a b" stays text
+}
+
+TEST(WorkersTableTest, ShowsGpusHeartbeatAndRunningJobs) {
+  v1::ListWorkersResponse workers;
+  auto* w = workers.add_workers();
+  w->set_worker_id("w1");
+  w->set_name("host:1");
+  w->set_host("host");
+  w->set_slots(2);
+  w->set_state("alive");
+  w->set_last_heartbeat_ms(absl::ToUnixMillis(absl::FromUnixSeconds(100) - absl::Seconds(3)));
+  auto* gpu = w->add_gpus();
+  gpu->set_index(0);
+  gpu->set_name("H100");
+  gpu->set_memory_bytes(80LL << 30);
+  auto* ref = w->add_running();
+  ref->set_job_id("j7");
+  ref->set_attempt(2);
+  const std::string text =
+      RenderTable(WorkersTable(workers, absl::FromUnixSeconds(100)), TableFormat::kText);
+  EXPECT_THAT(text, HasSubstr("0:H100(80GiB)"));
+  EXPECT_THAT(text, HasSubstr("3s ago"));
+  EXPECT_THAT(text, HasSubstr("j7#2"));
+}
+
+TEST(JobLogsTest, ShowsAttemptsExitAndStderrTail) {
+  v1::GetJobResponse job;
+  *job.mutable_job() = MakeJob("smoke[x=1]", v1::JOB_STATE_FAILED, 0);
+  auto* a1 = job.add_attempts();
+  a1->set_attempt(1);
+  a1->set_worker_id("w1");
+  a1->set_state(v1::JOB_STATE_FAILED);
+  a1->set_exit_code(-1);
+  a1->set_signal(9);
+  auto* a2 = job.add_attempts();
+  a2->set_attempt(2);
+  a2->set_worker_id("w2");
+  a2->set_state(v1::JOB_STATE_FAILED);
+  a2->set_exit_code(3);
+  a2->set_error("exited with code 3");
+  a2->set_stderr_tail("boom\n");
+  const std::string text = FormatJobLogs(job);
+  EXPECT_THAT(text, HasSubstr("signal 9"));
+  EXPECT_THAT(text, HasSubstr("code 3"));
+  EXPECT_THAT(text, HasSubstr("--- attempt 2 stderr (tail) ---\nboom\n"));
+}
+
+TEST(ProtoToJsonTest, UsesProtoFieldNames) {
+  v1::SweepSummary summary;
+  summary.set_sweep_id("s1");
+  const auto json = nlohmann::json::parse(ProtoToJson(summary));
+  EXPECT_EQ(json["sweep_id"], "s1");
+  EXPECT_EQ(json["total"], 0);
+}
+
+}  // namespace
+}  // namespace pcsweep::cli
