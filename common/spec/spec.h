@@ -18,6 +18,26 @@
 // `{param}` is replaced by the cell's grid value (a whole-string placeholder keeps the value's
 // YAML type); `{stage.output}` names an output (or metric) of the finished parent job of
 // stage `stage`, resolved by the coordinator when the job is leased.
+//
+// Rules in detail:
+// - Grid: keys are identifiers; each axis is a non-empty list of scalars (int, float, bool,
+//   string) or maps. Cells are the cartesian product, first key outermost, values in file
+//   order. `exclude` entries (partial cells, each must match at least one cell) drop cells of
+//   the product; `include` entries (full cells: exactly the grid keys) are appended after.
+// - Placeholders, in every string of `job` (recursively): `{name}` with `name` a grid key;
+//   `{name.field}` picks a field of a map-valued grid key, or, when `name` is a stage listed
+//   in `after`, is a parent reference kept verbatim in `config`. Other text in braces is
+//   literal (`echo {"v": {x}}` only substitutes `{x}`); `{{` and `}}` are literal braces.
+//   Scalars are spliced as canonical JSON (strings without quotes). A job that refers to
+//   parent stage P must match exactly one job of P (see depends_on), else it is ambiguous.
+// - Job kinds: `command` (keys: `command`, a string) and the engine kinds `pretrain`, `eval`,
+//   `train_eval`, `sae_train`, `sae_transfer`, `layer_select`, whose settings pass through
+//   unchecked (pcsweep-run validates them).
+// - Dependencies: a job waits for the jobs of each `after` stage that agree with it on their
+//   shared grid keys (all of them when no key is shared); having none is an error.
+// - config_hash covers kind, config, the cell's typed grid values and the parents' hashes:
+//   not the sweep or stage name, the key or max_attempts. Grid values count even when the
+//   job does not use them (two seeds of one command are two cells, not one reused result).
 #ifndef PCSWEEP_COMMON_SPEC_SPEC_H_
 #define PCSWEEP_COMMON_SPEC_SPEC_H_
 
@@ -46,8 +66,9 @@ struct JobDefinition {
   // Keys of the jobs this one waits for: for each `after` stage, its jobs whose params agree
   // with this job's on the grid keys they share.
   std::vector<std::string> depends_on;
-  // Lower-case hex SHA-256 of the canonical JSON of {kind, config, parents' config hashes}.
-  // Equal hashes mean equal work, across sweeps.
+  // Lower-case hex SHA-256 of the canonical JSON (sorted keys, compact) of {kind, config,
+  // typed grid values, sorted parents' config hashes}. Equal hashes mean equal work, across
+  // sweeps.
   std::string config_hash;
   int max_attempts = 3;
 };
@@ -58,20 +79,25 @@ struct SweepSpec {
   std::vector<JobDefinition> jobs;  // parents before children
 };
 
-// Parses and expands `yaml`. `path` only appears in error messages.
-// Possible errors: InvalidArgument "PATH:LINE:COL: what" for malformed YAML, unknown keys,
-// wrong types, an empty grid or grid axis, an unknown placeholder, an unknown or cyclic
-// `after` stage, duplicate stage names or cells.
+// Parses and expands `yaml`. `path` only appears in error messages. Pure and thread-safe.
+// Possible errors: InvalidArgument "PATH:LINE:COL: what" (1-based) for malformed YAML,
+// unknown or duplicate keys (naming the allowed ones), wrong types, an empty grid or grid
+// axis, an unknown placeholder, an unknown or cyclic `after` stage (naming the cycle), a
+// parent reference to a stage not in `after` or matching several parent jobs, a job with no
+// parent job to wait for, duplicate stage names or cells, include cells missing grid keys,
+// exclude entries matching nothing, max_attempts < 1, an unknown job kind.
 absl::StatusOr<SweepSpec> ParseSweepSpec(absl::string_view yaml, absl::string_view path = "<spec>");
 
 // Replaces every "{stage.name}" reference in `config` (recursively, in strings) with
 // `outputs.at(stage).at(name)`; a whole-string reference to a numeric output becomes a number.
+// Only stages present in `outputs_by_stage` are resolved: pass exactly the job's parent
+// stages; braces naming any other stage are left as they are (literal text).
 // Possible errors: FailedPrecondition naming the reference when an output is missing.
 absl::StatusOr<nlohmann::json> ResolveParentOutputs(
     const nlohmann::json& config,
     const std::map<std::string, std::map<std::string, std::string>>& outputs_by_stage);
 
-// Lower-case hex SHA-256 of `data`.
+// Lower-case hex SHA-256 of `data` (OpenSSL libcrypto).
 std::string Sha256Hex(absl::string_view data);
 
 }  // namespace pcsweep

@@ -1,0 +1,1078 @@
+#include "common/spec/spec.h"
+
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <exception>
+#include <functional>
+#include <optional>
+#include <set>
+#include <utility>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/status/status_macros.h"
+#include "yaml-cpp/yaml.h"
+
+namespace pcsweep {
+namespace {
+
+using nlohmann::json;
+
+constexpr int kDefaultMaxAttempts = 3;
+constexpr const char* kJobKinds[] = {"command",   "pretrain",     "eval",        "train_eval",
+                                     "sae_train", "sae_transfer", "layer_select"};
+const std::vector<std::string> kSingleStageKeys = {"name",    "job",     "grid",
+                                                   "include", "exclude", "max_attempts"};
+const std::vector<std::string> kMultiStageKeys = {"name", "stages", "max_attempts"};
+const std::vector<std::string> kStageKeys = {"name",    "job",   "grid",        "include",
+                                             "exclude", "after", "max_attempts"};
+const std::vector<std::string> kCommandJobKeys = {"kind", "command"};
+
+// ---------------------------------------------------------------------------------------------
+// Error reporting: every error is "PATH:LINE:COL: message" at the closest YAML node.
+
+class Errors {
+ public:
+  explicit Errors(absl::string_view path) : path_(path) {}
+
+  absl::Status At(const YAML::Mark& mark, absl::string_view message) const {
+    if (mark.is_null()) return absl::InvalidArgumentError(absl::StrCat(path_, ": ", message));
+    return absl::InvalidArgumentError(
+        absl::StrCat(path_, ":", mark.line + 1, ":", mark.column + 1, ": ", message));
+  }
+  absl::Status At(const YAML::Node& node, absl::string_view message) const {
+    return At(node.Mark(), message);
+  }
+
+ private:
+  std::string path_;
+};
+
+std::string Child(absl::string_view where, absl::string_view key) {
+  return where.empty() ? std::string(key) : absl::StrCat(where, ".", key);
+}
+std::string Index(absl::string_view where, size_t i) { return absl::StrCat(where, "[", i, "]"); }
+// How a YAML path reads in a message: the top-level map has no path of its own.
+std::string Describe(absl::string_view where) {
+  return where.empty() ? "the spec" : std::string(where);
+}
+
+bool IsIdentifier(absl::string_view s) {
+  if (s.empty() || !(absl::ascii_isalpha(s[0]) || s[0] == '_')) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) { return absl::ascii_isalnum(c) || c == '_'; });
+}
+
+bool IsSweepName(absl::string_view s) {
+  if (s.empty() || !(absl::ascii_isalnum(s[0]) || s[0] == '_')) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return absl::ascii_isalnum(c) || c == '_' || c == '-' || c == '.';
+  });
+}
+
+// Canonical text of a value: compact JSON with sorted keys, strings without quotes.
+std::string CanonicalText(const json& value) {
+  if (value.is_string()) return value.get<std::string>();
+  return value.dump();
+}
+
+// ---------------------------------------------------------------------------------------------
+// YAML -> JSON with YAML 1.2 core-schema typing (yaml-cpp keeps every scalar as text).
+
+bool IsYamlNull(const std::string& s) {
+  return s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL";
+}
+
+std::optional<bool> YamlBool(const std::string& s) {
+  if (s == "true" || s == "True" || s == "TRUE") return true;
+  if (s == "false" || s == "False" || s == "FALSE") return false;
+  return std::nullopt;
+}
+
+bool AllDigits(absl::string_view s) {
+  return !s.empty() &&
+         std::all_of(s.begin(), s.end(), [](char c) { return absl::ascii_isdigit(c); });
+}
+
+bool IsYamlInt(absl::string_view s) {
+  if (!s.empty() && (s[0] == '-' || s[0] == '+')) s.remove_prefix(1);
+  return AllDigits(s);
+}
+
+// [-+]? ( \.[0-9]+ | [0-9]+ ( \. [0-9]* )? ) ( [eE] [-+]? [0-9]+ )?
+bool IsYamlFloat(absl::string_view s) {
+  size_t i = 0;
+  if (i < s.size() && (s[i] == '-' || s[i] == '+')) ++i;
+  size_t int_digits = 0, frac_digits = 0;
+  while (i < s.size() && absl::ascii_isdigit(s[i])) ++i, ++int_digits;
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    while (i < s.size() && absl::ascii_isdigit(s[i])) ++i, ++frac_digits;
+  }
+  if (int_digits + frac_digits == 0) return false;
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    ++i;
+    if (i < s.size() && (s[i] == '-' || s[i] == '+')) ++i;
+    size_t exp_digits = 0;
+    while (i < s.size() && absl::ascii_isdigit(s[i])) ++i, ++exp_digits;
+    if (exp_digits == 0) return false;
+  }
+  return i == s.size();
+}
+
+bool IsYamlSpecialFloat(const std::string& s) {
+  static const std::set<std::string> kSpecial = {".inf",  ".Inf",  ".INF",  "+.inf",
+                                                 "+.Inf", "+.INF", "-.inf", "-.Inf",
+                                                 "-.INF", ".nan",  ".NaN",  ".NAN"};
+  return kSpecial.count(s) > 0;
+}
+
+absl::StatusOr<json> ScalarToJson(const YAML::Node& node, const Errors& errors,
+                                  absl::string_view where) {
+  const std::string& text = node.Scalar();
+  const std::string& tag = node.Tag();
+  // "!" marks a quoted scalar; an explicit !!str keeps text as text too.
+  if (tag == "!" || tag == "tag:yaml.org,2002:str") return json(text);
+  if (IsYamlNull(text)) return json(nullptr);
+  if (std::optional<bool> b = YamlBool(text)) return json(*b);
+  if (IsYamlInt(text)) {
+    errno = 0;
+    char* end = nullptr;
+    long long v = std::strtoll(text.c_str(), &end, 10);
+    if (errno != ERANGE && end && *end == '\0') return json(static_cast<int64_t>(v));
+    // Too large for int64: keep it as a (rounded) number rather than refusing it.
+    return json(std::strtod(text.c_str(), nullptr));
+  }
+  if (IsYamlFloat(text)) {
+    double v = std::strtod(text.c_str(), nullptr);
+    if (!std::isfinite(v)) {
+      return errors.At(node, absl::StrCat(Describe(where), ": number ", text, " is out of range"));
+    }
+    return json(v);
+  }
+  if (IsYamlSpecialFloat(text)) {
+    return errors.At(node, absl::StrCat(Describe(where), ": non-finite number ", text,
+                                        " cannot be stored as JSON; quote it for a string"));
+  }
+  return json(text);
+}
+
+struct MapEntry {
+  std::string key;
+  YAML::Node key_node;
+  YAML::Node value;
+  // Where errors about the value point: the value, or the key when the value is empty
+  // (yaml-cpp marks an empty value at the next token, possibly lines later).
+  YAML::Mark mark;
+};
+
+// Reads a YAML map, refusing non-string and duplicate keys, and keys outside `allowed`
+// (nullptr: any key). `at` overrides where a type error points.
+absl::StatusOr<std::vector<MapEntry>> ReadMap(const YAML::Node& node, const Errors& errors,
+                                              absl::string_view where,
+                                              const std::vector<std::string>* allowed,
+                                              std::optional<YAML::Mark> at = std::nullopt) {
+  if (!node.IsMap()) {
+    return errors.At(at.value_or(node.Mark()), absl::StrCat(Describe(where), " must be a map"));
+  }
+  std::vector<MapEntry> entries;
+  std::set<std::string> seen;
+  for (auto it = node.begin(); it != node.end(); ++it) {
+    const YAML::Node key = it->first;
+    if (!key.IsScalar()) {
+      return errors.At(key, absl::StrCat(Describe(where), ": keys must be strings"));
+    }
+    const std::string& name = key.Scalar();
+    if (!seen.insert(name).second) {
+      return errors.At(key, absl::StrCat(Describe(where), ": duplicate key '", name, "'"));
+    }
+    if (allowed != nullptr && std::find(allowed->begin(), allowed->end(), name) == allowed->end()) {
+      return errors.At(key, absl::StrCat(Describe(where), ": unknown key '", name,
+                                         "' (allowed: ", absl::StrJoin(*allowed, ", "), ")"));
+    }
+    const YAML::Node value = it->second;
+    entries.push_back({name, key, value, value.IsNull() ? key.Mark() : value.Mark()});
+  }
+  return entries;
+}
+
+const MapEntry* Find(const std::vector<MapEntry>& entries, absl::string_view key) {
+  for (const MapEntry& entry : entries) {
+    if (entry.key == key) return &entry;
+  }
+  return nullptr;
+}
+
+absl::StatusOr<json> NodeToJson(const YAML::Node& node, const Errors& errors,
+                                absl::string_view where) {
+  switch (node.Type()) {
+    case YAML::NodeType::Scalar:
+      return ScalarToJson(node, errors, where);
+    case YAML::NodeType::Sequence: {
+      json array = json::array();
+      for (size_t i = 0; i < node.size(); ++i) {
+        PCSWEEP_ASSIGN_OR_RETURN(json item, NodeToJson(node[i], errors, Index(where, i)));
+        array.push_back(std::move(item));
+      }
+      return array;
+    }
+    case YAML::NodeType::Map: {
+      PCSWEEP_ASSIGN_OR_RETURN(std::vector<MapEntry> entries,
+                               ReadMap(node, errors, where, nullptr));
+      json object = json::object();
+      for (const MapEntry& entry : entries) {
+        PCSWEEP_ASSIGN_OR_RETURN(object[entry.key],
+                                 NodeToJson(entry.value, errors, Child(where, entry.key)));
+      }
+      return object;
+    }
+    default:
+      return json(nullptr);
+  }
+}
+
+absl::StatusOr<std::string> ReadString(const YAML::Node& node, const Errors& errors,
+                                       absl::string_view where,
+                                       std::optional<YAML::Mark> at = std::nullopt) {
+  if (!node.IsScalar() || (node.Tag() != "!" && IsYamlNull(node.Scalar()))) {
+    return errors.At(at.value_or(node.Mark()), absl::StrCat(Describe(where), " must be a string"));
+  }
+  return node.Scalar();
+}
+
+absl::StatusOr<int> ReadMaxAttempts(const MapEntry& entry, const Errors& errors,
+                                    absl::string_view where) {
+  const YAML::Node& node = entry.value;
+  PCSWEEP_ASSIGN_OR_RETURN(json value, NodeToJson(node, errors, where));
+  if (!value.is_number_integer() || value.get<int64_t>() < 1 || value.get<int64_t>() > 1000000) {
+    return errors.At(entry.mark, absl::StrCat(Describe(where), " must be an integer >= 1, got ",
+                                              node.IsScalar() ? node.Scalar() : value.dump()));
+  }
+  return static_cast<int>(value.get<int64_t>());
+}
+
+// A grid value: a scalar or a map (lists and nulls are refused as likely mistakes).
+absl::StatusOr<json> ReadGridValue(const YAML::Node& node, const Errors& errors,
+                                   absl::string_view where) {
+  if (!node.IsScalar() && !node.IsMap()) {
+    return errors.At(node, absl::StrCat(Describe(where), " must be a scalar or a map"));
+  }
+  PCSWEEP_ASSIGN_OR_RETURN(json value, NodeToJson(node, errors, where));
+  if (value.is_null()) {
+    return errors.At(node, absl::StrCat(Describe(where), " is empty (null)"));
+  }
+  return value;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Job templates: the `job` map with each string split into text and placeholders once per
+// stage, then instantiated per cell.
+
+struct Segment {
+  enum Kind { kText, kGridRef, kParentRef } kind = kText;
+  std::string text;   // literal text; or the grid key / parent stage
+  std::string field;  // after the dot, if any
+  std::string Placeholder() const {
+    return field.empty() ? absl::StrCat("{", text, "}") : absl::StrCat("{", text, ".", field, "}");
+  }
+};
+
+struct Template {
+  enum Kind { kValue, kString, kObject, kArray } kind = kValue;
+  json value;  // kValue: a non-string scalar or null
+  std::vector<Segment> segments;
+  std::vector<std::pair<std::string, Template>> object;
+  std::vector<Template> array;
+  YAML::Mark mark;
+  std::string where;
+};
+
+struct StageContext {
+  std::set<std::string> grid_keys;
+  std::set<std::string> after;
+  std::set<std::string> all_stages;
+};
+
+// Matches "{ident}" or "{ident.ident}" at s[pos]; returns the length of the match or 0.
+size_t MatchPlaceholder(absl::string_view s, size_t pos, std::string* name, std::string* field) {
+  auto ident_end = [&](size_t i) {
+    if (i >= s.size() || !(absl::ascii_isalpha(s[i]) || s[i] == '_')) return i;
+    while (i < s.size() && (absl::ascii_isalnum(s[i]) || s[i] == '_')) ++i;
+    return i;
+  };
+  if (pos >= s.size() || s[pos] != '{') return 0;
+  size_t name_end = ident_end(pos + 1);
+  if (name_end == pos + 1 || name_end >= s.size()) return 0;
+  *name = std::string(s.substr(pos + 1, name_end - pos - 1));
+  field->clear();
+  if (s[name_end] == '}') return name_end + 1 - pos;
+  if (s[name_end] != '.') return 0;
+  size_t field_end = ident_end(name_end + 1);
+  if (field_end == name_end + 1 || field_end >= s.size() || s[field_end] != '}') return 0;
+  *field = std::string(s.substr(name_end + 1, field_end - name_end - 1));
+  return field_end + 1 - pos;
+}
+
+absl::StatusOr<std::vector<Segment>> SplitString(const std::string& s, const YAML::Mark& mark,
+                                                 absl::string_view where,
+                                                 const StageContext& context,
+                                                 const Errors& errors) {
+  std::vector<Segment> segments;
+  std::string text;
+  auto flush_text = [&] {
+    if (!text.empty()) segments.push_back({Segment::kText, std::move(text), ""});
+    text.clear();
+  };
+  std::string grid_keys = absl::StrJoin(context.grid_keys, ", ");
+  if (grid_keys.empty()) grid_keys = "none";
+  for (size_t i = 0; i < s.size();) {
+    if ((s[i] == '{' || s[i] == '}') && i + 1 < s.size() && s[i + 1] == s[i]) {
+      text += s[i];
+      i += 2;
+      continue;
+    }
+    std::string name, field;
+    size_t length = MatchPlaceholder(s, i, &name, &field);
+    if (length == 0) {
+      text += s[i++];
+      continue;
+    }
+    Segment segment{Segment::kGridRef, name, field};
+    const std::string placeholder = segment.Placeholder();
+    if (context.grid_keys.count(name)) {
+      // A grid key; fields of map values are checked per cell.
+    } else if (context.after.count(name)) {
+      if (field.empty()) {
+        return errors.At(mark, absl::StrCat(where, ": ", placeholder, " names parent stage '", name,
+                                            "' without an output, e.g. {", name, ".output_dir}"));
+      }
+      segment.kind = Segment::kParentRef;
+    } else if (!field.empty() && context.all_stages.count(name)) {
+      return errors.At(mark, absl::StrCat(where, ": ", placeholder, " refers to stage '", name,
+                                          "', which is not in this stage's after list"));
+    } else {
+      return errors.At(
+          mark, absl::StrCat(where, ": unknown placeholder ", placeholder,
+                             " (grid keys: ", grid_keys, "; write {{ and }} for literal braces)"));
+    }
+    flush_text();
+    segments.push_back(std::move(segment));
+    i += length;
+  }
+  flush_text();
+  return segments;
+}
+
+absl::StatusOr<Template> CompileTemplate(const YAML::Node& node, absl::string_view where,
+                                         const StageContext& context, const Errors& errors) {
+  Template t;
+  t.mark = node.Mark();
+  t.where = std::string(where);
+  switch (node.Type()) {
+    case YAML::NodeType::Map: {
+      t.kind = Template::kObject;
+      PCSWEEP_ASSIGN_OR_RETURN(std::vector<MapEntry> entries,
+                               ReadMap(node, errors, where, nullptr));
+      for (const MapEntry& entry : entries) {
+        PCSWEEP_ASSIGN_OR_RETURN(
+            Template child, CompileTemplate(entry.value, Child(where, entry.key), context, errors));
+        t.object.emplace_back(entry.key, std::move(child));
+      }
+      return t;
+    }
+    case YAML::NodeType::Sequence:
+      t.kind = Template::kArray;
+      for (size_t i = 0; i < node.size(); ++i) {
+        PCSWEEP_ASSIGN_OR_RETURN(Template child,
+                                 CompileTemplate(node[i], Index(where, i), context, errors));
+        t.array.push_back(std::move(child));
+      }
+      return t;
+    default: {
+      PCSWEEP_ASSIGN_OR_RETURN(t.value, NodeToJson(node, errors, where));
+      if (t.value.is_string()) {
+        t.kind = Template::kString;
+        PCSWEEP_ASSIGN_OR_RETURN(t.segments, SplitString(t.value.get<std::string>(), t.mark,
+                                                         Describe(where), context, errors));
+      }
+      return t;
+    }
+  }
+}
+
+void CollectParentRefs(const Template& t,
+                       std::map<std::string, std::pair<YAML::Mark, std::string>>* refs) {
+  for (const Segment& segment : t.segments) {
+    if (segment.kind == Segment::kParentRef && !refs->count(segment.text)) {
+      (*refs)[segment.text] = {t.mark,
+                               absl::StrCat(Describe(t.where), ": ", segment.Placeholder())};
+    }
+  }
+  for (const auto& [key, child] : t.object) CollectParentRefs(child, refs);
+  for (const Template& child : t.array) CollectParentRefs(child, refs);
+}
+
+using Cell = std::map<std::string, json>;
+
+absl::StatusOr<json> GridValue(const Segment& segment, const Cell& cell, const Template& t,
+                               absl::string_view job_key, const Errors& errors) {
+  const json& value = cell.at(segment.text);
+  if (segment.field.empty()) return value;
+  if (!value.is_object() || !value.contains(segment.field)) {
+    return errors.At(
+        t.mark, absl::StrCat(Describe(t.where), ": ", segment.Placeholder(), " for job ", job_key,
+                             ": value ", value.dump(), " has no field '", segment.field, "'"));
+  }
+  return value.at(segment.field);
+}
+
+// The number of "{stage.field}" references to stages in `stages` that ResolveParentOutputs
+// would see in `s`.
+size_t CountParentRefs(absl::string_view s, const std::set<std::string>& stages) {
+  size_t count = 0;
+  std::string name, field;
+  for (size_t i = 0; i < s.size();) {
+    size_t length = MatchPlaceholder(s, i, &name, &field);
+    if (length > 0 && !field.empty() && stages.count(name)) {
+      ++count;
+      i += length;
+    } else {
+      ++i;
+    }
+  }
+  return count;
+}
+
+absl::StatusOr<json> Instantiate(const Template& t, const Cell& cell, absl::string_view job_key,
+                                 const std::set<std::string>& after, const Errors& errors) {
+  switch (t.kind) {
+    case Template::kValue:
+      return t.value;
+    case Template::kObject: {
+      json object = json::object();
+      for (const auto& [key, child] : t.object) {
+        PCSWEEP_ASSIGN_OR_RETURN(object[key], Instantiate(child, cell, job_key, after, errors));
+      }
+      return object;
+    }
+    case Template::kArray: {
+      json array = json::array();
+      for (const Template& child : t.array) {
+        PCSWEEP_ASSIGN_OR_RETURN(json item, Instantiate(child, cell, job_key, after, errors));
+        array.push_back(std::move(item));
+      }
+      return array;
+    }
+    case Template::kString:
+      break;
+  }
+  // A string that is exactly one grid placeholder keeps the value's type.
+  if (t.segments.size() == 1 && t.segments[0].kind == Segment::kGridRef) {
+    PCSWEEP_ASSIGN_OR_RETURN(json value, GridValue(t.segments[0], cell, t, job_key, errors));
+    if (!value.is_string()) return value;
+  }
+  std::string out;
+  size_t parent_refs = 0;
+  for (const Segment& segment : t.segments) {
+    switch (segment.kind) {
+      case Segment::kText:
+        out += segment.text;
+        break;
+      case Segment::kParentRef:
+        out += segment.Placeholder();
+        ++parent_refs;
+        break;
+      case Segment::kGridRef: {
+        PCSWEEP_ASSIGN_OR_RETURN(json value, GridValue(segment, cell, t, job_key, errors));
+        out += CanonicalText(value);
+        break;
+      }
+    }
+  }
+  // Escaped braces or spliced values must not turn into parent references later.
+  if (CountParentRefs(out, after) != parent_refs) {
+    return errors.At(t.mark, absl::StrCat(Describe(t.where), ": for job ", job_key, ", \"", out,
+                                          "\" contains literal text that reads as a reference "
+                                          "to an after stage"));
+  }
+  return json(std::move(out));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stages.
+
+struct Stage {
+  std::string name;
+  std::string where;  // "" (single-stage form) or "stages[i]"
+  YAML::Mark mark;
+  std::vector<MapEntry> entries;
+  std::vector<std::string> after;
+  std::vector<YAML::Mark> after_marks;
+  int max_attempts = kDefaultMaxAttempts;
+  std::string kind;
+  Template config;
+  std::vector<std::string> grid_keys;  // file order
+  std::vector<Cell> cells;
+  std::vector<size_t> job_indices;  // into SweepSpec::jobs
+};
+
+absl::Status ReadAfter(const MapEntry& entry, Stage* stage, const Errors& errors) {
+  const std::string where = Child(stage->where, "after");
+  std::vector<YAML::Node> items;
+  if (entry.value.IsScalar()) {
+    items.push_back(entry.value);
+  } else if (entry.value.IsSequence()) {
+    for (size_t i = 0; i < entry.value.size(); ++i) items.push_back(entry.value[i]);
+  } else {
+    return errors.At(entry.mark, absl::StrCat(where, " must be a list of stage names"));
+  }
+  for (size_t i = 0; i < items.size(); ++i) {
+    PCSWEEP_ASSIGN_OR_RETURN(std::string name, ReadString(items[i], errors, Index(where, i)));
+    if (std::find(stage->after.begin(), stage->after.end(), name) != stage->after.end()) {
+      return errors.At(items[i], absl::StrCat(where, ": stage '", name, "' is listed twice"));
+    }
+    stage->after.push_back(name);
+    stage->after_marks.push_back(items[i].Mark());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ExpandGrid(Stage* stage, const Errors& errors) {
+  const MapEntry* grid = Find(stage->entries, "grid");
+  const MapEntry* include = Find(stage->entries, "include");
+  const MapEntry* exclude = Find(stage->entries, "exclude");
+  const std::string grid_where = Child(stage->where, "grid");
+  if (grid == nullptr) {
+    for (const MapEntry* list : {include, exclude}) {
+      if (list != nullptr) {
+        return errors.At(list->key_node,
+                         absl::StrCat(Child(stage->where, list->key), " needs a grid"));
+      }
+    }
+    stage->cells.push_back({});
+    return absl::OkStatus();
+  }
+
+  // Axes.
+  if (!grid->value.IsMap()) {
+    return errors.At(grid->mark, absl::StrCat(grid_where, " must be a map of key: [values]"));
+  }
+  PCSWEEP_ASSIGN_OR_RETURN(std::vector<MapEntry> axes,
+                           ReadMap(grid->value, errors, grid_where, nullptr));
+  if (axes.empty()) return errors.At(grid->value, absl::StrCat(grid_where, " is empty"));
+  std::vector<std::vector<json>> values;
+  for (const MapEntry& axis : axes) {
+    const std::string where = Child(grid_where, axis.key);
+    if (!IsIdentifier(axis.key)) {
+      return errors.At(axis.key_node,
+                       absl::StrCat(grid_where, ": key '", axis.key,
+                                    "' must be an identifier ([A-Za-z_][A-Za-z0-9_]*)"));
+    }
+    if (std::find(stage->after.begin(), stage->after.end(), axis.key) != stage->after.end()) {
+      return errors.At(axis.key_node, absl::StrCat(grid_where, ": key '", axis.key,
+                                                   "' has the name of an after stage"));
+    }
+    if (!axis.value.IsSequence()) {
+      return errors.At(axis.mark, absl::StrCat(where, " must be a list"));
+    }
+    if (axis.value.size() == 0) return errors.At(axis.value, absl::StrCat(where, " is empty"));
+    std::vector<json> axis_values;
+    std::set<std::string> seen;
+    for (size_t i = 0; i < axis.value.size(); ++i) {
+      PCSWEEP_ASSIGN_OR_RETURN(json value, ReadGridValue(axis.value[i], errors, Index(where, i)));
+      if (!seen.insert(CanonicalText(value)).second) {
+        return errors.At(axis.value[i],
+                         absl::StrCat(Index(where, i), ": duplicate value ", CanonicalText(value)));
+      }
+      axis_values.push_back(std::move(value));
+    }
+    stage->grid_keys.push_back(axis.key);
+    values.push_back(std::move(axis_values));
+  }
+
+  // Cartesian product, first key outermost.
+  std::vector<Cell> product;
+  std::vector<size_t> odometer(values.size(), 0);
+  while (true) {
+    Cell cell;
+    for (size_t k = 0; k < values.size(); ++k) cell[stage->grid_keys[k]] = values[k][odometer[k]];
+    product.push_back(std::move(cell));
+    size_t k = values.size();
+    while (k > 0 && ++odometer[k - 1] == values[k - 1].size()) odometer[--k] = 0;
+    if (k == 0) break;
+  }
+
+  auto read_cells = [&](const MapEntry* list, bool partial) -> absl::StatusOr<std::vector<Cell>> {
+    std::vector<Cell> cells;
+    if (list == nullptr) return cells;
+    const std::string where = Child(stage->where, list->key);
+    if (!list->value.IsSequence()) {
+      return errors.At(list->mark, absl::StrCat(where, " must be a list of cells"));
+    }
+    for (size_t i = 0; i < list->value.size(); ++i) {
+      const YAML::Node& node = list->value[i];
+      const std::string cell_where = Index(where, i);
+      PCSWEEP_ASSIGN_OR_RETURN(std::vector<MapEntry> entries,
+                               ReadMap(node, errors, cell_where, &stage->grid_keys));
+      Cell cell;
+      for (const MapEntry& entry : entries) {
+        PCSWEEP_ASSIGN_OR_RETURN(cell[entry.key],
+                                 ReadGridValue(entry.value, errors, Child(cell_where, entry.key)));
+      }
+      if (cell.empty()) return errors.At(node, absl::StrCat(cell_where, " is empty"));
+      if (!partial) {
+        std::vector<std::string> missing;
+        for (const std::string& key : stage->grid_keys) {
+          if (!cell.count(key)) missing.push_back(key);
+        }
+        if (!missing.empty()) {
+          return errors.At(node, absl::StrCat(cell_where, " is missing grid key(s) ",
+                                              absl::StrJoin(missing, ", ")));
+        }
+      }
+      cells.push_back(std::move(cell));
+    }
+    return cells;
+  };
+
+  PCSWEEP_ASSIGN_OR_RETURN(std::vector<Cell> excluded, read_cells(exclude, /*partial=*/true));
+  std::vector<bool> dropped(product.size(), false);
+  for (size_t e = 0; e < excluded.size(); ++e) {
+    bool matched = false;
+    for (size_t c = 0; c < product.size(); ++c) {
+      bool all = std::all_of(excluded[e].begin(), excluded[e].end(), [&](const auto& kv) {
+        return CanonicalText(product[c].at(kv.first)) == CanonicalText(kv.second);
+      });
+      if (all) dropped[c] = matched = true;
+    }
+    if (!matched) {
+      return errors.At(exclude->value[e], absl::StrCat(Index(Child(stage->where, "exclude"), e),
+                                                       " matches no cell of the grid"));
+    }
+  }
+  for (size_t c = 0; c < product.size(); ++c) {
+    if (!dropped[c]) stage->cells.push_back(std::move(product[c]));
+  }
+  PCSWEEP_ASSIGN_OR_RETURN(std::vector<Cell> included, read_cells(include, /*partial=*/false));
+  auto same_cell = [](const Cell& a, const Cell& b) {
+    return std::equal(a.begin(), a.end(), b.begin(), [](const auto& x, const auto& y) {
+      return CanonicalText(x.second) == CanonicalText(y.second);
+    });
+  };
+  for (size_t i = 0; i < included.size(); ++i) {
+    for (const Cell& cell : stage->cells) {
+      if (same_cell(cell, included[i])) {
+        return errors.At(include->value[i],
+                         absl::StrCat(Index(Child(stage->where, "include"), i),
+                                      " duplicates a cell already in the sweep"));
+      }
+    }
+    stage->cells.push_back(std::move(included[i]));
+  }
+  if (stage->cells.empty()) {
+    return errors.At(grid->value, absl::StrCat(grid_where, ": exclude drops every cell"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status ReadStage(const YAML::Node& node, const std::vector<std::string>& allowed,
+                       const StageContext& names, Stage* stage, const Errors& errors) {
+  stage->mark = node.Mark();
+  PCSWEEP_ASSIGN_OR_RETURN(stage->entries, ReadMap(node, errors, stage->where, &allowed));
+  if (const MapEntry* after = Find(stage->entries, "after")) {
+    PCSWEEP_RETURN_IF_ERROR(ReadAfter(*after, stage, errors));
+  }
+  if (const MapEntry* max_attempts = Find(stage->entries, "max_attempts")) {
+    PCSWEEP_ASSIGN_OR_RETURN(
+        stage->max_attempts,
+        ReadMaxAttempts(*max_attempts, errors, Child(stage->where, "max_attempts")));
+  }
+  PCSWEEP_RETURN_IF_ERROR(ExpandGrid(stage, errors));
+
+  const MapEntry* job = Find(stage->entries, "job");
+  const std::string job_where = Child(stage->where, "job");
+  if (job == nullptr) {
+    return errors.At(node, absl::StrCat(Describe(stage->where), ": missing key 'job'"));
+  }
+  PCSWEEP_ASSIGN_OR_RETURN(std::vector<MapEntry> job_entries,
+                           ReadMap(job->value, errors, job_where, nullptr, job->mark));
+  const MapEntry* kind = Find(job_entries, "kind");
+  const std::string known_kinds = absl::StrJoin(std::begin(kJobKinds), std::end(kJobKinds), ", ");
+  if (kind == nullptr) {
+    return errors.At(job->value,
+                     absl::StrCat(job_where, ": missing key 'kind' (one of ", known_kinds, ")"));
+  }
+  PCSWEEP_ASSIGN_OR_RETURN(stage->kind,
+                           ReadString(kind->value, errors, Child(job_where, "kind"), kind->mark));
+  if (std::find(std::begin(kJobKinds), std::end(kJobKinds), stage->kind) == std::end(kJobKinds)) {
+    return errors.At(kind->value, absl::StrCat(job_where, ".kind: unknown job kind '", stage->kind,
+                                               "' (known: ", known_kinds, ")"));
+  }
+  if (stage->kind == "command") {
+    PCSWEEP_RETURN_IF_ERROR(ReadMap(job->value, errors, job_where, &kCommandJobKeys).status());
+    const MapEntry* command = Find(job_entries, "command");
+    if (command == nullptr) {
+      return errors.At(job->value, absl::StrCat(job_where, ": missing key 'command'"));
+    }
+    PCSWEEP_ASSIGN_OR_RETURN(json text,
+                             NodeToJson(command->value, errors, Child(job_where, "command")));
+    if (!text.is_string() || text.get<std::string>().empty()) {
+      return errors.At(command->mark,
+                       absl::StrCat(job_where, ".command must be a non-empty string"));
+    }
+  }
+
+  StageContext context = names;
+  context.grid_keys.insert(stage->grid_keys.begin(), stage->grid_keys.end());
+  context.after.insert(stage->after.begin(), stage->after.end());
+  stage->config.kind = Template::kObject;
+  stage->config.mark = job->value.Mark();
+  stage->config.where = job_where;
+  for (const MapEntry& entry : job_entries) {
+    if (entry.key == "kind") continue;
+    PCSWEEP_ASSIGN_OR_RETURN(
+        Template child, CompileTemplate(entry.value, Child(job_where, entry.key), context, errors));
+    stage->config.object.emplace_back(entry.key, std::move(child));
+  }
+  return absl::OkStatus();
+}
+
+// Orders stages so that each comes after the stages it waits for, keeping file order where
+// free; names the first cycle found.
+absl::StatusOr<std::vector<size_t>> OrderStages(const std::vector<Stage>& stages,
+                                                const std::map<std::string, size_t>& by_name,
+                                                const Errors& errors) {
+  const size_t n = stages.size();
+  std::vector<std::vector<size_t>> parents(n);
+  for (size_t s = 0; s < n; ++s) {
+    for (const std::string& name : stages[s].after) parents[s].push_back(by_name.at(name));
+  }
+  // Depth-first search for a cycle, in file order so the message is stable.
+  enum Color { kWhite, kGrey, kBlack };
+  std::vector<Color> color(n, kWhite);
+  std::vector<size_t> path;
+  std::function<std::optional<absl::Status>(size_t)> visit =
+      [&](size_t s) -> std::optional<absl::Status> {
+    color[s] = kGrey;
+    path.push_back(s);
+    for (size_t i = 0; i < parents[s].size(); ++i) {
+      size_t p = parents[s][i];
+      if (color[p] == kGrey) {
+        std::vector<std::string> cycle;
+        auto start = std::find(path.begin(), path.end(), p);
+        for (auto it = start; it != path.end(); ++it) cycle.push_back(stages[*it].name);
+        cycle.push_back(stages[p].name);
+        return errors.At(stages[s].after_marks[i],
+                         absl::StrCat("dependency cycle: ", absl::StrJoin(cycle, " after ")));
+      }
+      if (color[p] == kWhite) {
+        if (auto status = visit(p)) return status;
+      }
+    }
+    path.pop_back();
+    color[s] = kBlack;
+    return std::nullopt;
+  };
+  for (size_t s = 0; s < n; ++s) {
+    if (color[s] == kWhite) {
+      if (auto status = visit(s)) return *status;
+    }
+  }
+  std::vector<size_t> order;
+  std::vector<bool> placed(n, false);
+  while (order.size() < n) {
+    for (size_t s = 0; s < n; ++s) {
+      if (placed[s]) continue;
+      if (std::all_of(parents[s].begin(), parents[s].end(), [&](size_t p) { return placed[p]; })) {
+        placed[s] = true;
+        order.push_back(s);
+        break;
+      }
+    }
+  }
+  return order;
+}
+
+std::string JobKey(const std::string& stage, const std::map<std::string, std::string>& params) {
+  if (params.empty()) return stage;
+  std::vector<std::string> parts;
+  for (const auto& [key, value] : params) parts.push_back(absl::StrCat(key, "=", value));
+  return absl::StrCat(stage, "[", absl::StrJoin(parts, ","), "]");
+}
+
+absl::StatusOr<SweepSpec> ParseYaml(const YAML::Node& root, const Errors& errors) {
+  if (!root.IsMap()) {
+    return errors.At(root.Mark().is_null() ? YAML::Mark() : root.Mark(),
+                     "the spec must be a map with name, job and grid (or stages)");
+  }
+  bool multi_stage = false;
+  for (auto it = root.begin(); it != root.end(); ++it) {
+    if (it->first.IsScalar() && it->first.Scalar() == "stages") multi_stage = true;
+  }
+  PCSWEEP_ASSIGN_OR_RETURN(
+      std::vector<MapEntry> top,
+      ReadMap(root, errors, "", multi_stage ? &kMultiStageKeys : &kSingleStageKeys));
+
+  SweepSpec spec;
+  const MapEntry* name = Find(top, "name");
+  if (name == nullptr) return errors.At(root, "the spec: missing key 'name'");
+  PCSWEEP_ASSIGN_OR_RETURN(spec.name, ReadString(name->value, errors, "name", name->mark));
+  if (!IsSweepName(spec.name)) {
+    return errors.At(name->value, absl::StrCat("name '", spec.name,
+                                               "' must use only letters, digits, _ - and ."));
+  }
+  if (const MapEntry* max_attempts = Find(top, "max_attempts")) {
+    PCSWEEP_ASSIGN_OR_RETURN(spec.max_attempts,
+                             ReadMaxAttempts(*max_attempts, errors, "max_attempts"));
+  }
+
+  // Stage nodes and names first: placeholders may name any stage.
+  std::vector<Stage> stages;
+  std::vector<YAML::Node> stage_nodes;
+  std::map<std::string, size_t> by_name;
+  if (!multi_stage) {
+    Stage stage;
+    stage.name = spec.name;
+    stages.push_back(std::move(stage));
+    stage_nodes.push_back(root);
+  } else {
+    const MapEntry* stages_entry = Find(top, "stages");
+    const YAML::Node list = stages_entry->value;
+    if (!list.IsSequence()) return errors.At(stages_entry->mark, "stages must be a list of stages");
+    if (list.size() == 0) return errors.At(list, "stages is empty");
+    for (size_t i = 0; i < list.size(); ++i) {
+      Stage stage;
+      stage.where = Index("stages", i);
+      const YAML::Node node = list[i];
+      if (!node.IsMap()) return errors.At(node, absl::StrCat(stage.where, " must be a map"));
+      PCSWEEP_ASSIGN_OR_RETURN(std::vector<MapEntry> entries,
+                               ReadMap(node, errors, stage.where, &kStageKeys));
+      const MapEntry* name_entry = Find(entries, "name");
+      if (name_entry == nullptr) {
+        return errors.At(node, absl::StrCat(stage.where, ": missing key 'name'"));
+      }
+      PCSWEEP_ASSIGN_OR_RETURN(
+          stage.name,
+          ReadString(name_entry->value, errors, Child(stage.where, "name"), name_entry->mark));
+      if (!IsIdentifier(stage.name)) {
+        return errors.At(name_entry->mark,
+                         absl::StrCat(stage.where, ".name '", stage.name,
+                                      "' must be an identifier ([A-Za-z_][A-Za-z0-9_]*)"));
+      }
+      if (by_name.count(stage.name)) {
+        return errors.At(name_entry->mark,
+                         absl::StrCat(stage.where, ": duplicate stage name '", stage.name,
+                                      "' (also ", stages[by_name[stage.name]].where, ")"));
+      }
+      by_name[stage.name] = stages.size();
+      stages.push_back(std::move(stage));
+      stage_nodes.push_back(node);
+    }
+  }
+  by_name[stages[0].name] = 0;
+
+  StageContext names;
+  for (const Stage& stage : stages) names.all_stages.insert(stage.name);
+  for (size_t s = 0; s < stages.size(); ++s) {
+    stages[s].max_attempts = spec.max_attempts;
+    PCSWEEP_RETURN_IF_ERROR(ReadStage(stage_nodes[s], multi_stage ? kStageKeys : kSingleStageKeys,
+                                      names, &stages[s], errors));
+    for (size_t i = 0; i < stages[s].after.size(); ++i) {
+      if (!by_name.count(stages[s].after[i])) {
+        return errors.At(
+            stages[s].after_marks[i],
+            absl::StrCat(Child(stages[s].where, "after"), ": unknown stage '", stages[s].after[i],
+                         "' (stages: ", absl::StrJoin(names.all_stages, ", "), ")"));
+      }
+    }
+  }
+  PCSWEEP_ASSIGN_OR_RETURN(std::vector<size_t> order, OrderStages(stages, by_name, errors));
+
+  std::set<std::string> keys;
+  for (size_t s : order) {
+    Stage& stage = stages[s];
+    std::map<std::string, std::pair<YAML::Mark, std::string>> parent_refs;
+    CollectParentRefs(stage.config, &parent_refs);
+    const std::set<std::string> after(stage.after.begin(), stage.after.end());
+    for (size_t c = 0; c < stage.cells.size(); ++c) {
+      const Cell& cell = stage.cells[c];
+      JobDefinition job;
+      job.stage = stage.name;
+      job.kind = stage.kind;
+      job.max_attempts = stage.max_attempts;
+      json typed_params = json::object();
+      for (const auto& [key, value] : cell) {
+        job.params[key] = CanonicalText(value);
+        typed_params[key] = value;
+      }
+      job.key = JobKey(stage.name, job.params);
+      if (!keys.insert(job.key).second) {
+        return errors.At(stage.mark, absl::StrCat(Describe(stage.where), ": duplicate cell ",
+                                                  job.key, " (see grid and include)"));
+      }
+      PCSWEEP_ASSIGN_OR_RETURN(job.config, Instantiate(stage.config, cell, job.key, after, errors));
+
+      std::vector<std::string> parent_hashes;
+      for (size_t a = 0; a < stage.after.size(); ++a) {
+        const Stage& parent = stages[by_name.at(stage.after[a])];
+        std::vector<std::string> shared;
+        for (const std::string& key : stage.grid_keys) {
+          if (std::find(parent.grid_keys.begin(), parent.grid_keys.end(), key) !=
+              parent.grid_keys.end()) {
+            shared.push_back(key);
+          }
+        }
+        size_t matches = 0;
+        for (size_t j : parent.job_indices) {
+          const JobDefinition& candidate = spec.jobs[j];
+          bool agree = std::all_of(shared.begin(), shared.end(), [&](const std::string& key) {
+            return candidate.params.at(key) == job.params.at(key);
+          });
+          if (!agree) continue;
+          ++matches;
+          job.depends_on.push_back(candidate.key);
+          parent_hashes.push_back(candidate.config_hash);
+        }
+        const std::string shared_text = shared.empty() ? "none" : absl::StrJoin(shared, ", ");
+        if (matches == 0) {
+          return errors.At(stage.after_marks[a],
+                           absl::StrCat("job ", job.key, " has no job of stage '", parent.name,
+                                        "' to wait for (shared grid keys: ", shared_text, ")"));
+        }
+        auto ref = parent_refs.find(parent.name);
+        if (ref != parent_refs.end() && matches > 1) {
+          return errors.At(ref->second.first,
+                           absl::StrCat(ref->second.second, " is ambiguous for job ", job.key,
+                                        ": it matches ", matches, " jobs of stage '", parent.name,
+                                        "' (shared grid keys: ", shared_text, ")"));
+        }
+      }
+      std::sort(parent_hashes.begin(), parent_hashes.end());
+      json canonical = {{"kind", job.kind},
+                        {"config", job.config},
+                        {"params", typed_params},
+                        {"parents", parent_hashes}};
+      job.config_hash = Sha256Hex(canonical.dump());
+      stage.job_indices.push_back(spec.jobs.size());
+      spec.jobs.push_back(std::move(job));
+    }
+  }
+  return spec;
+}
+
+// JSON's number grammar: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][-+]?[0-9]+)?
+bool IsJsonNumber(absl::string_view s) {
+  if (!s.empty() && s[0] == '-') s.remove_prefix(1);
+  size_t i = 0;
+  auto digits = [&] {
+    size_t start = i;
+    while (i < s.size() && absl::ascii_isdigit(s[i])) ++i;
+    return i - start;
+  };
+  size_t int_digits = digits();
+  if (int_digits == 0 || (int_digits > 1 && s[0] == '0')) return false;
+  if (i < s.size() && s[i] == '.') {
+    ++i;
+    if (digits() == 0) return false;
+  }
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    ++i;
+    if (i < s.size() && (s[i] == '-' || s[i] == '+')) ++i;
+    if (digits() == 0) return false;
+  }
+  return i == s.size();
+}
+
+absl::StatusOr<json> Resolve(
+    const json& value, const std::map<std::string, std::map<std::string, std::string>>& outputs) {
+  if (value.is_object()) {
+    json object = json::object();
+    for (const auto& [key, child] : value.items()) {
+      PCSWEEP_ASSIGN_OR_RETURN(object[key], Resolve(child, outputs));
+    }
+    return object;
+  }
+  if (value.is_array()) {
+    json array = json::array();
+    for (const json& child : value) {
+      PCSWEEP_ASSIGN_OR_RETURN(json item, Resolve(child, outputs));
+      array.push_back(std::move(item));
+    }
+    return array;
+  }
+  if (!value.is_string()) return value;
+  const std::string& s = value.get_ref<const std::string&>();
+  std::string out;
+  size_t refs = 0;
+  std::string name, field;
+  for (size_t i = 0; i < s.size();) {
+    size_t length = MatchPlaceholder(s, i, &name, &field);
+    auto stage = outputs.end();
+    if (length > 0 && !field.empty()) stage = outputs.find(name);
+    if (stage == outputs.end()) {
+      out += s[i++];
+      continue;
+    }
+    auto output = stage->second.find(field);
+    if (output == stage->second.end()) {
+      std::vector<std::string> available;
+      for (const auto& [key, unused] : stage->second) available.push_back(key);
+      return absl::FailedPreconditionError(absl::StrCat(
+          "parent output {", name, ".", field, "} is missing (stage '", name,
+          "' reported: ", available.empty() ? "nothing" : absl::StrJoin(available, ", "), ")"));
+    }
+    ++refs;
+    if (length == s.size() && IsJsonNumber(output->second)) {
+      return json::parse(output->second);
+    }
+    out += output->second;
+    i += length;
+  }
+  if (refs == 0) return value;
+  return json(std::move(out));
+}
+
+}  // namespace
+
+absl::StatusOr<SweepSpec> ParseSweepSpec(absl::string_view yaml, absl::string_view path) {
+  const Errors errors(path);
+  try {
+    YAML::Node root = YAML::Load(std::string(yaml));
+    return ParseYaml(root, errors);
+  } catch (const YAML::Exception& e) {
+    // ParserException and friends: e.msg without the "yaml-cpp: error at ..." prefix.
+    return errors.At(e.mark, e.msg);
+  } catch (const json::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": ", e.what()));
+  }
+}
+
+absl::StatusOr<nlohmann::json> ResolveParentOutputs(
+    const nlohmann::json& config,
+    const std::map<std::string, std::map<std::string, std::string>>& outputs_by_stage) {
+  try {
+    return Resolve(config, outputs_by_stage);
+  } catch (const json::exception& e) {
+    return absl::InternalError(absl::StrCat("resolving parent outputs: ", e.what()));
+  }
+}
+
+std::string Sha256Hex(absl::string_view data) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_Digest(data.data(), data.size(), digest, &length, EVP_sha256(), nullptr);
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string hex;
+  hex.reserve(2 * length);
+  for (unsigned int i = 0; i < length; ++i) {
+    hex += kHex[digest[i] >> 4];
+    hex += kHex[digest[i] & 0xf];
+  }
+  return hex;
+}
+
+}  // namespace pcsweep
