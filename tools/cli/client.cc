@@ -102,6 +102,11 @@ absl::Status DescribeRpcError(const absl::Status& status, const std::string& add
     return absl::UnavailableError(
         absl::StrCat("cannot reach coordinator at ", address, ": ", status.message()));
   }
+  if (absl::IsUnauthenticated(status)) {
+    return absl::UnauthenticatedError(absl::StrCat("UNAUTHENTICATED: coordinator at ", address,
+                                                   " refused the call (", status.message(),
+                                                   "); pass --token-file"));
+  }
   return status;
 }
 

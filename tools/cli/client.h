@@ -60,7 +60,7 @@ std::unique_ptr<CoordinatorApi> MakeGrpcCoordinatorApi(const ClientOptions& opti
 
 // Maps a transport failure to the CLI's one-line error: UNAVAILABLE (and a deadline hit while
 // connecting) become Unavailable "cannot reach coordinator at ADDR: detail"; other codes keep
-// their code and message.
+// their code and message, Unauthenticated says so and points at --token-file.
 absl::Status DescribeRpcError(const absl::Status& status, const std::string& address);
 
 // A scriptable in-memory CoordinatorApi for tests. Set the canned responses (or `error` to fail

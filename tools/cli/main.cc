@@ -1,0 +1,435 @@
+// `pcsweep`: the command-line entry point. Parses flags with CLI11 and hands each subcommand to
+// its logic (commands.h for client commands, CoordinatorServer / WorkerDaemon for the
+// services). Every error ends as ONE line on stderr and exit code 1.
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
+#include <iostream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "CLI/CLI.hpp"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+#include "common/clock/clock.h"
+#include "common/rpc/rpc.h"
+#include "common/status/status_macros.h"
+#include "coordinator/coordinator_server.h"
+#include "tools/cli/commands.h"
+#include "tools/cli/results_db.h"
+#include "worker/worker_daemon.h"
+#ifdef PCSWEEP_HAVE_STATS_COMMAND
+#include "tools/cli/stats_command.h"
+#endif
+
+namespace pcsweep::cli {
+namespace {
+
+constexpr char kDefaultCoordinator[] = "127.0.0.1:50551";
+
+// Blocks SIGINT/SIGTERM in the calling thread and every thread it starts afterwards, so that
+// only WaitForStopSignal() receives them (services shut down cleanly instead of dying).
+void BlockStopSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+}
+
+// Waits for SIGINT/SIGTERM, or until `stop` becomes true (checked every 100 ms). Returns the
+// signal number, or 0 when stopped.
+int WaitForStopSignal(const std::atomic<bool>* stop = nullptr) {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  while (stop == nullptr || !stop->load()) {
+    timespec timeout{0, 100 * 1000 * 1000};
+    const int sig = sigtimedwait(&set, nullptr, &timeout);
+    if (sig > 0) return sig;
+  }
+  return 0;
+}
+
+std::string OneLine(absl::string_view message) {
+  return absl::StrReplaceAll(message, {{"\r\n", "; "}, {"\n", "; "}});
+}
+
+// Flags shared by the client subcommands.
+struct ClientFlags {
+  std::string coordinator;
+  std::string token_file;
+  std::string tls_ca_file;
+
+  void AddTo(CLI::App* command) {
+    command->add_option("--coordinator", coordinator,
+                        "Coordinator HOST:PORT (default: $PCSWEEP_COORDINATOR or 127.0.0.1:50551)");
+    command->add_option("--token-file", token_file, "File holding the coordinator's bearer token");
+    command->add_option("--tls-ca", tls_ca_file,
+                        "Root certificate (PEM) when the coordinator uses TLS");
+  }
+
+  absl::StatusOr<std::unique_ptr<CoordinatorApi>> Connect() const {
+    ClientOptions options;
+    options.address = coordinator;
+    if (options.address.empty()) {
+      const char* env = std::getenv("PCSWEEP_COORDINATOR");
+      options.address = env != nullptr && *env != '\0' ? env : kDefaultCoordinator;
+    }
+    if (!token_file.empty()) {
+      PCSWEEP_ASSIGN_OR_RETURN(options.token, rpc::ReadSecretFile(token_file));
+    }
+    if (!tls_ca_file.empty()) {
+      PCSWEEP_ASSIGN_OR_RETURN(options.tls_ca_pem, rpc::ReadSecretFile(tls_ca_file));
+    }
+    return MakeGrpcCoordinatorApi(options);
+  }
+};
+
+absl::Duration SecondsFlag(double seconds) { return absl::Milliseconds(seconds * 1000.0); }
+
+absl::Status RunCoordinator(CoordinatorServerOptions options) {
+  BlockStopSignals();
+  PCSWEEP_ASSIGN_OR_RETURN(auto server, CoordinatorServer::Start(options));
+  // Tests and scripts read this line to learn the bound port (with --listen HOST:0).
+  const std::string host = options.listen.substr(0, options.listen.rfind(':'));
+  std::cout << "pcsweep coordinator listening on " << host << ":" << server->port() << " (db "
+            << options.db_path << ")" << std::endl;
+  const int sig = WaitForStopSignal();
+  std::cerr << "pcsweep coordinator: signal " << sig << ", shutting down" << std::endl;
+  server->Shutdown();
+  server->Wait();
+  return absl::OkStatus();
+}
+
+absl::Status RunWorker(const WorkerOptions& options) {
+  BlockStopSignals();
+  PCSWEEP_ASSIGN_OR_RETURN(auto worker, WorkerDaemon::Start(options));
+  std::cout << "pcsweep worker started: coordinator " << options.coordinator << ", "
+            << options.slots << " slots, work dir " << options.work_dir << std::endl;
+  const int sig = WaitForStopSignal();
+  std::cerr << "pcsweep worker: signal " << sig << ", shutting down" << std::endl;
+  worker->Shutdown();
+  worker->Wait();
+  return absl::OkStatus();
+}
+
+struct LocalFlags {
+  std::string spec;
+  int workers = 2;
+  int slots = 1;
+  std::string db;
+  std::string work_dir;
+  bool force = false;
+  std::string format = "table";
+};
+
+// `pcsweep local`: an embedded coordinator on a free loopback port, N in-process workers, one
+// sweep followed to its end, its results table, and where the database is.
+absl::Status RunLocal(const LocalFlags& flags) {
+  PCSWEEP_ASSIGN_OR_RETURN(TableFormat format, ParseTableFormat(flags.format));
+  if (flags.workers < 1 || flags.slots < 1) {
+    return absl::InvalidArgumentError("--workers and --slots must be at least 1");
+  }
+  std::error_code error;
+  const std::filesystem::path db = std::filesystem::absolute(flags.db);
+  std::filesystem::create_directories(db.parent_path(), error);
+  if (error) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("cannot create ", db.parent_path().string(), ": ", error.message()));
+  }
+  const std::filesystem::path work_dir = flags.work_dir.empty()
+                                             ? db.parent_path() / "pcsweep-work"
+                                             : std::filesystem::absolute(flags.work_dir);
+  BlockStopSignals();
+
+  CoordinatorServerOptions server_options;
+  server_options.db_path = db.string();
+  server_options.listen = "127.0.0.1:0";
+  PCSWEEP_ASSIGN_OR_RETURN(auto server, CoordinatorServer::Start(server_options));
+  std::vector<std::unique_ptr<WorkerDaemon>> workers;
+  for (int i = 0; i < flags.workers; ++i) {
+    WorkerOptions worker_options;
+    worker_options.coordinator = server->address();
+    worker_options.slots = flags.slots;
+    worker_options.name = absl::StrCat("local-", i + 1);
+    worker_options.work_dir = (work_dir / worker_options.name).string();
+    PCSWEEP_ASSIGN_OR_RETURN(auto worker, WorkerDaemon::Start(worker_options));
+    workers.push_back(std::move(worker));
+  }
+  auto shut_down = [&] {
+    for (auto& worker : workers) worker->Shutdown();
+    for (auto& worker : workers) worker->Wait();
+    server->Shutdown();
+    server->Wait();
+  };
+  // Ctrl-C stops the workers (their jobs get SIGTERM) and the server; the watch below then
+  // fails and we report the interruption.
+  std::atomic<bool> done{false};
+  std::atomic<bool> interrupted{false};
+  std::thread signal_thread([&] {
+    if (WaitForStopSignal(&done) != 0) {
+      interrupted = true;
+      std::cerr << "\ninterrupted: stopping workers and coordinator" << std::endl;
+      shut_down();
+    }
+  });
+  auto finish = [&](absl::Status status) {
+    done = true;
+    signal_thread.join();
+    if (!interrupted) shut_down();
+    if (interrupted) return absl::CancelledError("interrupted");
+    return status;
+  };
+
+  std::cerr << "pcsweep local: coordinator on " << server->address() << ", " << flags.workers
+            << " workers x " << flags.slots << " slots, db " << db.string() << std::endl;
+  ClientOptions client_options;
+  client_options.address = server->address();
+  auto api = MakeGrpcCoordinatorApi(client_options);
+  auto submitted = RunSubmit(*api, flags.spec, flags.force, std::cerr, std::cerr);
+  if (!submitted.ok()) return finish(submitted.status());
+  WatchOptions watch;
+  watch.redraw = isatty(STDERR_FILENO) != 0;
+  auto final_state =
+      WatchUntilFinished(*api, submitted->sweep_id(), watch, *Clock::Real(), std::cerr);
+  if (!final_state.ok()) return finish(final_state.status());
+  std::cout << RenderTable(ResultsTable(*final_state), format);
+  const auto& summary = final_state->summary();
+  std::cerr << "\n"
+            << FormatSweepSummaryLine(summary, Clock::Real()->Now()) << "\n"
+            << "database: " << db.string() << "  (pcsweep results " << summary.sweep_id()
+            << " --db " << db.string() << ")\n"
+            << "job logs: " << work_dir.string() << std::endl;
+  if (summary.failed() > 0 || summary.cancelled() > 0) {
+    return finish(absl::AbortedError(
+        absl::StrCat(summary.failed(), " of ", summary.total(), " jobs failed and ",
+                     summary.cancelled(), " were cancelled; logs under ", work_dir.string())));
+  }
+  return finish(absl::OkStatus());
+}
+
+int Main(int argc, char** argv) {
+  CLI::App app{"pcsweep: paraphrase-consistency sweeps on a gRPC + SQLite coordinator"};
+  app.require_subcommand(1);
+  std::function<absl::Status()> action;
+
+  // coordinator
+  CoordinatorServerOptions server_options;
+  double heartbeat_s = 5, lease_timeout_s = 20;
+  auto* coordinator = app.add_subcommand("coordinator", "Run the coordinator service");
+  coordinator
+      ->add_option("--db", server_options.db_path, "SQLite database file (created if missing)")
+      ->required();
+  coordinator
+      ->add_option("--listen", server_options.listen, "HOST:PORT to serve on (port 0: any free)")
+      ->capture_default_str();
+  coordinator->add_option("--heartbeat-interval", heartbeat_s, "Seconds between worker heartbeats")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  coordinator
+      ->add_option("--lease-timeout", lease_timeout_s,
+                   "Seconds without heartbeat before a lease expires")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  coordinator->add_option("--token-file", server_options.token_file, "Require this bearer token");
+  auto* cert =
+      coordinator->add_option("--tls-cert", server_options.tls_cert_file, "TLS certificate (PEM)");
+  auto* key =
+      coordinator->add_option("--tls-key", server_options.tls_key_file, "TLS private key (PEM)");
+  cert->needs(key);
+  key->needs(cert);
+  coordinator->callback([&] {
+    server_options.heartbeat_interval = SecondsFlag(heartbeat_s);
+    server_options.lease_timeout = SecondsFlag(lease_timeout_s);
+    action = [&] { return RunCoordinator(server_options); };
+  });
+
+  // worker
+  WorkerOptions worker_options;
+  std::string gpus;
+  auto* worker = app.add_subcommand("worker", "Run a worker that leases and runs jobs");
+  worker->add_option("--coordinator", worker_options.coordinator, "Coordinator HOST:PORT")
+      ->capture_default_str();
+  worker->add_option("--slots", worker_options.slots, "Jobs run at once")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  worker->add_option("--gpus", gpus,
+                     "Comma-separated GPU indices, one per slot (default: CPU slots)");
+  worker
+      ->add_option("--work-dir", worker_options.work_dir, "Job outputs, logs and the result spool")
+      ->capture_default_str();
+  worker->add_option("--name", worker_options.name, "Stable worker name (default host:pid)");
+  worker->add_option("--token-file", worker_options.token_file, "File holding the bearer token");
+  worker->add_option("--tls-ca", worker_options.tls_ca_file, "Root certificate (PEM) for TLS");
+  worker->add_option("--runner", worker_options.runner_path, "pcsweep-run binary for ML job kinds");
+  worker->callback([&] {
+    action = [&]() -> absl::Status {
+      if (const char* env = std::getenv("PCSWEEP_COORDINATOR");
+          env != nullptr && *env != '\0' && worker->count("--coordinator") == 0) {
+        worker_options.coordinator = env;
+      }
+      for (absl::string_view index : absl::StrSplit(gpus, ',', absl::SkipWhitespace())) {
+        int value = 0;
+        if (!absl::SimpleAtoi(index, &value) || value < 0) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("--gpus: '", index, "' is not a GPU index"));
+        }
+        worker_options.gpus.push_back(value);
+      }
+      return RunWorker(worker_options);
+    };
+  });
+
+  ClientFlags client;
+  // submit
+  std::string spec_path;
+  bool force = false;
+  auto* submit = app.add_subcommand("submit", "Submit a sweep spec (prints the sweep id)");
+  submit->add_option("spec", spec_path, "Sweep spec YAML file")->required();
+  submit->add_flag("--force", force, "Re-run cells whose result already exists");
+  client.AddTo(submit);
+  submit->callback([&] {
+    action = [&]() -> absl::Status {
+      PCSWEEP_ASSIGN_OR_RETURN(auto api, client.Connect());
+      return RunSubmit(*api, spec_path, force, std::cout, std::cerr).status();
+    };
+  });
+
+  // status
+  std::string sweep_id;
+  bool watch_flag = false;
+  std::string status_format = "text";
+  auto* status = app.add_subcommand("status", "Show a sweep's jobs, or list sweeps");
+  status->add_option("sweep", sweep_id, "Sweep id (omit to list sweeps)");
+  status->add_flag("--watch", watch_flag, "Redraw live until the sweep finishes");
+  status->add_option("--format", status_format, "text or json")
+      ->check(CLI::IsMember({"text", "json"}))
+      ->capture_default_str();
+  client.AddTo(status);
+  status->callback([&] {
+    action = [&]() -> absl::Status {
+      PCSWEEP_ASSIGN_OR_RETURN(auto api, client.Connect());
+      if (!watch_flag)
+        return RunStatus(*api, sweep_id, status_format == "json", *Clock::Real(), std::cout);
+      if (sweep_id.empty()) return absl::InvalidArgumentError("--watch needs a sweep id");
+      WatchOptions options;
+      options.redraw = isatty(STDOUT_FILENO) != 0;
+      PCSWEEP_ASSIGN_OR_RETURN(
+          auto final_state, WatchUntilFinished(*api, sweep_id, options, *Clock::Real(), std::cout));
+      if (status_format == "json") std::cout << ProtoToJson(final_state);
+      return absl::OkStatus();
+    };
+  });
+
+  // cancel / retry
+  auto* cancel = app.add_subcommand("cancel", "Cancel a sweep's unfinished jobs");
+  cancel->add_option("sweep", sweep_id, "Sweep id")->required();
+  client.AddTo(cancel);
+  cancel->callback([&] {
+    action = [&]() -> absl::Status {
+      PCSWEEP_ASSIGN_OR_RETURN(auto api, client.Connect());
+      return RunCancel(*api, sweep_id, std::cout);
+    };
+  });
+  auto* retry = app.add_subcommand("retry", "Re-queue a sweep's failed jobs");
+  retry->add_option("sweep", sweep_id, "Sweep id")->required();
+  client.AddTo(retry);
+  retry->callback([&] {
+    action = [&]() -> absl::Status {
+      PCSWEEP_ASSIGN_OR_RETURN(auto api, client.Connect());
+      return RunRetry(*api, sweep_id, std::cout);
+    };
+  });
+
+  // workers
+  std::string table_format = "table";
+  auto* workers =
+      app.add_subcommand("workers", "List workers: state, last heartbeat, running jobs");
+  workers->add_option("--format", table_format, "table, csv, json or markdown")
+      ->capture_default_str();
+  client.AddTo(workers);
+  workers->callback([&] {
+    action = [&]() -> absl::Status {
+      PCSWEEP_ASSIGN_OR_RETURN(TableFormat format, ParseTableFormat(table_format));
+      PCSWEEP_ASSIGN_OR_RETURN(auto api, client.Connect());
+      return RunWorkers(*api, format, *Clock::Real(), std::cout);
+    };
+  });
+
+  // logs
+  std::string job_id;
+  auto* logs = app.add_subcommand("logs", "Show a job's attempts, stderr tails and log file");
+  logs->add_option("job", job_id, "Job id")->required();
+  client.AddTo(logs);
+  logs->callback([&] {
+    action = [&]() -> absl::Status {
+      PCSWEEP_ASSIGN_OR_RETURN(auto api, client.Connect());
+      return RunLogs(*api, job_id, std::cout);
+    };
+  });
+
+  // results
+  std::string db_path;
+  auto* results = app.add_subcommand("results", "Print one row per cell: params and metrics");
+  results->add_option("sweep", sweep_id, "Sweep id (with --db also a sweep name)")->required();
+  results->add_option("--format", table_format, "table, csv, json or markdown")
+      ->capture_default_str();
+  results->add_option("--db", db_path, "Read this database file directly (no coordinator needed)");
+  client.AddTo(results);
+  results->callback([&] {
+    action = [&]() -> absl::Status {
+      PCSWEEP_ASSIGN_OR_RETURN(TableFormat format, ParseTableFormat(table_format));
+      if (!db_path.empty()) return RunResultsFromDb(db_path, sweep_id, format, std::cout);
+      PCSWEEP_ASSIGN_OR_RETURN(auto api, client.Connect());
+      return RunResults(*api, sweep_id, format, std::cout);
+    };
+  });
+
+  // local
+  LocalFlags local_flags;
+  auto* local = app.add_subcommand(
+      "local", "Run a sweep on an embedded coordinator and in-process workers, print its results");
+  local->add_option("spec", local_flags.spec, "Sweep spec YAML file")->required();
+  local->add_option("--workers", local_flags.workers, "In-process workers")->capture_default_str();
+  local->add_option("--slots", local_flags.slots, "Slots per worker")->capture_default_str();
+  local->add_option("--db", local_flags.db, "SQLite database file (kept afterwards)")->required();
+  local->add_option("--work-dir", local_flags.work_dir,
+                    "Job outputs and logs (default: beside the db)");
+  local->add_flag("--force", local_flags.force, "Re-run cells whose result already exists");
+  local->add_option("--format", local_flags.format, "Results format: table, csv, json or markdown")
+      ->capture_default_str();
+  local->callback([&] { action = [&] { return RunLocal(local_flags); }; });
+
+#ifdef PCSWEEP_HAVE_STATS_COMMAND
+  AddStatsCommand(app);
+#endif
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  if (!action) return 0;  // a subcommand that ran its own callback (stats)
+  const absl::Status result = action();
+  if (!result.ok()) {
+    std::cerr << OneLine(result.message()) << std::endl;
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace pcsweep::cli
+
+int main(int argc, char** argv) { return pcsweep::cli::Main(argc, argv); }
