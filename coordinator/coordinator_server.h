@@ -22,10 +22,10 @@ struct CoordinatorServerOptions {
   std::string listen = "127.0.0.1:50551";  // "host:0" picks a free port (see port()).
   absl::Duration heartbeat_interval = absl::Seconds(5);
   absl::Duration lease_timeout = absl::Seconds(20);
-  std::string token_file;                  // optional bearer token file
-  std::string tls_cert_file;               // optional TLS certificate + key files
+  std::string token_file;     // optional bearer token file
+  std::string tls_cert_file;  // optional TLS certificate + key files
   std::string tls_key_file;
-  Clock* clock = Clock::Real();            // Not owned; must outlive the server.
+  Clock* clock = Clock::Real();  // Not owned; must outlive the server.
 };
 
 class CoordinatorServer {
@@ -37,10 +37,10 @@ class CoordinatorServer {
       const CoordinatorServerOptions& options);
 
   virtual ~CoordinatorServer() = default;
-  virtual int port() const = 0;                // the bound port
-  virtual std::string address() const = 0;    // "127.0.0.1:<port>"
-  virtual void Shutdown() = 0;                 // stops serving, flushes the store
-  virtual void Wait() = 0;                     // blocks until Shutdown() completes
+  virtual int port() const = 0;             // the bound port
+  virtual std::string address() const = 0;  // "127.0.0.1:<port>"
+  virtual void Shutdown() = 0;              // stops serving, flushes the store
+  virtual void Wait() = 0;                  // blocks until Shutdown() completes
 };
 
 }  // namespace pcsweep

@@ -4,6 +4,8 @@ namespace pcsweep::coordinator {
 
 absl::string_view JobStateName(JobState state) {
   switch (state) {
+    case JobState::kUnspecified:
+      return "UNSPECIFIED";
     case JobState::kPending:
       return "PENDING";
     case JobState::kLeased:

@@ -18,6 +18,7 @@ namespace pcsweep::coordinator {
 
 // Same numbers as pcsweep.v1.JobState, so conversion is a cast.
 enum class JobState : int {
+  kUnspecified = 0,  // sweep-level events only
   kPending = 1,
   kLeased = 2,
   kRunning = 3,

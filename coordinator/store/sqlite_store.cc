@@ -243,17 +243,16 @@ SqliteStore::~SqliteStore() {
   statements_.reset();
 }
 
-std::shared_future<absl::Status> SqliteStore::Write(WriteBatch batch) {
-  Pending pending{std::move(batch), {}};
-  std::shared_future<absl::Status> future = pending.promise.get_future().share();
-  absl::MutexLock lock(&mu_);
-  if (stopping_) {
-    pending.promise.set_value(absl::CancelledError("store is closed"));
-    return future;
+void SqliteStore::WriteAsync(WriteBatch batch, DoneCallback done) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!stopping_) {
+      queue_.push_back(Pending{std::move(batch), std::move(done)});
+      ++queued_;
+      return;
+    }
   }
-  queue_.push_back(std::move(pending));
-  ++queued_;
-  return future;
+  if (done) done(absl::CancelledError("the coordinator database is closed"));
 }
 
 void SqliteStore::Flush() {
@@ -312,10 +311,16 @@ void SqliteStore::WriterLoop() {
         }
       }
     }
-    for (size_t i = 0; i < work.size(); ++i) work[i].promise.set_value(results[i]);
+    {
+      absl::MutexLock lock(&mu_);
+      transactions_ += transactions;
+    }
+    for (size_t i = 0; i < work.size(); ++i) {
+      if (work[i].done) work[i].done(results[i]);
+    }
+    // Counted after the callbacks so that Flush() also waits for them.
     absl::MutexLock lock(&mu_);
     finished_ += static_cast<int64_t>(work.size());
-    transactions_ += transactions;
   }
 }
 

@@ -44,7 +44,7 @@ class SqliteStore final : public Store {
   SqliteStore(const SqliteStore&) = delete;
   SqliteStore& operator=(const SqliteStore&) = delete;
 
-  std::shared_future<absl::Status> Write(WriteBatch batch) override;
+  void WriteAsync(WriteBatch batch, DoneCallback done) override;
   absl::StatusOr<StoreSnapshot> Load() override;
   void Flush() override;
 
@@ -54,7 +54,7 @@ class SqliteStore final : public Store {
  private:
   struct Pending {
     WriteBatch batch;
-    std::promise<absl::Status> promise;
+    DoneCallback done;
   };
   class Statements;
 

@@ -6,13 +6,15 @@
 // real store groups many queued batches into one transaction on its writer thread and never
 // writes on the caller's thread. Each batch is atomic. Write() returns a future that becomes
 // ready once the batch is durable (committed) or has failed; callers that need exactly-once
-// (job completion) wait for it before acknowledging, others may drop it.
+// (job completion) wait for it before acknowledging, others may drop it. WriteAsync() reports
+// the same through a callback instead (for callers that must not block).
 //
 // Thread-safety: implementations are thread-safe.
 #ifndef PCSWEEP_COORDINATOR_STORE_STORE_H_
 #define PCSWEEP_COORDINATOR_STORE_STORE_H_
 
 #include <atomic>
+#include <functional>
 #include <future>
 #include <memory>
 #include <string>
@@ -71,10 +73,22 @@ class Store {
  public:
   virtual ~Store() = default;
 
-  // Queues `batch`. The future reports whether it was committed.
-  // Possible errors (in the future): Unavailable (I/O failure, disk full; the batch was not
+  using DoneCallback = std::function<void(absl::Status)>;
+
+  // Queues `batch`; `done` (may be empty) is called exactly once with whether it was
+  // committed, on the writer thread or, when the store refuses at once, on the calling
+  // thread: callers must not hold locks that `done` takes.
+  // Possible errors (through `done`): Unavailable (I/O failure, disk full; the batch was not
   // applied), Internal (constraint violation: a bug), Cancelled (store closed).
-  virtual std::shared_future<absl::Status> Write(WriteBatch batch) = 0;
+  virtual void WriteAsync(WriteBatch batch, DoneCallback done) = 0;
+
+  // WriteAsync with a future. Possible errors: as WriteAsync.
+  std::shared_future<absl::Status> Write(WriteBatch batch) {
+    auto promise = std::make_shared<std::promise<absl::Status>>();
+    std::shared_future<absl::Status> future = promise->get_future().share();
+    WriteAsync(std::move(batch), [promise](absl::Status status) { promise->set_value(status); });
+    return future;
+  }
 
   // Reads the whole state. Only meaningful before writes start (at coordinator start-up).
   // Possible errors: DataLoss (corrupt file), Internal.
@@ -83,13 +97,6 @@ class Store {
   // Blocks until every batch queued before the call is committed or failed.
   virtual void Flush() = 0;
 };
-
-// A future that is already ready with `status`.
-inline std::shared_future<absl::Status> ReadyFuture(absl::Status status) {
-  std::promise<absl::Status> promise;
-  promise.set_value(std::move(status));
-  return promise.get_future().share();
-}
 
 // Test double: forwards to `base` (not owned, must outlive it) but fails chosen writes
 // without forwarding them, as a full disk would.
@@ -114,7 +121,8 @@ class FaultInjectingStore final : public Store {
     return failed_writes_;
   }
 
-  std::shared_future<absl::Status> Write(WriteBatch batch) override {
+  void WriteAsync(WriteBatch batch, DoneCallback done) override {
+    absl::Status injected;
     {
       absl::MutexLock lock(&mu_);
       bool has_result = false;
@@ -122,10 +130,14 @@ class FaultInjectingStore final : public Store {
       if (fail_count_ > 0 || (fail_results_ && has_result)) {
         if (fail_count_ > 0) --fail_count_;
         ++failed_writes_;
-        return ReadyFuture(fail_status_);
+        injected = fail_status_;
       }
     }
-    return base_->Write(std::move(batch));
+    if (!injected.ok()) {
+      if (done) done(injected);
+      return;
+    }
+    base_->WriteAsync(std::move(batch), std::move(done));
   }
   absl::StatusOr<StoreSnapshot> Load() override { return base_->Load(); }
   void Flush() override { base_->Flush(); }

@@ -178,6 +178,8 @@ absl::StatusOr<std::vector<SweepSummary>> StoreReader::ListSweeps() {
       const int n = static_cast<int>(Int(counts, 3));
       s.total += n;
       switch (static_cast<JobState>(Int(counts, 1))) {
+        case JobState::kUnspecified:
+          break;
         case JobState::kPending:
           s.pending += n;
           break;
