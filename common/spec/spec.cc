@@ -24,6 +24,11 @@ namespace {
 using nlohmann::json;
 
 constexpr int kDefaultMaxAttempts = 3;
+// Bounds that keep a hostile or mistaken spec (a recursive alias, alias bombs, a 20-axis grid)
+// from exhausting the coordinator: far above any real sweep.
+constexpr int kMaxDepth = 64;
+constexpr size_t kMaxYamlNodes = 1000000;
+constexpr size_t kMaxJobs = 100000;
 constexpr const char* kJobKinds[] = {"command",   "pretrain",     "eval",        "train_eval",
                                      "sae_train", "sae_transfer", "layer_select"};
 const std::vector<std::string> kSingleStageKeys = {"name",    "job",     "grid",
@@ -34,11 +39,26 @@ const std::vector<std::string> kStageKeys = {"name",    "job",   "grid",        
 const std::vector<std::string> kCommandJobKeys = {"kind", "command"};
 
 // ---------------------------------------------------------------------------------------------
-// Error reporting: every error is "PATH:LINE:COL: message" at the closest YAML node.
+// Error reporting: every error is "PATH:LINE:COL: message" at the closest YAML node. Also
+// counts the YAML nodes converted, against kMaxYamlNodes.
 
 class Errors {
  public:
   explicit Errors(absl::string_view path) : path_(path) {}
+
+  // Called once per YAML value converted, at nesting `depth`.
+  absl::Status Visit(const YAML::Node& node, absl::string_view where, int depth) const {
+    if (depth > kMaxDepth) {
+      return At(node, absl::StrCat(where.substr(0, 60), where.size() > 60 ? "..." : "",
+                                   ": nested more than ", kMaxDepth,
+                                   " levels deep (a recursive alias?)"));
+    }
+    if (++visited_ > kMaxYamlNodes) {
+      return At(node, absl::StrCat(where, ": the spec expands to more than ", kMaxYamlNodes,
+                                   " YAML values (aliases?)"));
+    }
+    return absl::OkStatus();
+  }
 
   absl::Status At(const YAML::Mark& mark, absl::string_view message) const {
     if (mark.is_null()) return absl::InvalidArgumentError(absl::StrCat(path_, ": ", message));
@@ -51,6 +71,7 @@ class Errors {
 
  private:
   std::string path_;
+  mutable size_t visited_ = 0;
 };
 
 std::string Child(absl::string_view where, absl::string_view key) {
@@ -208,14 +229,16 @@ const MapEntry* Find(const std::vector<MapEntry>& entries, absl::string_view key
 }
 
 absl::StatusOr<json> NodeToJson(const YAML::Node& node, const Errors& errors,
-                                absl::string_view where) {
+                                absl::string_view where, int depth = 0) {
+  PCSWEEP_RETURN_IF_ERROR(errors.Visit(node, Describe(where), depth));
   switch (node.Type()) {
     case YAML::NodeType::Scalar:
       return ScalarToJson(node, errors, where);
     case YAML::NodeType::Sequence: {
       json array = json::array();
       for (size_t i = 0; i < node.size(); ++i) {
-        PCSWEEP_ASSIGN_OR_RETURN(json item, NodeToJson(node[i], errors, Index(where, i)));
+        PCSWEEP_ASSIGN_OR_RETURN(json item,
+                                 NodeToJson(node[i], errors, Index(where, i), depth + 1));
         array.push_back(std::move(item));
       }
       return array;
@@ -225,8 +248,8 @@ absl::StatusOr<json> NodeToJson(const YAML::Node& node, const Errors& errors,
                                ReadMap(node, errors, where, nullptr));
       json object = json::object();
       for (const MapEntry& entry : entries) {
-        PCSWEEP_ASSIGN_OR_RETURN(object[entry.key],
-                                 NodeToJson(entry.value, errors, Child(where, entry.key)));
+        PCSWEEP_ASSIGN_OR_RETURN(
+            object[entry.key], NodeToJson(entry.value, errors, Child(where, entry.key), depth + 1));
       }
       return object;
     }
@@ -368,7 +391,9 @@ absl::StatusOr<std::vector<Segment>> SplitString(const std::string& s, const YAM
 }
 
 absl::StatusOr<Template> CompileTemplate(const YAML::Node& node, absl::string_view where,
-                                         const StageContext& context, const Errors& errors) {
+                                         const StageContext& context, const Errors& errors,
+                                         int depth = 0) {
+  PCSWEEP_RETURN_IF_ERROR(errors.Visit(node, Describe(where), depth));
   Template t;
   t.mark = node.Mark();
   t.where = std::string(where);
@@ -379,7 +404,8 @@ absl::StatusOr<Template> CompileTemplate(const YAML::Node& node, absl::string_vi
                                ReadMap(node, errors, where, nullptr));
       for (const MapEntry& entry : entries) {
         PCSWEEP_ASSIGN_OR_RETURN(
-            Template child, CompileTemplate(entry.value, Child(where, entry.key), context, errors));
+            Template child,
+            CompileTemplate(entry.value, Child(where, entry.key), context, errors, depth + 1));
         t.object.emplace_back(entry.key, std::move(child));
       }
       return t;
@@ -387,13 +413,13 @@ absl::StatusOr<Template> CompileTemplate(const YAML::Node& node, absl::string_vi
     case YAML::NodeType::Sequence:
       t.kind = Template::kArray;
       for (size_t i = 0; i < node.size(); ++i) {
-        PCSWEEP_ASSIGN_OR_RETURN(Template child,
-                                 CompileTemplate(node[i], Index(where, i), context, errors));
+        PCSWEEP_ASSIGN_OR_RETURN(
+            Template child, CompileTemplate(node[i], Index(where, i), context, errors, depth + 1));
         t.array.push_back(std::move(child));
       }
       return t;
     default: {
-      PCSWEEP_ASSIGN_OR_RETURN(t.value, NodeToJson(node, errors, where));
+      PCSWEEP_ASSIGN_OR_RETURN(t.value, NodeToJson(node, errors, where, depth));
       if (t.value.is_string()) {
         t.kind = Template::kString;
         PCSWEEP_ASSIGN_OR_RETURN(t.segments, SplitString(t.value.get<std::string>(), t.mark,
@@ -592,6 +618,15 @@ absl::Status ExpandGrid(Stage* stage, const Errors& errors) {
     }
     stage->grid_keys.push_back(axis.key);
     values.push_back(std::move(axis_values));
+  }
+
+  size_t product_size = 1;
+  for (const std::vector<json>& axis : values) {
+    product_size *= axis.size();
+    if (product_size > kMaxJobs) {
+      return errors.At(grid->value, absl::StrCat(grid_where, " has more than ", kMaxJobs,
+                                                 " cells; split the sweep"));
+    }
   }
 
   // Cartesian product, first key outermost.
@@ -892,12 +927,41 @@ absl::StatusOr<SweepSpec> ParseYaml(const YAML::Node& root, const Errors& errors
   }
   PCSWEEP_ASSIGN_OR_RETURN(std::vector<size_t> order, OrderStages(stages, by_name, errors));
 
+  size_t total_jobs = 0;
+  for (const Stage& stage : stages) total_jobs += stage.cells.size();
+  if (total_jobs > kMaxJobs) {
+    return errors.At(root, absl::StrCat("the sweep has ", total_jobs, " jobs, more than ", kMaxJobs,
+                                        "; split it"));
+  }
+
   std::set<std::string> keys;
   for (size_t s : order) {
     Stage& stage = stages[s];
     std::map<std::string, std::pair<YAML::Mark, std::string>> parent_refs;
     CollectParentRefs(stage.config, &parent_refs);
     const std::set<std::string> after(stage.after.begin(), stage.after.end());
+    // For each after stage: the grid keys shared with it, and its jobs by their values.
+    struct ParentIndex {
+      const Stage* stage;
+      std::vector<std::string> shared;
+      std::map<std::vector<std::string>, std::vector<size_t>> jobs_by_shared_values;
+    };
+    std::vector<ParentIndex> parents;
+    for (const std::string& name : stage.after) {
+      ParentIndex index{&stages[by_name.at(name)], {}, {}};
+      for (const std::string& key : stage.grid_keys) {
+        const std::vector<std::string>& keys_of_parent = index.stage->grid_keys;
+        if (std::find(keys_of_parent.begin(), keys_of_parent.end(), key) != keys_of_parent.end()) {
+          index.shared.push_back(key);
+        }
+      }
+      for (size_t j : index.stage->job_indices) {
+        std::vector<std::string> values;
+        for (const std::string& key : index.shared) values.push_back(spec.jobs[j].params.at(key));
+        index.jobs_by_shared_values[values].push_back(j);
+      }
+      parents.push_back(std::move(index));
+    }
     for (size_t c = 0; c < stage.cells.size(); ++c) {
       const Cell& cell = stage.cells[c];
       JobDefinition job;
@@ -917,25 +981,17 @@ absl::StatusOr<SweepSpec> ParseYaml(const YAML::Node& root, const Errors& errors
       PCSWEEP_ASSIGN_OR_RETURN(job.config, Instantiate(stage.config, cell, job.key, after, errors));
 
       std::vector<std::string> parent_hashes;
-      for (size_t a = 0; a < stage.after.size(); ++a) {
-        const Stage& parent = stages[by_name.at(stage.after[a])];
-        std::vector<std::string> shared;
-        for (const std::string& key : stage.grid_keys) {
-          if (std::find(parent.grid_keys.begin(), parent.grid_keys.end(), key) !=
-              parent.grid_keys.end()) {
-            shared.push_back(key);
-          }
-        }
-        size_t matches = 0;
-        for (size_t j : parent.job_indices) {
-          const JobDefinition& candidate = spec.jobs[j];
-          bool agree = std::all_of(shared.begin(), shared.end(), [&](const std::string& key) {
-            return candidate.params.at(key) == job.params.at(key);
-          });
-          if (!agree) continue;
-          ++matches;
-          job.depends_on.push_back(candidate.key);
-          parent_hashes.push_back(candidate.config_hash);
+      for (size_t a = 0; a < parents.size(); ++a) {
+        const Stage& parent = *parents[a].stage;
+        const std::vector<std::string>& shared = parents[a].shared;
+        std::vector<std::string> values;
+        for (const std::string& key : shared) values.push_back(job.params.at(key));
+        auto found = parents[a].jobs_by_shared_values.find(values);
+        const size_t matches =
+            found == parents[a].jobs_by_shared_values.end() ? 0 : found->second.size();
+        for (size_t i = 0; i < matches; ++i) {
+          job.depends_on.push_back(spec.jobs[found->second[i]].key);
+          parent_hashes.push_back(spec.jobs[found->second[i]].config_hash);
         }
         const std::string shared_text = shared.empty() ? "none" : absl::StrJoin(shared, ", ");
         if (matches == 0) {
@@ -1041,8 +1097,11 @@ absl::StatusOr<json> Resolve(
 absl::StatusOr<SweepSpec> ParseSweepSpec(absl::string_view yaml, absl::string_view path) {
   const Errors errors(path);
   try {
-    YAML::Node root = YAML::Load(std::string(yaml));
-    return ParseYaml(root, errors);
+    std::vector<YAML::Node> documents = YAML::LoadAll(std::string(yaml));
+    if (documents.size() > 1) {
+      return errors.At(documents[1], "a spec is one YAML document; found a second one");
+    }
+    return ParseYaml(documents.empty() ? YAML::Node() : documents[0], errors);
   } catch (const YAML::Exception& e) {
     // ParserException and friends: e.msg without the "yaml-cpp: error at ..." prefix.
     return errors.At(e.mark, e.msg);

@@ -512,6 +512,31 @@ stages:
             "s.yaml:9:12: stages[1].grid: key 'train' has the name of an after stage");
 }
 
+TEST(InvalidSpecTest, RecursiveAliasesSecondDocumentsAndHugeGridsAreRefused) {
+  EXPECT_THAT(ErrorOf("name: x\njob: {kind: eval, a: &x [*x]}\n"),
+              AllOf(StartsWith("s.yaml:2:22: job.a[0][0]"), HasSubstr("nested more than 64")));
+  EXPECT_EQ(ErrorOf("name: x\njob: {kind: eval}\n---\nname: y\n"),
+            "s.yaml:4:1: a spec is one YAML document; found a second one");
+  std::string axes;
+  for (char key = 'a'; key <= 'f'; ++key) axes += std::string(1, key) + ": [0,1,2,3,4,5,6,7,8,9], ";
+  EXPECT_EQ(ErrorOf("name: x\njob: {kind: eval}\ngrid: {" + axes + "}\n"),
+            "s.yaml:3:7: grid has more than 100000 cells; split the sweep");
+}
+
+TEST(ParseSweepSpecTest, LargeStagedSweepsExpandQuickly) {
+  std::string values = "[";
+  for (int i = 0; i < 100; ++i) values += std::to_string(i) + (i < 99 ? "," : "]");
+  SweepSpec spec = ParseOrDie(
+      "name: big\nstages:\n"
+      "  - {name: a, job: {kind: train_eval, s: \"{s}\"}, grid: {s: " +
+      values + ", t: " + values + "}}\n" +
+      "  - {name: b, after: [a], job: {kind: eval, m: \"{a.output_dir}\"},"
+      " grid: {s: " +
+      values + ", t: " + values + "}}\n");
+  ASSERT_EQ(spec.jobs.size(), 20000u);
+  EXPECT_THAT(spec.jobs.back().depends_on, ElementsAre("a[s=99,t=99]"));
+}
+
 TEST(InvalidSpecTest, MaxAttemptsBelowOne) {
   EXPECT_EQ(ErrorOf("name: s\nmax_attempts: 0\njob: {kind: eval}\n"),
             "s.yaml:2:15: max_attempts must be an integer >= 1, got 0");
