@@ -1,4 +1,5 @@
-// No Abseil include in this file: see sentencepiece_bridge.h.
+// The dlopen()ed module around libsentencepiece; see sentencepiece_bridge.h for why.
+// No Abseil include in this file.
 #include "experiments/inputs/sentencepiece_bridge.h"
 
 #include <sentencepiece_processor.h>
@@ -29,61 +30,51 @@ bool Check(const sentencepiece::util::Status& status, std::string* error) {
   return false;
 }
 
-}  // namespace
+class Model : public SentencePieceModel {
+ public:
+  bool Load(const std::string& bytes, std::string* error) {
+    return Check(processor_.LoadFromSerializedProto(bytes), error);
+  }
+  bool Encode(const std::string& text, std::vector<int>* ids, std::string* error) const override {
+    return Check(processor_.Encode(text, ids), error);
+  }
+  bool Decode(const std::vector<int>& ids, std::string* text, std::string* error) const override {
+    return Check(processor_.Decode(ids, text), error);
+  }
+  int size() const override { return processor_.GetPieceSize(); }
+  int PieceToId(const std::string& piece) const override {
+    const int id = processor_.PieceToId(piece);
+    // SentencePiece maps unknown pieces to unk_id; only "<unk>" itself is really unk.
+    if (id == processor_.unk_id() && processor_.IdToPiece(id) != piece) return -1;
+    return id;
+  }
+  std::string IdToPiece(int id) const override { return processor_.IdToPiece(id); }
+  bool IsControl(int id) const override { return processor_.IsControl(id); }
+  bool IsUnknown(int id) const override { return processor_.IsUnknown(id); }
+  int bos_id() const override { return processor_.bos_id(); }
+  int eos_id() const override { return processor_.eos_id(); }
+  int pad_id() const override { return processor_.pad_id(); }
+  int unk_id() const override { return processor_.unk_id(); }
 
-struct SentencePieceModel::Impl {
-  sentencepiece::SentencePieceProcessor processor;
+ private:
+  sentencepiece::SentencePieceProcessor processor_;
 };
 
-SentencePieceModel::SentencePieceModel() : impl_(std::make_unique<Impl>()) {}
-SentencePieceModel::~SentencePieceModel() = default;
-
-std::unique_ptr<SentencePieceModel> SentencePieceModel::FromSerialized(const std::string& bytes,
-                                                                       std::string* error) {
-  std::unique_ptr<SentencePieceModel> model(new SentencePieceModel());
-  if (!Check(model->impl_->processor.LoadFromSerializedProto(bytes), error)) return nullptr;
-  return model;
-}
-
-bool SentencePieceModel::Encode(const std::string& text, std::vector<int>* ids,
-                                std::string* error) const {
-  return Check(impl_->processor.Encode(text, ids), error);
-}
-
-bool SentencePieceModel::EncodePieces(const std::string& text, std::vector<std::string>* pieces,
-                                      std::string* error) const {
-  return Check(impl_->processor.Encode(text, pieces), error);
-}
-
-bool SentencePieceModel::Decode(const std::vector<int>& ids, std::string* text,
-                                std::string* error) const {
-  return Check(impl_->processor.Decode(ids, text), error);
-}
-
-int SentencePieceModel::size() const { return impl_->processor.GetPieceSize(); }
-
-int SentencePieceModel::PieceToId(const std::string& piece) const {
-  const int id = impl_->processor.PieceToId(piece);
-  // SentencePiece maps unknown pieces to unk_id; only "<unk>" itself is really unk.
-  if (id == impl_->processor.unk_id() && impl_->processor.IdToPiece(id) != piece) return -1;
-  return id;
-}
-
-std::string SentencePieceModel::IdToPiece(int id) const { return impl_->processor.IdToPiece(id); }
-bool SentencePieceModel::IsControl(int id) const { return impl_->processor.IsControl(id); }
-bool SentencePieceModel::IsUnknown(int id) const { return impl_->processor.IsUnknown(id); }
-int SentencePieceModel::bos_id() const { return impl_->processor.bos_id(); }
-int SentencePieceModel::eos_id() const { return impl_->processor.eos_id(); }
-int SentencePieceModel::pad_id() const { return impl_->processor.pad_id(); }
-int SentencePieceModel::unk_id() const { return impl_->processor.unk_id(); }
-
-bool TrainSentencePiece(const std::map<std::string, std::string>& flags,
-                        const std::vector<std::string>& sentences, std::string* serialized_model,
-                        std::string* error) {
-  std::unordered_map<std::string, std::string> kwargs(flags.begin(), flags.end());
-  VectorSentenceIterator iterator(sentences);
-  return Check(sentencepiece::SentencePieceTrainer::Train(kwargs, &iterator, serialized_model),
-               error);
-}
-
+}  // namespace
 }  // namespace pcsweep::inputs::internal
+
+extern "C" __attribute__((visibility("default"))) pcsweep::inputs::internal::SentencePieceModel*
+pcsweep_create_sentencepiece_model(const std::string* bytes, std::string* error) {
+  auto model = std::make_unique<pcsweep::inputs::internal::Model>();
+  if (!model->Load(*bytes, error)) return nullptr;
+  return model.release();
+}
+
+extern "C" __attribute__((visibility("default"))) bool pcsweep_train_sentencepiece(
+    const std::map<std::string, std::string>* flags, const std::vector<std::string>* sentences,
+    std::string* serialized_model, std::string* error) {
+  std::unordered_map<std::string, std::string> kwargs(flags->begin(), flags->end());
+  pcsweep::inputs::internal::VectorSentenceIterator iterator(*sentences);
+  return pcsweep::inputs::internal::Check(
+      sentencepiece::SentencePieceTrainer::Train(kwargs, &iterator, serialized_model), error);
+}

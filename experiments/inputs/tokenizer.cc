@@ -123,10 +123,10 @@ absl::StatusOr<Gemma3Tokenizer> Gemma3Tokenizer::Load(const std::string& model_d
   PCSWEEP_ASSIGN_OR_RETURN(std::string bytes, ReadWholeFile(model_path));
   Gemma3Tokenizer tok;
   std::string error;
-  tok.model_ = internal::SentencePieceModel::FromSerialized(bytes, &error);
+  tok.model_ = internal::LoadSentencePieceModel(bytes, &error);
   if (!tok.model_) {
     return absl::InvalidArgumentError(
-        absl::StrCat(model_path, ": not a SentencePiece model: ", error));
+        absl::StrCat(model_path, ": cannot load as a SentencePiece model: ", error));
   }
   const int sp_size = tok.model_->size();
 
@@ -481,7 +481,7 @@ absl::StatusOr<TrainedTokenizer> TrainGemmaLikeTokenizerFromSentences(
     return absl::InternalError(
         absl::StrCat("training the tokenizer on ", source_name, " failed: ", error));
   }
-  auto model = internal::SentencePieceModel::FromSerialized(model_proto, &error);
+  auto model = internal::LoadSentencePieceModel(model_proto, &error);
   if (!model) return absl::InternalError(absl::StrCat("trained tokenizer does not load: ", error));
 
   // Fallback for answers the trainer still split: append them with the best normal score.
@@ -494,7 +494,7 @@ absl::StatusOr<TrainedTokenizer> TrainGemmaLikeTokenizerFromSentences(
     // Scores are not exposed by the bridge, so 0 (probability 1) is used, which makes the
     // whole word always win over its parts.
     for (const auto& word : missing) AppendNormalPiece(word, 0.0f, &model_proto);
-    model = internal::SentencePieceModel::FromSerialized(model_proto, &error);
+    model = internal::LoadSentencePieceModel(model_proto, &error);
     if (!model)
       return absl::InternalError(
           absl::StrCat("tokenizer with appended answer pieces does not load: ", error));
