@@ -248,12 +248,12 @@ absl::StatusOr<Format> GuessFormat(const std::string& path) {
 bool InferOpMatch(const std::string& phenomenon, const std::string& text) {
   if (phenomenon != kNegationPattern) return true;
   const std::string lower = absl::AsciiStrToLower(text);
-  const bool double_negation =
-      absl::StrContains(lower, "not absent") || absl::StrContains(lower, "not the case") ||
-      absl::StrContains(lower, "incorrect") || absl::StrContains(lower, "false that");
-  if (double_negation) return true;
+  for (const char* cue : {"not absent", "not the case", "incorrect", "inaccurate", "false that",
+                          "wrong to say", "isn't missing"}) {
+    if (absl::StrContains(lower, cue)) return true;  // A double negation keeps the answer.
+  }
   for (const char* cue : {"rule out", "ruled out", "exclude", "absent", "is there no ", "free of",
-                          "no evidence", "without"}) {
+                          "no evidence", "without", "negative for", "isn't", "there is no"}) {
     if (absl::StrContains(lower, cue)) return false;
   }
   return true;

@@ -147,14 +147,15 @@ std::vector<uint8_t> Render(int size, const Anatomy& a,
         const double uc = u < -1 ? -1 : (u > 1 ? 1 : u);
         const double bottom = a.lung_base - a.dome * (1 - uc * uc);
         const double inside = std::min((width - std::fabs(u)) * a.lung_half, bottom - y);
-        const double lung = Smooth(0.0, 0.012, inside);
+        const double lung = Smooth(0.0, 0.02, inside);
         if (lung <= 0) continue;
         double air = lung * (1 - occluded);
         double texture = 1;
         if (effusion.drawn && effusion.side == side) {
-          const double h = lung_height * (0.05 + 0.25 * effusion.strength);
+          const double h = lung_height * (0.015 + 0.27 * effusion.strength);
           const double level = a.lung_base - h - 0.6 * h * Clamp01(lateral);
-          air *= 1 - 0.92 * Smooth(level - 0.008, level + 0.008, y);
+          const double opacity = 0.3 + 0.62 * effusion.strength;
+          air *= 1 - opacity * Smooth(level - 0.008, level + 0.008, y);
         }
         if (consol.drawn && consol.side == side) {
           const double ccx = lcx + side * consol.pos_u * a.lung_half * 0.5;
@@ -182,7 +183,10 @@ std::vector<uint8_t> Render(int size, const Anatomy& a,
         const double n = ValueNoise(a.texture_seed, x, y, 14) * 0.6 +
                          ValueNoise(a.texture_seed + 1, x, y, 29) * 0.4;
         markings += air * texture * hilar * 0.09 * (n - 0.3);
-        air_dark += a.lung_dark * air;
+        // Lungs are darkest in the mid zones: soft tissue overlaps the apex, base and wall.
+        const double zone_gain = 0.72 + 0.28 * Smooth(0.0, 0.35, v) - 0.18 * Smooth(0.55, 1.0, v) -
+                                 0.12 * Clamp01(lateral);
+        air_dark += a.lung_dark * zone_gain * air;
       }
       intensity += markings - air_dark + bright;
       // Posterior ribs and clavicles.
@@ -194,7 +198,7 @@ std::vector<uint8_t> Render(int size, const Anatomy& a,
           const double yk = a.lung_top - 0.03 + a.rib_offset + k * a.rib_spacing + 0.9 * dxc * dxc;
           rib = std::max(rib, Smooth(0.013, 0.006, std::fabs(y - yk)));
         }
-        intensity += 0.07 * rib * in_thorax;
+        intensity += 0.07 * rib * in_thorax * Smooth(a.lung_base + 0.06, a.lung_base - 0.02, y);
       }
       for (int side = -1; side <= 1; side += 2) {
         const double d = SegmentDistance(x, y, a.cx + side * 0.04, a.lung_top + 0.03,
@@ -251,13 +255,17 @@ int DrawRegister(Rng& rng, bool biased, Answer expected, const SynthOptions& o) 
   return -aligned;
 }
 
-const Candidate& Pick(Rng& rng, const std::vector<Candidate>& candidates, int reg) {
-  std::vector<size_t> matching;
-  for (size_t i = 0; i < candidates.size(); ++i) {
-    if (candidates[i].reg == reg) matching.push_back(i);
+// A candidate of register `reg`, else one of `fallback` with it, else any candidate.
+const Candidate& Pick(Rng& rng, const std::vector<Candidate>& candidates,
+                      const std::vector<Candidate>& fallback, int reg) {
+  for (const std::vector<Candidate>* list : {&candidates, &fallback}) {
+    std::vector<size_t> matching;
+    for (size_t i = 0; i < list->size(); ++i) {
+      if ((*list)[i].reg == reg) matching.push_back(i);
+    }
+    if (!matching.empty()) return (*list)[matching[rng.Below(matching.size())]];
   }
-  if (matching.empty()) return candidates[rng.Below(candidates.size())];
-  return candidates[matching[rng.Below(matching.size())]];
+  return candidates[rng.Below(candidates.size())];
 }
 
 template <size_t N>
@@ -409,7 +417,11 @@ absl::StatusOr<Generated> GenerateSplit(const SynthOptions& o, const SplitPlan& 
         q.wording = WordingName(terms[term].reg);
 
         for (std::string_view phenomenon : kAllPhenomena) {
-          std::vector<Candidate> candidates;
+          // Frames keep the original's term; when that term's register makes the drawn
+          // register unreachable (a formal term under neutral frames), the frames are
+          // filled with a neutral term instead.
+          std::vector<Candidate> candidates, fallback;
+          const Phrase& neutral_term = terms[rng.Below(2)];
           bool op_match = true;
           if (phenomenon == kLexicalSubstitution) {
             for (int t = 0; t < 6; ++t) {
@@ -419,22 +431,29 @@ absl::StatusOr<Generated> GenerateSplit(const SynthOptions& o, const SplitPlan& 
             }
           } else if (phenomenon == kSyntacticRestructuring) {
             candidates = WithTerm(kSyntacticFrames, terms[term]);
+            fallback = WithTerm(kSyntacticFrames, neutral_term);
             const Phrase& other_base = kBaseFrames[1 - base_frame];
             candidates.push_back({Fill(other_base.text, terms[term].text),
                                   Combine(other_base.reg, terms[term].reg)});
           } else if (phenomenon == kNegationPattern) {
             op_match = !rng.Bernoulli(o.inverting_negation_fraction);
-            candidates = op_match ? WithTerm(kDoubleNegationFrames, terms[term])
-                                  : WithTerm(kInvertingNegationFrames, terms[term]);
+            if (op_match) {
+              candidates = WithTerm(kDoubleNegationFrames, terms[term]);
+              fallback = WithTerm(kDoubleNegationFrames, neutral_term);
+            } else {
+              candidates = WithTerm(kInvertingNegationFrames, terms[term]);
+              fallback = WithTerm(kInvertingNegationFrames, neutral_term);
+            }
           } else if (phenomenon == kScopeQuantification) {
             candidates = WithTerm(kScopeFrames, terms[term]);
+            fallback = WithTerm(kScopeFrames, neutral_term);
           } else {
             for (const Phrase& p : kSpecificity[slot.finding])
               candidates.push_back({p.text, p.reg});
           }
           const Answer expected = op_match ? slot.answer : Invert(slot.answer);
           const int reg = DrawRegister(rng, plan.biased, expected, o);
-          const Candidate& chosen = Pick(rng, candidates, reg);
+          const Candidate& chosen = Pick(rng, candidates, fallback, reg);
           q.paraphrases.push_back(
               {chosen.text, std::string(phenomenon), op_match, WordingName(chosen.reg)});
         }
