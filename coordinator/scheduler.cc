@@ -988,17 +988,12 @@ absl::StatusOr<std::vector<SweepEvent>> Scheduler::EventsAfter(const std::string
 
 uint64_t Scheduler::WatchEvents(const std::string& sweep_id, int64_t after_seq,
                                 std::function<void()> on_event) {
-  {
-    absl::MutexLock lock(&mu_);
-    const Sweep* sweep = FindSweepLocked(sweep_id);
-    if (sweep != nullptr && sweep->last_seq <= after_seq) {
-      const uint64_t id = next_callback_id_++;
-      watchers_[id] = Watcher{sweep->rec.sweep_id, std::move(on_event)};
-      return id;
-    }
-  }
-  on_event();
-  return 0;
+  absl::MutexLock lock(&mu_);
+  const Sweep* sweep = FindSweepLocked(sweep_id);
+  if (sweep == nullptr || sweep->last_seq > after_seq) return 0;
+  const uint64_t id = next_callback_id_++;
+  watchers_[id] = Watcher{sweep->rec.sweep_id, std::move(on_event)};
+  return id;
 }
 
 void Scheduler::Unwatch(uint64_t watch_id) {

@@ -210,8 +210,9 @@ class Scheduler {
   absl::StatusOr<std::vector<SweepEvent>> EventsAfter(const std::string& sweep_id,
                                                       int64_t after_seq, size_t max,
                                                       bool* finished) const;
-  // Calls `on_event` once (without the mutex) when the sweep has an event with seq >
-  // after_seq (immediately if it already has). Returns an id for Unwatch (0 if already called).
+  // Registers `on_event`, called once (without the mutex) when the sweep gets an event with
+  // seq > after_seq. Returns its id for Unwatch, or 0 WITHOUT registering when such events
+  // (or no such sweep) already exist: the caller should read them with EventsAfter.
   uint64_t WatchEvents(const std::string& sweep_id, int64_t after_seq,
                        std::function<void()> on_event);
   void Unwatch(uint64_t watch_id);

@@ -482,7 +482,8 @@ TEST_F(SchedulerTest, Events_AreNumberedPerSweepAndWatchersAreWoken) {
   const int64_t last = events->back().seq;
   for (size_t i = 0; i < events->size(); ++i) EXPECT_EQ((*events)[i].seq, i + 1);
   bool woken = false;
-  scheduler_->WatchEvents(sweep, last, [&] { woken = true; });
+  EXPECT_EQ(scheduler_->WatchEvents(sweep, last - 1, [&] { woken = true; }), 0);
+  EXPECT_NE(scheduler_->WatchEvents(sweep, last, [&] { woken = true; }), 0);
   EXPECT_FALSE(woken);
   const std::string w = Register("w1", "inc1");
   auto leased = Acquire(w, "inc1");

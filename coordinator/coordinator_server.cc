@@ -1,0 +1,145 @@
+#include "coordinator/coordinator_server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "common/rpc/rpc.h"
+#include "common/status/status_macros.h"
+#include "coordinator/coordinator_service.h"
+#include "coordinator/scheduler.h"
+#include "coordinator/store/sqlite_store.h"
+#include "spdlog/spdlog.h"
+
+namespace pcsweep {
+namespace {
+
+constexpr int kMaxMessageBytes = 64 << 20;
+// How often the housekeeping thread calls Scheduler::Tick(): bounds the lateness of lease
+// expiry and of empty long-poll answers.
+constexpr absl::Duration kTickPeriod = absl::Milliseconds(100);
+
+class CoordinatorServerImpl final : public CoordinatorServer {
+ public:
+  // Shutdown order: stop ticking, end long polls, stop gRPC, then the scheduler and the
+  // store (which drains its queue).
+  ~CoordinatorServerImpl() override { Shutdown(); }
+
+  absl::Status Init(const CoordinatorServerOptions& options) {
+    if (options.db_path.empty()) return absl::InvalidArgumentError("--db is required");
+    if (options.lease_timeout <= options.heartbeat_interval) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("the lease timeout (", absl::FormatDuration(options.lease_timeout),
+                       ") must be longer than the heartbeat interval (",
+                       absl::FormatDuration(options.heartbeat_interval), ")"));
+    }
+    if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
+      return absl::InvalidArgumentError("TLS needs both a certificate and a key file");
+    }
+    std::string token;
+    if (!options.token_file.empty()) {
+      PCSWEEP_ASSIGN_OR_RETURN(token, rpc::ReadSecretFile(options.token_file));
+    }
+    std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
+    if (!options.tls_cert_file.empty()) {
+      PCSWEEP_ASSIGN_OR_RETURN(std::string cert, rpc::ReadSecretFile(options.tls_cert_file));
+      PCSWEEP_ASSIGN_OR_RETURN(std::string key, rpc::ReadSecretFile(options.tls_key_file));
+      grpc::SslServerCredentialsOptions ssl;
+      ssl.pem_key_cert_pairs.push_back({key, cert});
+      credentials = grpc::SslServerCredentials(ssl);
+    }
+
+    PCSWEEP_ASSIGN_OR_RETURN(store_, coordinator::SqliteStore::Open(options.db_path));
+    coordinator::SchedulerOptions scheduler_options;
+    scheduler_options.heartbeat_interval = options.heartbeat_interval;
+    scheduler_options.lease_timeout = options.lease_timeout;
+    scheduler_options.clock = options.clock;
+    PCSWEEP_ASSIGN_OR_RETURN(scheduler_,
+                             coordinator::Scheduler::Create(store_.get(), scheduler_options));
+    service_ = std::make_unique<coordinator::CoordinatorService>(scheduler_.get(), token);
+
+    grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort(options.listen, credentials, &port_);
+    builder.RegisterService(service_.get());
+    builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
+    builder.SetMaxSendMessageSize(kMaxMessageBytes);
+    // Workers keep their connections alive with pings, also while idle.
+    builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
+    builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+    server_ = builder.BuildAndStart();
+    if (server_ == nullptr || port_ == 0) {
+      return absl::UnavailableError(
+          absl::StrCat("cannot listen on ", options.listen, " (address in use or invalid?)"));
+    }
+    const size_t colon = options.listen.rfind(':');
+    std::string host = colon == std::string::npos ? "" : options.listen.substr(0, colon);
+    if (host.empty() || host == "0.0.0.0" || host == "[::]" || host == "::") host = "127.0.0.1";
+    address_ = absl::StrCat(host, ":", port_);
+    ticker_ = std::thread([this] {
+      while (!stop_ticking_.WaitForNotificationWithTimeout(kTickPeriod)) scheduler_->Tick();
+    });
+    spdlog::info("coordinator listening on {} (database {})", address_, options.db_path);
+    return absl::OkStatus();
+  }
+
+  int port() const override { return port_; }
+  std::string address() const override { return address_; }
+
+  void Shutdown() override {
+    {
+      absl::MutexLock lock(&mu_);
+      if (shutting_down_) return;
+      shutting_down_ = true;
+    }
+    if (!stop_ticking_.HasBeenNotified()) stop_ticking_.Notify();
+    if (ticker_.joinable()) ticker_.join();
+    if (scheduler_ != nullptr) scheduler_->Shutdown();
+    if (server_ != nullptr) {
+      server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+      server_->Wait();
+    }
+    if (store_ != nullptr) store_->Flush();
+    // The service and scheduler may still be referenced by in-flight store callbacks until
+    // the store is gone; destroy the store first.
+    server_.reset();
+    store_.reset();
+    service_.reset();
+    scheduler_.reset();
+    done_.Notify();
+  }
+
+  void Wait() override { done_.WaitForNotification(); }
+
+ private:
+  int port_ = 0;
+  std::string address_;
+  std::unique_ptr<coordinator::SqliteStore> store_;
+  std::unique_ptr<coordinator::Scheduler> scheduler_;
+  std::unique_ptr<coordinator::CoordinatorService> service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::thread ticker_;
+  absl::Notification stop_ticking_;
+  absl::Notification done_;
+  absl::Mutex mu_;
+  bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
+    const CoordinatorServerOptions& options) {
+  auto server = std::make_unique<CoordinatorServerImpl>();
+  absl::Status status = server->Init(options);
+  if (!status.ok()) {
+    server->Shutdown();
+    return status;
+  }
+  return std::unique_ptr<CoordinatorServer>(std::move(server));
+}
+
+}  // namespace pcsweep

@@ -1,0 +1,527 @@
+#include "coordinator/coordinator_service.h"
+
+#include <deque>
+#include <memory>
+
+#include "absl/synchronization/mutex.h"
+#include "common/rpc/rpc.h"
+#include "common/spec/spec.h"
+
+namespace pcsweep::coordinator {
+namespace {
+
+v1::JobState ToProto(JobState state) { return static_cast<v1::JobState>(static_cast<int>(state)); }
+
+grpc::ServerUnaryReactor* FinishWith(grpc::CallbackServerContext* context,
+                                     const absl::Status& status) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(rpc::ToGrpcStatus(status));
+  return reactor;
+}
+
+void ToProto(const JobRef& in, v1::JobRef* out) {
+  out->set_job_id(in.job_id);
+  out->set_attempt(in.attempt);
+}
+
+void ToProto(const GpuRecord& in, v1::GpuInfo* out) {
+  out->set_index(in.index);
+  out->set_name(in.name);
+  out->set_memory_bytes(in.memory_bytes);
+}
+
+// Streams a sweep's events. Pump() moves events from the scheduler to the stream; it runs on
+// gRPC threads (after a write) or on whichever thread appended an event (the watcher), one
+// at a time (pumping_/repump_).
+class WatchReactor final : public grpc::ServerWriteReactor<v1::SweepEvent> {
+ public:
+  // Outlives the reactor: the scheduler's watcher callback may fire after OnDone().
+  struct Link {
+    absl::Mutex mu;
+    WatchReactor* reactor ABSL_GUARDED_BY(mu) = nullptr;
+  };
+
+  WatchReactor(Scheduler* scheduler, std::string sweep_id, int64_t after_seq)
+      : scheduler_(scheduler),
+        sweep_id_(std::move(sweep_id)),
+        last_seq_(after_seq),
+        link_(std::make_shared<Link>()) {
+    absl::MutexLock lock(&link_->mu);
+    link_->reactor = this;
+  }
+
+  // Ends the call at once (bad token, unknown sweep).
+  void Refuse(const grpc::Status& status) {
+    {
+      absl::MutexLock lock(&mu_);
+      finished_ = true;
+    }
+    Finish(status);
+  }
+
+  void Pump() {
+    {
+      absl::MutexLock lock(&mu_);
+      if (pumping_) {
+        repump_ = true;
+        return;
+      }
+      pumping_ = true;
+    }
+    for (;;) {
+      bool write = false;
+      bool cancelled = false;
+      {
+        absl::MutexLock lock(&mu_);
+        repump_ = false;
+        if (finished_ || writing_) {
+          pumping_ = false;
+          return;
+        }
+        if (cancelled_) {
+          cancelled = true;
+        } else if (!queue_.empty()) {
+          current_ = std::move(queue_.front());
+          queue_.pop_front();
+          writing_ = true;
+          write = true;
+        }
+      }
+      if (cancelled) {
+        FinishOnce(grpc::Status(grpc::StatusCode::CANCELLED, "watch cancelled"));
+        return;
+      }
+      if (write) {
+        StartWrite(&current_);
+        absl::MutexLock lock(&mu_);
+        if (!repump_) {
+          pumping_ = false;
+          return;
+        }
+        continue;
+      }
+      bool finished = false;
+      absl::StatusOr<std::vector<SweepEvent>> events =
+          scheduler_->EventsAfter(sweep_id_, last_seq_, 256, &finished);
+      if (!events.ok() || (events->empty() && finished)) {
+        FinishOnce(events.ok() ? grpc::Status::OK : rpc::ToGrpcStatus(events.status()));
+        return;
+      }
+      if (!events->empty()) {
+        absl::MutexLock lock(&mu_);
+        for (const SweepEvent& e : *events) {
+          v1::SweepEvent proto;
+          coordinator::ToProto(e, &proto);
+          queue_.push_back(std::move(proto));
+        }
+        last_seq_ = events->back().seq;
+        continue;
+      }
+      const uint64_t watch_id = scheduler_->WatchEvents(sweep_id_, last_seq_, [link = link_] {
+        absl::MutexLock lock(&link->mu);
+        if (link->reactor != nullptr) link->reactor->Pump();
+      });
+      absl::MutexLock lock(&mu_);
+      if (watch_id != 0) watch_id_ = watch_id;
+      if (watch_id == 0 || repump_) continue;  // events arrived meanwhile
+      pumping_ = false;
+      return;
+    }
+  }
+
+  void OnWriteDone(bool ok) override {
+    {
+      absl::MutexLock lock(&mu_);
+      writing_ = false;
+      if (!ok) cancelled_ = true;
+    }
+    if (!ok) {
+      FinishOnce(grpc::Status::OK);
+      return;
+    }
+    Pump();
+  }
+
+  void OnCancel() override {
+    bool finish = false;
+    {
+      absl::MutexLock lock(&mu_);
+      cancelled_ = true;
+      finish = !writing_;
+    }
+    if (finish) FinishOnce(grpc::Status(grpc::StatusCode::CANCELLED, "watch cancelled"));
+  }
+
+  void OnDone() override {
+    {
+      absl::MutexLock lock(&link_->mu);
+      link_->reactor = nullptr;
+    }
+    uint64_t watch_id = 0;
+    {
+      absl::MutexLock lock(&mu_);
+      watch_id = watch_id_;
+    }
+    if (watch_id != 0) scheduler_->Unwatch(watch_id);
+    delete this;
+  }
+
+ private:
+  void FinishOnce(const grpc::Status& status) {
+    {
+      absl::MutexLock lock(&mu_);
+      pumping_ = false;
+      if (finished_) return;
+      finished_ = true;
+    }
+    Finish(status);
+  }
+
+  Scheduler* const scheduler_;
+  const std::string sweep_id_;
+  int64_t last_seq_;  // touched only by the (single) pumping thread
+  const std::shared_ptr<Link> link_;
+
+  absl::Mutex mu_;
+  std::deque<v1::SweepEvent> queue_ ABSL_GUARDED_BY(mu_);
+  v1::SweepEvent current_;  // the message being written
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool pumping_ ABSL_GUARDED_BY(mu_) = false;
+  bool repump_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t watch_id_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+// A long-polling AcquireJob. The scheduler calls back exactly once; that call finishes the
+// RPC. A client cancel withdraws the wait, which makes the scheduler call back (empty).
+class AcquireReactor final : public grpc::ServerUnaryReactor {
+ public:
+  struct Shared {
+    absl::Mutex mu;
+    uint64_t waiter_id ABSL_GUARDED_BY(mu) = 0;
+  };
+
+  AcquireReactor(Scheduler* scheduler, v1::AcquireJobResponse* response)
+      : scheduler_(scheduler), response_(response), shared_(std::make_shared<Shared>()) {}
+
+  void Begin(const v1::AcquireJobRequest& request) {
+    std::shared_ptr<Shared> shared = shared_;  // `this` may be gone when AcquireJob returns
+    const uint64_t id =
+        scheduler_->AcquireJob(request.worker_id(), request.incarnation_id(), request.free_slots(),
+                               absl::Milliseconds(request.wait_ms()),
+                               [this](absl::StatusOr<std::vector<Assignment>> assignments) {
+                                 if (!assignments.ok()) {
+                                   Finish(rpc::ToGrpcStatus(assignments.status()));
+                                   return;
+                                 }
+                                 for (Assignment& a : *assignments) {
+                                   v1::Assignment* out = response_->add_assignments();
+                                   out->set_job_id(a.job_id);
+                                   out->set_attempt(a.attempt);
+                                   out->set_sweep_id(a.sweep_id);
+                                   out->set_name(a.name);
+                                   out->set_kind(a.kind);
+                                   out->set_config_json(std::move(a.config_json));
+                                   out->mutable_params()->insert(a.params.begin(), a.params.end());
+                                 }
+                                 Finish(grpc::Status::OK);
+                               });
+    absl::MutexLock lock(&shared->mu);
+    shared->waiter_id = id;
+  }
+
+  void OnCancel() override {
+    uint64_t id = 0;
+    {
+      absl::MutexLock lock(&shared_->mu);
+      id = shared_->waiter_id;
+    }
+    if (id != 0) scheduler_->CancelAcquire(id);
+  }
+
+  void OnDone() override { delete this; }
+
+ private:
+  Scheduler* const scheduler_;
+  v1::AcquireJobResponse* const response_;
+  const std::shared_ptr<Shared> shared_;
+};
+
+}  // namespace
+
+void ToProto(const SweepSummary& in, v1::SweepSummary* out) {
+  out->set_sweep_id(in.sweep.sweep_id);
+  out->set_name(in.sweep.name);
+  out->set_created_ms(in.sweep.created_ms);
+  out->set_finished_ms(in.sweep.finished_ms);
+  out->set_total(in.total);
+  out->set_pending(in.pending);
+  out->set_leased(in.leased);
+  out->set_running(in.running);
+  out->set_succeeded(in.succeeded);
+  out->set_failed(in.failed);
+  out->set_cancelled(in.cancelled);
+  out->set_reused(in.reused);
+  out->set_spec_yaml(in.sweep.spec_yaml);
+}
+
+void ToProto(const JobRecord& in, bool include_results, v1::Job* out) {
+  out->set_job_id(in.job_id);
+  out->set_sweep_id(in.sweep_id);
+  out->set_name(in.name);
+  out->set_stage(in.stage);
+  out->set_kind(in.kind);
+  out->set_config_hash(in.config_hash);
+  out->mutable_params()->insert(in.params.begin(), in.params.end());
+  out->set_config_json(in.config_json);
+  for (const std::string& d : in.depends_on) out->add_depends_on(d);
+  out->set_state(ToProto(in.state));
+  out->set_attempt(in.attempt);
+  out->set_max_attempts(in.max_attempts);
+  out->set_worker_id(in.worker_id);
+  out->set_progress(in.progress);
+  out->set_progress_message(in.progress_message);
+  out->set_created_ms(in.created_ms);
+  out->set_started_ms(in.started_ms);
+  out->set_finished_ms(in.finished_ms);
+  out->set_eta_ms(in.eta_ms);
+  out->set_error(in.error);
+  out->set_reused_from(in.reused_from);
+  out->set_log_path(in.log_path);
+  if (include_results) {
+    out->mutable_metrics()->insert(in.metrics.begin(), in.metrics.end());
+    out->mutable_outputs()->insert(in.outputs.begin(), in.outputs.end());
+  }
+}
+
+void ToProto(const SweepEvent& in, v1::SweepEvent* out) {
+  out->set_seq(in.seq);
+  out->set_time_ms(in.time_ms);
+  out->set_sweep_id(in.sweep_id);
+  out->set_job_id(in.job_id);
+  out->set_state(ToProto(in.state));
+  out->set_attempt(in.attempt);
+  out->set_progress(in.progress);
+  out->set_message(in.message);
+}
+
+CoordinatorService::CoordinatorService(Scheduler* scheduler, std::string token)
+    : scheduler_(scheduler), token_(std::move(token)) {}
+
+grpc::ServerUnaryReactor* CoordinatorService::RefuseUnauthenticated(
+    grpc::CallbackServerContext* context) {
+  grpc::Status status = rpc::CheckToken(context, token_);
+  if (status.ok()) return nullptr;
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(status);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* CoordinatorService::SubmitSweep(grpc::CallbackServerContext* context,
+                                                          const v1::SubmitSweepRequest* request,
+                                                          v1::SubmitSweepResponse* response) {
+  if (auto* refused = RefuseUnauthenticated(context)) return refused;
+  const std::string path = request->spec_path().empty() ? "<spec>" : request->spec_path();
+  absl::StatusOr<SweepSpec> spec = ParseSweepSpec(request->spec_yaml(), path);
+  if (!spec.ok()) return FinishWith(context, spec.status());
+  absl::StatusOr<SubmitResult> result =
+      scheduler_->Submit(*spec, request->spec_yaml(), request->spec_path(), request->force());
+  if (!result.ok()) return FinishWith(context, result.status());
+  response->set_sweep_id(result->sweep_id);
+  response->set_jobs(result->jobs);
+  response->set_reused(result->reused);
+  return FinishWith(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* CoordinatorService::ListSweeps(grpc::CallbackServerContext* context,
+                                                         const v1::ListSweepsRequest* request,
+                                                         v1::ListSweepsResponse* response) {
+  if (auto* refused = RefuseUnauthenticated(context)) return refused;
+  for (const SweepSummary& s : scheduler_->ListSweeps()) ToProto(s, response->add_sweeps());
+  return FinishWith(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* CoordinatorService::GetSweep(grpc::CallbackServerContext* context,
+                                                       const v1::GetSweepRequest* request,
+                                                       v1::GetSweepResponse* response) {
+  if (auto* refused = RefuseUnauthenticated(context)) return refused;
+  auto sweep = scheduler_->GetSweep(request->sweep_id(), request->include_metrics());
+  if (!sweep.ok()) return FinishWith(context, sweep.status());
+  ToProto(sweep->first, response->mutable_summary());
+  for (const JobRecord& job : sweep->second) {
+    ToProto(job, request->include_metrics(), response->add_jobs());
+  }
+  return FinishWith(context, absl::OkStatus());
+}
+
+grpc::ServerWriteReactor<v1::SweepEvent>* CoordinatorService::WatchSweep(
+    grpc::CallbackServerContext* context, const v1::WatchSweepRequest* request) {
+  grpc::Status auth = rpc::CheckToken(context, token_);
+  absl::StatusOr<std::string> sweep_id = scheduler_->ResolveSweepId(request->sweep_id());
+  auto* reactor = new WatchReactor(scheduler_, sweep_id.ok() ? *sweep_id : request->sweep_id(),
+                                   request->after_seq());
+  if (!auth.ok()) {
+    reactor->Refuse(auth);
+  } else if (!sweep_id.ok()) {
+    reactor->Refuse(rpc::ToGrpcStatus(sweep_id.status()));
+  } else {
+    reactor->Pump();
+  }
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* CoordinatorService::CancelSweep(grpc::CallbackServerContext* context,
+                                                          const v1::CancelSweepRequest* request,
+                                                          v1::CancelSweepResponse* response) {
+  if (auto* refused = RefuseUnauthenticated(context)) return refused;
+  absl::StatusOr<int> n = scheduler_->CancelSweep(request->sweep_id());
+  if (n.ok()) response->set_cancelled(*n);
+  return FinishWith(context, n.status());
+}
+
+grpc::ServerUnaryReactor* CoordinatorService::RetryFailed(grpc::CallbackServerContext* context,
+                                                          const v1::RetryFailedRequest* request,
+                                                          v1::RetryFailedResponse* response) {
+  if (auto* refused = RefuseUnauthenticated(context)) return refused;
+  absl::StatusOr<int> n = scheduler_->RetryFailed(request->sweep_id());
+  if (n.ok()) response->set_retried(*n);
+  return FinishWith(context, n.status());
+}
+
+grpc::ServerUnaryReactor* CoordinatorService::ListWorkers(grpc::CallbackServerContext* context,
+                                                          const v1::ListWorkersRequest* request,
+                                                          v1::ListWorkersResponse* response) {
+  if (auto* refused = RefuseUnauthenticated(context)) return refused;
+  for (const WorkerStatus& w : scheduler_->ListWorkers()) {
+    v1::WorkerInfo* out = response->add_workers();
+    out->set_worker_id(w.worker.worker_id);
+    out->set_name(w.worker.name);
+    out->set_host(w.worker.host);
+    out->set_slots(w.worker.slots);
+    for (const GpuRecord& g : w.worker.gpus) ToProto(g, out->add_gpus());
+    out->set_state(w.worker.state);
+    out->set_last_heartbeat_ms(w.worker.last_heartbeat_ms);
+    for (const JobRef& r : w.running) ToProto(r, out->add_running());
+  }
+  return FinishWith(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* CoordinatorService::GetJob(grpc::CallbackServerContext* context,
+                                                     const v1::GetJobRequest* request,
+                                                     v1::GetJobResponse* response) {
+  if (auto* refused = RefuseUnauthenticated(context)) return refused;
+  auto job = scheduler_->GetJob(request->job_id());
+  if (!job.ok()) return FinishWith(context, job.status());
+  ToProto(job->first, /*include_results=*/true, response->mutable_job());
+  for (const AttemptRecord& a : job->second) {
+    v1::Attempt* out = response->add_attempts();
+    out->set_attempt(a.attempt);
+    out->set_worker_id(a.worker_id);
+    out->set_state(ToProto(a.state));
+    out->set_started_ms(a.started_ms);
+    out->set_finished_ms(a.finished_ms);
+    out->set_error(a.error);
+    out->set_exit_code(a.exit_code);
+    out->set_signal(a.signal);
+    out->set_stderr_tail(a.stderr_tail);
+    out->set_log_path(a.log_path);
+  }
+  return FinishWith(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* CoordinatorService::RegisterWorker(
+    grpc::CallbackServerContext* context, const v1::RegisterWorkerRequest* request,
+    v1::RegisterWorkerResponse* response) {
+  if (auto* refused = RefuseUnauthenticated(context)) return refused;
+  WorkerRecord worker;
+  worker.name = request->worker_name();
+  worker.host = request->host();
+  worker.slots = request->slots();
+  for (const v1::GpuInfo& g : request->gpus()) {
+    worker.gpus.push_back(GpuRecord{g.index(), g.name(), g.memory_bytes()});
+  }
+  worker.kinds.assign(request->kinds().begin(), request->kinds().end());
+  worker.incarnation_id = request->incarnation_id();
+  std::vector<JobRef> running;
+  for (const v1::JobRef& r : request->running()) running.push_back(JobRef{r.job_id(), r.attempt()});
+  absl::StatusOr<RegisterResult> result = scheduler_->RegisterWorker(worker, running);
+  if (!result.ok()) return FinishWith(context, result.status());
+  response->set_worker_id(result->worker_id);
+  response->set_heartbeat_interval_ms(absl::ToInt64Milliseconds(scheduler_->heartbeat_interval()));
+  response->set_lease_timeout_ms(absl::ToInt64Milliseconds(scheduler_->lease_timeout()));
+  for (const JobRef& r : result->cancel) ToProto(r, response->add_cancel());
+  return FinishWith(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* CoordinatorService::AcquireJob(grpc::CallbackServerContext* context,
+                                                         const v1::AcquireJobRequest* request,
+                                                         v1::AcquireJobResponse* response) {
+  if (auto* refused = RefuseUnauthenticated(context)) return refused;
+  auto* reactor = new AcquireReactor(scheduler_, response);
+  reactor->Begin(*request);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* CoordinatorService::Heartbeat(grpc::CallbackServerContext* context,
+                                                        const v1::HeartbeatRequest* request,
+                                                        v1::HeartbeatResponse* response) {
+  if (auto* refused = RefuseUnauthenticated(context)) return refused;
+  std::vector<ProgressReport> reports;
+  for (const v1::JobProgress& p : request->jobs()) {
+    reports.push_back(
+        ProgressReport{p.job_id(), p.attempt(), p.progress(), p.message(), p.eta_ms()});
+  }
+  absl::StatusOr<HeartbeatResult> result =
+      scheduler_->Heartbeat(request->worker_id(), request->incarnation_id(), reports);
+  if (!result.ok()) return FinishWith(context, result.status());
+  for (const JobRef& r : result->cancel) ToProto(r, response->add_cancel());
+  response->set_reregister(result->reregister);
+  return FinishWith(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* CoordinatorService::CompleteJob(grpc::CallbackServerContext* context,
+                                                          const v1::CompleteJobRequest* request,
+                                                          v1::CompleteJobResponse* response) {
+  if (auto* refused = RefuseUnauthenticated(context)) return refused;
+  JobResult result;
+  result.metrics.insert(request->metrics().begin(), request->metrics().end());
+  result.outputs.insert(request->outputs().begin(), request->outputs().end());
+  result.examples.reserve(request->examples_size());
+  for (const v1::ExampleRow& e : request->examples()) {
+    result.examples.push_back(ExampleRow{e.eval_set(), e.variant(), e.question_id(), e.pair_id(),
+                                         e.image(), e.phenomenon(), e.label(), e.margin_original(),
+                                         e.margin_paraphrase()});
+  }
+  result.log_path = request->log_path();
+  result.finished_ms = request->finished_ms();
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  scheduler_->CompleteJob(request->worker_id(), request->incarnation_id(), request->job_id(),
+                          request->attempt(), std::move(result), [reactor](absl::Status status) {
+                            reactor->Finish(rpc::ToGrpcStatus(status));
+                          });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* CoordinatorService::FailJob(grpc::CallbackServerContext* context,
+                                                      const v1::FailJobRequest* request,
+                                                      v1::FailJobResponse* response) {
+  if (auto* refused = RefuseUnauthenticated(context)) return refused;
+  FailureReport report;
+  report.worker_id = request->worker_id();
+  report.incarnation_id = request->incarnation_id();
+  report.job_id = request->job_id();
+  report.attempt = request->attempt();
+  report.error = request->error();
+  report.exit_code = request->exit_code();
+  report.signal = request->signal();
+  report.stderr_tail = request->stderr_tail();
+  report.retryable = request->retryable();
+  report.log_path = request->log_path();
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  scheduler_->FailJob(
+      report, [reactor](absl::Status status) { reactor->Finish(rpc::ToGrpcStatus(status)); });
+  return reactor;
+}
+
+}  // namespace pcsweep::coordinator

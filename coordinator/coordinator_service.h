@@ -1,0 +1,84 @@
+// CoordinatorService: the gRPC adapter of the Scheduler (callback API). Each method checks the
+// bearer token, converts the request, calls the scheduler and finishes the call; nothing here
+// blocks on I/O:
+//   - AcquireJob is a long poll: the reactor is completed later by the scheduler (work arrived
+//     or wait_ms elapsed) or dropped when the client cancels.
+//   - CompleteJob / FailJob finish once the scheduler reports the write durable.
+//   - WatchSweep streams the sweep's events after `after_seq` (backlog first, then live) and
+//     ends with OK once the sweep is finished and every event was sent.
+// Spec errors of SubmitSweep come back as INVALID_ARGUMENT "PATH:LINE:COL: message"; a call
+// without the right token gets UNAUTHENTICATED.
+//
+// Thread-safety: thread-safe (gRPC calls methods concurrently).
+#ifndef PCSWEEP_COORDINATOR_COORDINATOR_SERVICE_H_
+#define PCSWEEP_COORDINATOR_COORDINATOR_SERVICE_H_
+
+#include <string>
+
+#include "coordinator/scheduler.h"
+#include "pcsweep/v1/coordinator.grpc.pb.h"
+
+namespace pcsweep::coordinator {
+
+class CoordinatorService final : public pcsweep::v1::Coordinator::CallbackService {
+ public:
+  // `scheduler` is not owned and must outlive the service (and the gRPC server using it).
+  // `token`: the required bearer token; empty = no authentication.
+  CoordinatorService(Scheduler* scheduler, std::string token);
+
+  grpc::ServerUnaryReactor* SubmitSweep(grpc::CallbackServerContext* context,
+                                        const v1::SubmitSweepRequest* request,
+                                        v1::SubmitSweepResponse* response) override;
+  grpc::ServerUnaryReactor* ListSweeps(grpc::CallbackServerContext* context,
+                                       const v1::ListSweepsRequest* request,
+                                       v1::ListSweepsResponse* response) override;
+  grpc::ServerUnaryReactor* GetSweep(grpc::CallbackServerContext* context,
+                                     const v1::GetSweepRequest* request,
+                                     v1::GetSweepResponse* response) override;
+  grpc::ServerWriteReactor<v1::SweepEvent>* WatchSweep(
+      grpc::CallbackServerContext* context, const v1::WatchSweepRequest* request) override;
+  grpc::ServerUnaryReactor* CancelSweep(grpc::CallbackServerContext* context,
+                                        const v1::CancelSweepRequest* request,
+                                        v1::CancelSweepResponse* response) override;
+  grpc::ServerUnaryReactor* RetryFailed(grpc::CallbackServerContext* context,
+                                        const v1::RetryFailedRequest* request,
+                                        v1::RetryFailedResponse* response) override;
+  grpc::ServerUnaryReactor* ListWorkers(grpc::CallbackServerContext* context,
+                                        const v1::ListWorkersRequest* request,
+                                        v1::ListWorkersResponse* response) override;
+  grpc::ServerUnaryReactor* GetJob(grpc::CallbackServerContext* context,
+                                   const v1::GetJobRequest* request,
+                                   v1::GetJobResponse* response) override;
+  grpc::ServerUnaryReactor* RegisterWorker(grpc::CallbackServerContext* context,
+                                           const v1::RegisterWorkerRequest* request,
+                                           v1::RegisterWorkerResponse* response) override;
+  grpc::ServerUnaryReactor* AcquireJob(grpc::CallbackServerContext* context,
+                                       const v1::AcquireJobRequest* request,
+                                       v1::AcquireJobResponse* response) override;
+  grpc::ServerUnaryReactor* Heartbeat(grpc::CallbackServerContext* context,
+                                      const v1::HeartbeatRequest* request,
+                                      v1::HeartbeatResponse* response) override;
+  grpc::ServerUnaryReactor* CompleteJob(grpc::CallbackServerContext* context,
+                                        const v1::CompleteJobRequest* request,
+                                        v1::CompleteJobResponse* response) override;
+  grpc::ServerUnaryReactor* FailJob(grpc::CallbackServerContext* context,
+                                    const v1::FailJobRequest* request,
+                                    v1::FailJobResponse* response) override;
+
+ private:
+  // Finishes `context`'s default reactor with UNAUTHENTICATED when the token is wrong.
+  // Returns nullptr when the call may proceed.
+  grpc::ServerUnaryReactor* RefuseUnauthenticated(grpc::CallbackServerContext* context);
+
+  Scheduler* const scheduler_;
+  const std::string token_;
+};
+
+// Conversions (exposed for tests and for the CLI's --db path).
+void ToProto(const SweepSummary& in, v1::SweepSummary* out);
+void ToProto(const JobRecord& in, bool include_results, v1::Job* out);
+void ToProto(const SweepEvent& in, v1::SweepEvent* out);
+
+}  // namespace pcsweep::coordinator
+
+#endif  // PCSWEEP_COORDINATOR_COORDINATOR_SERVICE_H_
