@@ -229,6 +229,14 @@ absl::StatusOr<Gemma3Tokenizer> Gemma3Tokenizer::Load(const std::string& model_d
   tok.special_strings_.assign(specials.begin(), specials.end());
   std::stable_sort(tok.special_strings_.begin(), tok.special_strings_.end(),
                    [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
+  for (const auto& [piece, id] : tok.special_strings_) {
+    if (piece.empty()) continue;
+    tok.special_table_.emplace(piece, id);
+    if (tok.special_lengths_.empty() || tok.special_lengths_.back() != piece.size()) {
+      tok.special_lengths_.push_back(piece.size());
+    }
+    tok.special_first_byte_[static_cast<unsigned char>(piece[0])] = true;
+  }
 
   // Answer tokens: every single-piece spelling present.
   for (const auto& [words, ids, pieces] :
@@ -255,18 +263,6 @@ absl::StatusOr<Gemma3Tokenizer> Gemma3Tokenizer::Load(const std::string& model_d
 
 absl::Status Gemma3Tokenizer::SplitSpecialAndEncode(absl::string_view text,
                                                     std::vector<int64_t>* ids) const {
-  // Lengths of special strings, longest first, and a lookup table: the matcher checks
-  // each distinct length at every '<'-like start instead of every special string.
-  std::unordered_map<std::string, int64_t> table;
-  std::vector<size_t> lengths;
-  for (const auto& [piece, id] : special_strings_) {
-    table.emplace(piece, id);
-    if (lengths.empty() || lengths.back() != piece.size()) lengths.push_back(piece.size());
-  }
-  std::set<char> first_chars;
-  for (const auto& [piece, id] : special_strings_) {
-    if (!piece.empty()) first_chars.insert(piece[0]);
-  }
   std::string pending;
   auto flush = [&]() -> absl::Status {
     if (pending.empty()) return absl::OkStatus();
@@ -282,11 +278,11 @@ absl::Status Gemma3Tokenizer::SplitSpecialAndEncode(absl::string_view text,
   size_t i = 0;
   while (i < text.size()) {
     bool matched = false;
-    if (first_chars.count(text[i]) != 0) {
-      for (size_t len : lengths) {
+    if (special_first_byte_[static_cast<unsigned char>(text[i])]) {
+      for (size_t len : special_lengths_) {
         if (len == 0 || i + len > text.size()) continue;
-        auto it = table.find(std::string(text.substr(i, len)));
-        if (it == table.end()) continue;
+        auto it = special_table_.find(std::string(text.substr(i, len)));
+        if (it == special_table_.end()) continue;
         PCSWEEP_RETURN_IF_ERROR(flush());
         ids->push_back(it->second);
         i += len;

@@ -14,9 +14,11 @@
 #ifndef PCSWEEP_EXPERIMENTS_INPUTS_TOKENIZER_H_
 #define PCSWEEP_EXPERIMENTS_INPUTS_TOKENIZER_H_
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -144,6 +146,11 @@ class Gemma3Tokenizer {
   // Special strings matched in text (longest first) and their ids: SentencePiece control /
   // user-defined pieces of the template and the added tokens.
   std::vector<std::pair<std::string, int64_t>> special_strings_;
+  // The same, indexed for the matcher: piece → id, distinct lengths (longest first), and
+  // the bytes a special string can start with.
+  std::unordered_map<std::string, int64_t> special_table_;
+  std::vector<size_t> special_lengths_;
+  std::array<bool, 256> special_first_byte_{};
   std::vector<std::pair<int64_t, std::string>> added_tokens_;  // ids beyond the sp vocab
   SpecialTokenIds special_;
   AnswerTokens answers_;
