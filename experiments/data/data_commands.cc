@@ -106,6 +106,8 @@ void AddDataCommands(CLI::App& app) {
                     "Pretrain: P(register aligned with the answer)");
   synth->add_option("--neutral-wording", synth_options->pretrain_neutral,
                     "Pretrain: P(neutral register)");
+  synth->add_flag("--bias-ambiguous-only", synth_options->pretrain_bias_ambiguous_only,
+                  "Pretrain: bias the wording only where the image is ambiguous");
   synth->add_option("--ambiguous-fraction", synth_options->ambiguous_fraction,
                     "Share of present findings drawn nearly invisible");
   synth->add_option("--mimic-fraction", synth_options->mimic_fraction,

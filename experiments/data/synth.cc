@@ -337,6 +337,7 @@ absl::StatusOr<Generated> GenerateSplit(const SynthOptions& o, const SplitPlan& 
       // Findings of this image.
       FindingDraw draws[kNumFindings];
       double subtlety[kNumFindings];
+      bool ambiguous_image[kNumFindings];
       for (int f = 0; f < kNumFindings; ++f) {
         bool present = rng.Bernoulli(o.background_prevalence);
         for (const Slot& slot : slots) {
@@ -347,8 +348,10 @@ absl::StatusOr<Generated> GenerateSplit(const SynthOptions& o, const SplitPlan& 
         d.pos_u = rng.Uniform(-0.6, 0.6);
         d.pos_v = f == 4 ? rng.Uniform(0.45, 0.8) : rng.Uniform(0.25, 0.75);
         subtlety[f] = -1;
+        ambiguous_image[f] = false;
         if (present) {
           const bool ambiguous = rng.Bernoulli(o.ambiguous_fraction);
+          ambiguous_image[f] = ambiguous;
           subtlety[f] = ambiguous ? rng.Uniform(o.ambiguous_subtlety_min, 1.0)
                                   : rng.Uniform(0.0, o.clear_subtlety_max);
           d.drawn = true;
@@ -356,6 +359,7 @@ absl::StatusOr<Generated> GenerateSplit(const SynthOptions& o, const SplitPlan& 
         } else if (rng.Bernoulli(o.mimic_fraction)) {
           d.drawn = true;
           d.strength = rng.Uniform(0.0, 1 - o.ambiguous_subtlety_min);
+          ambiguous_image[f] = true;
         }
       }
       Anatomy study_anatomy = anatomy;
@@ -400,12 +404,14 @@ absl::StatusOr<Generated> GenerateSplit(const SynthOptions& o, const SplitPlan& 
           continue;
         }
         q.question_type = "presence";
+        const bool biased =
+            plan.biased && (!o.pretrain_bias_ambiguous_only || ambiguous_image[slot.finding]);
         q.answer = slot.answer;
         q.answer_text = std::string(AnswerName(slot.answer));
         // Original: neutral frame; biased splits pick a term of the drawn register.
         const int base_frame = static_cast<int>(rng.Below(2));
         int term = static_cast<int>(rng.Below(2));  // A neutral term.
-        if (plan.biased) {
+        if (biased) {
           const int reg = DrawRegister(rng, true, slot.answer, o);
           std::vector<int> matching;
           for (int t = 0; t < 6; ++t) {
@@ -452,7 +458,7 @@ absl::StatusOr<Generated> GenerateSplit(const SynthOptions& o, const SplitPlan& 
               candidates.push_back({p.text, p.reg});
           }
           const Answer expected = op_match ? slot.answer : Invert(slot.answer);
-          const int reg = DrawRegister(rng, plan.biased, expected, o);
+          const int reg = DrawRegister(rng, biased, expected, o);
           const Candidate& chosen = Pick(rng, candidates, fallback, reg);
           q.paraphrases.push_back(
               {chosen.text, std::string(phenomenon), op_match, WordingName(chosen.reg)});
@@ -523,6 +529,7 @@ ojson OptionsJson(const SynthOptions& o) {
   j["mimic_fraction"] = o.mimic_fraction;
   j["pretrain_aligned"] = o.pretrain_aligned;
   j["pretrain_neutral"] = o.pretrain_neutral;
+  j["pretrain_bias_ambiguous_only"] = o.pretrain_bias_ambiguous_only;
   j["inverting_negation_fraction"] = o.inverting_negation_fraction;
   j["eval_mimic_open_fraction"] = o.eval_mimic_open_fraction;
   return j;

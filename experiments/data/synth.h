@@ -62,18 +62,23 @@ struct SynthOptions {
   // Subtlety in [0, 1] (0 obvious, 1 invisible) of present findings: with probability
   // ambiguous_fraction it is drawn from [ambiguous_subtlety_min, 1), else from
   // [0, clear_subtlety_max].
-  double ambiguous_fraction = 0.3;
+  double ambiguous_fraction = 0.35;
   double clear_subtlety_max = 0.6;
   double ambiguous_subtlety_min = 0.8;
   // Absent findings are drawn, with this probability, as a faint look-alike whose strength
   // overlaps the ambiguous present ones (1 - subtlety in [0, 1 - ambiguous_subtlety_min]).
-  double mimic_fraction = 0.3;
+  double mimic_fraction = 0.35;
 
   // Wording bias of `pretrain`: each text's register is the one aligned with the answer it
   // expects (formal for yes, casual for no) with probability pretrain_aligned, neutral with
   // probability pretrain_neutral, and the opposite register otherwise (counter-examples).
   double pretrain_aligned = 0.8;
   double pretrain_neutral = 0.1;
+  // When true, only questions whose image is ambiguous for the asked finding (a nearly
+  // invisible finding or a look-alike) get biased wording; clear images get the unbiased mix.
+  // The wording cue then never competes with a clear image, which keeps the pretrained
+  // model's accuracy up while it still leans on wording where the image is ambiguous.
+  bool pretrain_bias_ambiguous_only = false;
 
   // Share of negation_pattern paraphrases that invert the answer ("Can X be ruled out?",
   // op_match=false); the rest are answer-preserving double negations.

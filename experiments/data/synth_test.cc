@@ -233,12 +233,15 @@ TEST_F(SynthTest, PretrainWordingCorrelatesWithAnswersAsConfigured) {
 }
 
 TEST_F(SynthTest, LoraAndEvalSplitsHaveNoWordingBias) {
+  // Pooled over the unbiased splits: about 600 texts per answer, standard error about 0.02.
+  std::vector<Question> pooled;
   for (const char* split : {"train", "eval_mimic", "eval_balanced"}) {
-    const WordingStats stats = Wording(Load(split), /*with_originals=*/false);
-    for (const char* wording : {"formal", "neutral", "casual"}) {
-      EXPECT_NEAR(stats.Share(Answer::kYes, wording), 1.0 / 3, 0.09) << split << " " << wording;
-      EXPECT_NEAR(stats.Share(Answer::kNo, wording), 1.0 / 3, 0.09) << split << " " << wording;
-    }
+    for (Question& q : Load(split)) pooled.push_back(std::move(q));
+  }
+  const WordingStats stats = Wording(pooled, /*with_originals=*/false);
+  for (const char* wording : {"formal", "neutral", "casual"}) {
+    EXPECT_NEAR(stats.Share(Answer::kYes, wording), 1.0 / 3, 0.07) << wording;
+    EXPECT_NEAR(stats.Share(Answer::kNo, wording), 1.0 / 3, 0.07) << wording;
   }
   for (const Question& q : Load("eval_balanced")) EXPECT_EQ(q.wording, "neutral");
 }
@@ -274,6 +277,30 @@ TEST_F(SynthTest, CorpusHoldsEveryQuestionText) {
       for (const Paraphrase& p : q.paraphrases) EXPECT_TRUE(corpus.count(p.text)) << p.text;
     }
   }
+}
+
+TEST(SynthBiasScopeTest, AmbiguousOnlyBiasLeavesClearImagesUnbiased) {
+  SynthOptions o = SmallOptions(3);
+  o.image_size = 16;
+  o.train_questions = o.eval_mimic_questions = o.eval_balanced_questions = 10;
+  o.pretrain_questions = 1200;
+  o.pretrain_bias_ambiguous_only = true;
+  const fs::path dir = fs::path(::testing::TempDir()) / "pcsweep_synth_scope";
+  fs::remove_all(dir);
+  ASSERT_TRUE(GenerateSyntheticBenchmark(o, dir.string()).ok());
+  auto dataset = LoadCanonicalJsonl((dir / "pretrain.jsonl").string(), {});
+  ASSERT_TRUE(dataset.ok()) << dataset.status();
+  std::vector<Question> clear, ambiguous;
+  for (const Question& q : dataset->questions) {
+    if (q.answer != Answer::kYes) continue;
+    (q.subtlety >= o.ambiguous_subtlety_min ? ambiguous : clear).push_back(q);
+  }
+  const WordingStats clear_stats = Wording(clear, /*with_originals=*/false);
+  const WordingStats ambiguous_stats = Wording(ambiguous, /*with_originals=*/false);
+  // Preserving paraphrases of clear "yes" questions: registers at 1/3 each.
+  EXPECT_NEAR(clear_stats.Share(Answer::kYes, "formal"), 1.0 / 3, 0.06);
+  EXPECT_NEAR(ambiguous_stats.Share(Answer::kYes, "formal"), o.pretrain_aligned, 0.06);
+  fs::remove_all(dir);
 }
 
 TEST(RenderTest, FindingsChangePixelsMoreWhenLessSubtle) {
