@@ -70,6 +70,25 @@ TEST(TwoProportionZTest, PaperNumbers) {
   EXPECT_GT(flips->ci_high, 16.0 / 158);
 }
 
+TEST(TwoProportionZTest, WaldIntervalMatchesStatsmodels) {
+  // statsmodels.stats.proportion.confint_proportions_2indep(x1, n1, x2, n2, method="wald",
+  //                                                         compare="diff")
+  struct Case {
+    int64_t x1, n1, x2, n2;
+    double lo, hi;
+  };
+  const std::vector<Case> cases = {
+      {23, 158, 7, 158, 0.03759895293336328, 0.16493269263625698},
+      {133, 158, 130, 158, -0.06337392561205625, 0.10134860915636003},
+      {0, 10, 3, 10, -0.5840257650893255, -0.015974234910674567},
+  };
+  for (const Case& c : cases) {
+    auto r = TwoProportionZTest(c.x1, c.n1, c.x2, c.n2);
+    ASSERT_TRUE(r.ok());
+    ExpectCi(*r, c.lo, c.hi);
+  }
+}
+
 TEST(TwoProportionZTest, OneSidedMatchesStatsmodels) {
   // proportions_ztest([x1, x2], [n1, n2], alternative="larger" | "smaller")
   struct Case {
@@ -339,19 +358,26 @@ TEST(WilcoxonSignedRank, RejectsInvalidInput) {
 // ---- t procedures -------------------------------------------------------------------------------
 
 TEST(MeanTInterval, MatchesScipy) {
-  // lo, hi = scipy.stats.t.interval(0.95, len(v) - 1, loc=np.mean(v), scale=scipy.stats.sem(v))
+  // lo, hi = scipy.stats.t.interval(conf, len(v) - 1, loc=np.mean(v), scale=scipy.stats.sem(v))
   struct Case {
     std::vector<double> v;
     double mean, lo, hi;
+    double confidence = 0.95;
   };
   const std::vector<Case> cases = {
       {{0.97, 0.99, 0.98, 0.995, 0.96}, 0.9789999999999999, 0.961222077053006, 0.9967779229469937},
       {{1, 2}, 1.5, -4.853102368216048, 7.853102368216048},
       {{0.1, 0.4, 0.35, 0.8, 0.05, 0.22}, 0.32, 0.034908682983112616, 0.6050913170168875},
       {{3.3, 3.1, 2.9, 3.6}, 3.225, 2.749848226001271, 3.700151773998729},
+      {{0.146, 0.12, 0.15}, 0.1386666666666667, 0.09820240928463533, 0.17913092404869804},
+      {{0.2, 0.25, 0.3, 0.28, 0.22, 0.26, 0.27, 0.24},
+       0.2525,
+       0.21240838224164418,
+       0.29259161775835585,
+       0.99},
   };
   for (const Case& c : cases) {
-    auto r = MeanTInterval(c.v);
+    auto r = MeanTInterval(c.v, c.confidence);
     ASSERT_TRUE(r.ok());
     EXPECT_NEAR(r->statistic, c.mean, 1e-12);
     ExpectCi(*r, c.lo, c.hi);
