@@ -1,5 +1,7 @@
 #include "experiments/data/synth.h"
 
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -52,25 +54,32 @@ std::map<std::string, std::string> AllFiles(const fs::path& root) {
 class SynthTest : public ::testing::Test {
  protected:
   static fs::path Generate(uint64_t seed, const std::string& name) {
-    const fs::path dir = fs::path(::testing::TempDir()) / ("pcsweep_synth_" + name);
+    // Per process: ctest may run several tests of this suite at once.
+    const fs::path dir = fs::path(::testing::TempDir()) /
+                         ("pcsweep_synth_" + name + "_" + std::to_string(::getpid()));
     fs::remove_all(dir);
     auto summary = GenerateSyntheticBenchmark(SmallOptions(seed), dir.string());
     EXPECT_TRUE(summary.ok()) << summary.status();
     return dir;
   }
-  static void SetUpTestSuite() {
-    first_ = new fs::path(Generate(7, "a"));
-    second_ = new fs::path(Generate(7, "b"));
-    other_seed_ = new fs::path(Generate(8, "c"));
+  // Generated lazily: ctest runs every test in its own process.
+  static const fs::path& First() { return Lazy(first_, 7, "a"); }
+  static const fs::path& Second() { return Lazy(second_, 7, "b"); }
+  static const fs::path& OtherSeed() { return Lazy(other_seed_, 8, "c"); }
+  static const fs::path& Lazy(fs::path*& slot, uint64_t seed, const std::string& name) {
+    if (slot == nullptr) slot = new fs::path(Generate(seed, name));
+    return *slot;
   }
   static void TearDownTestSuite() {
-    for (fs::path* p : {first_, second_, other_seed_}) {
-      fs::remove_all(*p);
-      delete p;
+    for (fs::path** p : {&first_, &second_, &other_seed_}) {
+      if (*p == nullptr) continue;
+      fs::remove_all(**p);
+      delete *p;
+      *p = nullptr;
     }
   }
   static std::vector<Question> Load(const std::string& split) {
-    auto dataset = LoadCanonicalJsonl((*first_ / (split + ".jsonl")).string(), {});
+    auto dataset = LoadCanonicalJsonl((First() / (split + ".jsonl")).string(), {});
     EXPECT_TRUE(dataset.ok()) << dataset.status();
     return dataset.ok() ? dataset->questions : std::vector<Question>{};
   }
@@ -83,8 +92,8 @@ fs::path* SynthTest::second_ = nullptr;
 fs::path* SynthTest::other_seed_ = nullptr;
 
 TEST_F(SynthTest, ByteForByteDeterministicForASeed) {
-  const auto a = AllFiles(*first_);
-  const auto b = AllFiles(*second_);
+  const auto a = AllFiles(First());
+  const auto b = AllFiles(Second());
   ASSERT_GT(a.size(), 300u);
   ASSERT_EQ(a.size(), b.size());
   for (const auto& [name, bytes] : a) {
@@ -95,8 +104,8 @@ TEST_F(SynthTest, ByteForByteDeterministicForASeed) {
 }
 
 TEST_F(SynthTest, DifferentSeedsDiffer) {
-  const auto a = AllFiles(*first_);
-  const auto c = AllFiles(*other_seed_);
+  const auto a = AllFiles(First());
+  const auto c = AllFiles(OtherSeed());
   for (const char* name : {"pretrain.jsonl", "train.jsonl", "eval_mimic.jsonl"}) {
     EXPECT_NE(a.at(name), c.at(name)) << name;
   }
@@ -112,14 +121,14 @@ TEST_F(SynthTest, SplitsHaveTheRequestedSizesAndLoad) {
   EXPECT_EQ(Load("eval_mimic").size(), o.eval_mimic_questions);
   EXPECT_EQ(Load("eval_balanced").size(), o.eval_balanced_questions);
   LoadOptions mimic;
-  auto dataset = LoadMimicJson((*first_ / "eval_mimic.json").string(), mimic);
+  auto dataset = LoadMimicJson((First() / "eval_mimic.json").string(), mimic);
   ASSERT_TRUE(dataset.ok()) << dataset.status();
   EXPECT_EQ(dataset->questions.size(), o.eval_mimic_questions);
   EXPECT_EQ(dataset->report.inferred_op_match, 0u);  // op_match is written out.
 }
 
 TEST_F(SynthTest, ImagesArePngsOfTheConfiguredSize) {
-  const std::string png = ReadFile(*first_ / "images/eval_balanced/eval_balanced-p00000_s0.png");
+  const std::string png = ReadFile(First() / "images/eval_balanced/eval_balanced-p00000_s0.png");
   int w = 0, h = 0, channels = 0;
   unsigned char* pixels = stbi_load_from_memory(reinterpret_cast<const unsigned char*>(png.data()),
                                                 static_cast<int>(png.size()), &w, &h, &channels, 0);
@@ -268,7 +277,7 @@ TEST_F(SynthTest, SubtletyFollowsTheConfiguredMixture) {
 
 TEST_F(SynthTest, CorpusHoldsEveryQuestionText) {
   std::set<std::string> corpus;
-  std::istringstream lines(ReadFile(*first_ / "corpus.txt"));
+  std::istringstream lines(ReadFile(First() / "corpus.txt"));
   for (std::string line; std::getline(lines, line);) corpus.insert(line);
   for (const char* word : {"yes", "no", "Yes", "No"}) EXPECT_TRUE(corpus.count(word)) << word;
   for (const char* split : kSplits) {
