@@ -121,7 +121,8 @@ class Gemma3ImageProcessor {
 
   const ImageProcessorConfig& config() const { return config_; }
 
-  // Possible errors: none (an empty image gives InvalidArgument).
+  // Possible errors: InvalidArgument for an empty image or one whose buffer does not
+  // match its size.
   absl::StatusOr<PixelValues> Preprocess(const RgbImage& image) const;
 
   // Load + Preprocess. Possible errors: those of LoadImageFile.
