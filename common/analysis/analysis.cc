@@ -49,15 +49,20 @@ struct Prepared {
 std::string Percent(double fraction) { return absl::StrFormat("%.1f%%", 100 * fraction); }
 
 absl::StatusOr<std::vector<Prepared>> Prepare(absl::Span<const EvalResult> results,
-                                              const AnalysisOptions& options) {
+                                              const AnalysisOptions& options,
+                                              std::vector<std::string>* warnings = nullptr) {
   std::vector<Prepared> prepared;
   prepared.reserve(results.size());
   for (const EvalResult& result : results) {
     const std::string where =
         absl::StrCat("job '", result.job_key, "' eval set '", result.eval_set, "'");
     if (result.variant != "base" && result.variant != "adapted") {
-      return absl::InvalidArgumentError(absl::StrCat(
-          where, ": variant must be \"base\" or \"adapted\", got \"", result.variant, "\""));
+      // Other variants (e.g. SAE clamp settings) belong to other analyses.
+      if (warnings != nullptr) {
+        warnings->push_back(absl::StrCat(where, ": variant '", result.variant,
+                                         "' is neither base nor adapted; not compared"));
+      }
+      continue;
     }
     if (result.eval_set.empty()) {
       return absl::InvalidArgumentError(
@@ -313,7 +318,7 @@ bool RunLess(const Prepared* a, const Prepared* b) {
 absl::StatusOr<Analysis> Analyze(absl::Span<const EvalResult> results,
                                  const AnalysisOptions& options) {
   Analysis analysis;
-  PCSWEEP_ASSIGN_OR_RETURN(analysis.prepared, Prepare(results, options));
+  PCSWEEP_ASSIGN_OR_RETURN(analysis.prepared, Prepare(results, options, &analysis.sweep.warnings));
   std::vector<const Prepared*> adapted;
   for (const Prepared& p : analysis.prepared) {
     if (p.result->variant == "adapted") adapted.push_back(&p);

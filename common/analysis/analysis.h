@@ -54,7 +54,7 @@ struct ExampleRow {
   std::string pair_id;      // unique within one evaluation result
   std::string image;
   std::string phenomenon;  // paraphrase phenomenon tag; "" when untagged
-  std::string label;       // ground truth, "yes" or "no" (any case)
+  std::string label;       // ground truth, "yes" or "no" (any case); the proto's 1/0
   double margin_original = 0;
   double margin_paraphrase = 0;
 };
@@ -63,7 +63,7 @@ struct EvalResult {
   std::string job_key;
   std::map<std::string, std::string> arm_params;  // e.g. layers, loss, lambda, seed
   std::string eval_set;
-  std::string variant;                    // "base" | "adapted"
+  std::string variant;  // "base" | "adapted"; others (e.g. SAE clamps) are skipped here
   std::map<std::string, double> metrics;  // as the job reported them (shown, never tested)
   std::vector<ExampleRow> rows;
 };
@@ -145,9 +145,9 @@ struct SweepAnalysis {
 // Compares every adapted result with its baseline: flip rate (z_test, mcnemar_exact),
 // margin_diff (wilcoxon on per-pair |dm| changes, zero_method wilcox, auto exact/approx),
 // accuracy on originals (z_test, mcnemar_exact).
-// Possible errors: InvalidArgument naming the job for a variant other than base/adapted, an
-// empty eval set, or rows rejected by ComputeConsistencyMetrics; errors of the stats
-// functions (e.g. Wilcoxon with all-zero changes is reported as p = 1, not an error).
+// Results whose variant is neither "base" nor "adapted" are skipped with a warning.
+// Possible errors: InvalidArgument naming the job for an empty eval set or rows rejected by
+// ComputeConsistencyMetrics. (Wilcoxon with all-zero changes is reported as p = 1.)
 absl::StatusOr<SweepAnalysis> CompareWithBaselines(absl::Span<const EvalResult> results,
                                                    const AnalysisOptions& options = {});
 

@@ -207,9 +207,16 @@ TEST(CompareWithBaselines, PrefersSeedMatchedBaselineAndWarnsWithoutOne) {
   EXPECT_EQ(Find(*analysis, "0", "flip_rate", "z_test").baseline, "eval-base");
   ASSERT_EQ(analysis->warnings.size(), 1u);
   EXPECT_THAT(analysis->warnings[0], testing::HasSubstr("padchest"));
-  sweep[0].variant = "tuned";
+  // A clamp variant is skipped with a warning; bad rows fail with the job named.
+  sweep.push_back(sweep[0]);
+  sweep.back().variant = "clamp=0";
+  auto with_clamp = CompareWithBaselines(sweep);
+  ASSERT_TRUE(with_clamp.ok());
+  EXPECT_EQ(with_clamp->warnings.size(), 2u);
+  EXPECT_THAT(with_clamp->warnings[0], testing::HasSubstr("variant 'clamp=0'"));
+  sweep[0].rows[3].label = "maybe";
   EXPECT_THAT(std::string(CompareWithBaselines(sweep).status().message()),
-              testing::HasSubstr("job 'eval-base'"));
+              testing::HasSubstr("job 'eval-base' eval set 'mimic': row 3 (pair_id 'p3')"));
 }
 
 std::string ReadFile(const fs::path& path) {
