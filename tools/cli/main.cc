@@ -20,6 +20,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "common/clock/clock.h"
+#include "common/logging/logging.h"
 #include "common/rpc/rpc.h"
 #include "common/status/status_macros.h"
 #include "coordinator/coordinator_server.h"
@@ -223,6 +224,10 @@ int Main(int argc, char** argv) {
   CLI::App app{"pcsweep: paraphrase-consistency sweeps on a gRPC + SQLite coordinator"};
   app.require_subcommand(1);
   std::function<absl::Status()> action;
+  std::string log_level;
+  app.add_option("--log-level", log_level,
+                 "trace, debug, info, warn, error or off (default: info for coordinator and "
+                 "worker, warn otherwise); logs go to stderr");
 
   // coordinator
   CoordinatorServerOptions server_options;
@@ -417,10 +422,15 @@ int Main(int argc, char** argv) {
 
   try {
     app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
+  } catch (const CLI::Error& e) {  // parse errors, and `stats` failures (RuntimeError)
     return app.exit(e);
   }
   if (!action) return 0;  // a subcommand that ran its own callback (stats)
+  if (log_level.empty()) log_level = coordinator->parsed() || worker->parsed() ? "info" : "warn";
+  if (absl::Status logging = InitLogging(log_level); !logging.ok()) {
+    std::cerr << OneLine(logging.message()) << std::endl;
+    return 1;
+  }
   const absl::Status result = action();
   if (!result.ok()) {
     std::cerr << OneLine(result.message()) << std::endl;
