@@ -10,6 +10,23 @@
 
 namespace pcsweep::coordinator {
 
+namespace {
+
+// Example rows per multi-row INSERT (11 parameters each; SQLite allows 32766).
+constexpr size_t kExampleBlock = 64;
+constexpr int kExampleColumns = 11;
+
+std::string ExampleInsertSql(size_t rows) {
+  std::string sql =
+      "INSERT INTO examples (job_id, attempt, eval_set, variant, question_id, pair_id, image, "
+      "phenomenon, label, margin_original, margin_paraphrase) VALUES ";
+  for (size_t i = 0; i < rows; ++i)
+    sql += i == 0 ? "(?,?,?,?,?,?,?,?,?,?,?)" : ",(?,?,?,?,?,?,?,?,?,?,?)";
+  return sql;
+}
+
+}  // namespace
+
 // Prepared statements of the writer connection, compiled once.
 class SqliteStore::Statements {
  public:
@@ -36,10 +53,8 @@ class SqliteStore::Statements {
         delete_examples(db, "DELETE FROM examples WHERE job_id = ?"),
         insert_metric(db, "INSERT OR REPLACE INTO metrics (job_id, name, value) VALUES (?,?,?)"),
         insert_output(db, "INSERT OR REPLACE INTO outputs (job_id, name, value) VALUES (?,?,?)"),
-        insert_example(db,
-                       "INSERT INTO examples (job_id, attempt, eval_set, variant, question_id, "
-                       "pair_id, image, phenomenon, label, margin_original, margin_paraphrase) "
-                       "VALUES (?,?,?,?,?,?,?,?,?,?,?)"),
+        insert_example(db, ExampleInsertSql(1)),
+        insert_example_block(db, ExampleInsertSql(kExampleBlock)),
         copy_metrics(db,
                      "INSERT OR REPLACE INTO metrics (job_id, name, value) SELECT ?2, name, value "
                      "FROM metrics WHERE job_id = ?1"),
@@ -158,22 +173,37 @@ class SqliteStore::Statements {
       insert_output.bind(3, value);
       Run(insert_output);
     }
-    SQLite::Statement& s = insert_example;
-    for (const ExampleRow& e : m.result.examples) {
-      s.bind(1, m.job_id);
-      s.bind(2, m.attempt);
-      s.bind(3, e.eval_set);
-      s.bind(4, e.variant);
-      s.bind(5, e.question_id);
-      s.bind(6, e.pair_id);
-      s.bind(7, e.image);
-      s.bind(8, e.phenomenon);
-      s.bind(9, e.label);
-      s.bind(10, e.margin_original);
-      s.bind(11, e.margin_paraphrase);
-      s.exec();
-      s.reset();  // every column is rebound, no need to clear
+    // Full blocks through the multi-row statement, the rest row by row. Strings are bound
+    // without copying: `m` outlives the statement's execution.
+    const std::vector<ExampleRow>& rows = m.result.examples;
+    size_t next = 0;
+    for (; next + kExampleBlock <= rows.size(); next += kExampleBlock) {
+      for (size_t i = 0; i < kExampleBlock; ++i) {
+        BindExample(insert_example_block, static_cast<int>(i) * kExampleColumns, m.job_id,
+                    m.attempt, rows[next + i]);
+      }
+      insert_example_block.exec();
+      insert_example_block.reset();
     }
+    for (; next < rows.size(); ++next) {
+      BindExample(insert_example, 0, m.job_id, m.attempt, rows[next]);
+      insert_example.exec();
+      insert_example.reset();
+    }
+  }
+  static void BindExample(SQLite::Statement& s, int offset, const std::string& job_id, int attempt,
+                          const ExampleRow& e) {
+    s.bindNoCopy(offset + 1, job_id);
+    s.bind(offset + 2, attempt);
+    s.bindNoCopy(offset + 3, e.eval_set);
+    s.bindNoCopy(offset + 4, e.variant);
+    s.bindNoCopy(offset + 5, e.question_id);
+    s.bindNoCopy(offset + 6, e.pair_id);
+    s.bindNoCopy(offset + 7, e.image);
+    s.bindNoCopy(offset + 8, e.phenomenon);
+    s.bind(offset + 9, e.label);
+    s.bind(offset + 10, e.margin_original);
+    s.bind(offset + 11, e.margin_paraphrase);
   }
   void Do(const CopyResult& m) {
     for (SQLite::Statement* s : {&delete_metrics, &delete_outputs, &delete_examples}) {
@@ -202,7 +232,7 @@ class SqliteStore::Statements {
 
   SQLite::Statement upsert_sweep, upsert_job, upsert_attempt, upsert_worker;
   SQLite::Statement delete_metrics, delete_outputs, delete_examples;
-  SQLite::Statement insert_metric, insert_output, insert_example;
+  SQLite::Statement insert_metric, insert_output, insert_example, insert_example_block;
   SQLite::Statement copy_metrics, copy_outputs, copy_examples;
   SQLite::Statement insert_event;
 };
@@ -217,6 +247,11 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string
     db->exec("PRAGMA journal_mode=WAL");
     db->exec("PRAGMA synchronous=NORMAL");
     db->exec("PRAGMA foreign_keys=OFF");
+    // Completions carry hundreds of example rows: a larger page cache and fewer WAL
+    // checkpoints keep the writer ahead of them.
+    db->exec("PRAGMA cache_size=-65536");
+    db->exec("PRAGMA temp_store=MEMORY");
+    db->exec("PRAGMA wal_autocheckpoint=10000");
   } catch (const std::exception& e) {
     return SqliteError(e, absl::StrCat("opening database ", path));
   }
