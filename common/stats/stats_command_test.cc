@@ -132,6 +132,19 @@ TEST_F(StatsCommandTest, BadFlagsAndInputsAreOneLineErrors) {
   EXPECT_FALSE(RunStatsCommand({}).ok());
 }
 
+TEST(StatsCommandText, WholeZTestReport) {
+  // CI: statsmodels confint_proportions_2indep(23, 158, 7, 158, method="wald", compare="diff")
+  // = (0.03759895293336328, 0.16493269263625698).
+  auto out = RunStatsCommand({"z-test", "--x1", "23", "--n1", "158", "--x2", "7", "--n2", "158"});
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(*out,
+            "test:       two-proportion z-test (pooled, two-sided)\n"
+            "statistic:  3.07058\n"
+            "p-value:    0.00213646\n"
+            "95% CI:     [0.037599, 0.164933]  (p1 - p2, Wald)\n"
+            "n:          316\n");
+}
+
 TEST(AddStatsCommand, RegistersTheTree) {
   CLI::App app("pcsweep");
   AddStatsCommand(app);
