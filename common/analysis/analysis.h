@@ -41,6 +41,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -67,6 +68,26 @@ struct EvalResult {
   std::map<std::string, double> metrics;  // as the job reported them (shown, never tested)
   std::vector<ExampleRow> rows;
 };
+
+// Collects example rows stored flat (one per row, tagged with job, eval set and variant, as in
+// the coordinator's `examples` table) into one EvalResult per (job, eval set, variant), in
+// order of first appearance. Not thread-safe; Build() leaves the builder empty.
+class EvalResultBuilder {
+ public:
+  void Add(const std::string& job_key, const std::map<std::string, std::string>& arm_params,
+           const std::string& eval_set, const std::string& variant, ExampleRow row);
+  // Attaches a job-reported metric to every result of `job_key` added so far.
+  void AddMetric(const std::string& job_key, const std::string& name, double value);
+  std::vector<EvalResult> Build();
+
+ private:
+  std::vector<EvalResult> results_;
+  std::map<std::tuple<std::string, std::string, std::string>, size_t> index_;
+};
+
+// The proto/SQLite label encoding (1 = yes, 0 = no) as ExampleRow::label; any other value
+// becomes "invalid(N)", which ComputeConsistencyMetrics rejects naming the row.
+std::string LabelName(int label);
 
 inline constexpr double kDefaultCollapseThreshold = 0.95;
 

@@ -316,6 +316,28 @@ TEST(Performance, FiftyThousandRowsUnderASecond) {
   EXPECT_LT(seconds, 1.0);
 }
 
+TEST(EvalResultBuilder, GroupsFlatRowsByJobEvalSetAndVariant) {
+  EvalResultBuilder builder;
+  const std::map<std::string, std::string> params = {{"layers", "15-19"}, {"seed", "0"}};
+  builder.Add("job1", params, "mimic", "base", {"q1", "p1", "", "", LabelName(1), 1, 1});
+  builder.Add("job1", params, "mimic", "adapted", {"q1", "p1", "", "", LabelName(1), 1, -1});
+  builder.Add("job1", params, "mimic", "base", {"q2", "p2", "", "", LabelName(0), -1, -1});
+  builder.Add("job1", params, "padchest", "base", {"q9", "p9", "", "", LabelName(7), 1, 1});
+  builder.AddMetric("job1", "train_loss", 0.5);
+  std::vector<EvalResult> results = builder.Build();
+  ASSERT_EQ(results.size(), 3u);
+  EXPECT_EQ(results[0].variant, "base");
+  EXPECT_EQ(results[0].rows.size(), 2u);
+  EXPECT_EQ(results[0].rows[1].label, "no");
+  EXPECT_EQ(results[1].variant, "adapted");
+  EXPECT_EQ(results[2].eval_set, "padchest");
+  EXPECT_EQ(results[2].metrics.at("train_loss"), 0.5);
+  EXPECT_TRUE(builder.Build().empty());
+  // The invalid label is caught with its location.
+  EXPECT_THAT(std::string(CompareWithBaselines(results).status().message()),
+              testing::HasSubstr("label must be yes or no, got 'invalid(7)'"));
+}
+
 TEST(FormatP, PaperStyle) {
   EXPECT_EQ(FormatP(0.0021364615909762598), "0.0021");
   EXPECT_EQ(FormatP(0.651485945234894), "0.651");
