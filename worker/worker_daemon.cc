@@ -291,6 +291,7 @@ class WorkerDaemonImpl final : public WorkerDaemon {
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
   bool reporter_stop_ ABSL_GUARDED_BY(mu_) = false;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
+  bool lease_done_ ABSL_GUARDED_BY(mu_) = false;  // the leasing thread has returned
   bool registered_ ABSL_GUARDED_BY(mu_) = false;
   bool register_error_logged_ ABSL_GUARDED_BY(mu_) = false;
   std::string worker_id_ ABSL_GUARDED_BY(mu_);
@@ -317,6 +318,10 @@ void WorkerDaemonImpl::ReapFinishedThreadsLocked() {
 void WorkerDaemonImpl::LeaseLoop() {
   absl::Duration backoff = absl::ZeroDuration();
   absl::MutexLock lock(&mu_);
+  struct MarkDone {
+    bool* done;
+    ~MarkDone() { *done = true; }
+  } mark_done{&lease_done_};
   while (!shutting_down_) {
     ReapFinishedThreadsLocked();
     if (!registered_) {
@@ -626,7 +631,13 @@ void WorkerDaemonImpl::Shutdown() {
     }
     cv_.SignalAll();
   }
-  client_->CancelPendingAcquires();
+  // A long-poll that starts just after a cancel would miss it; repeat until the leasing
+  // thread is out.
+  while (true) {
+    client_->CancelPendingAcquires();
+    absl::MutexLock lock(&mu_);
+    if (mu_.AwaitWithTimeout(absl::Condition(&lease_done_), absl::Milliseconds(50))) break;
+  }
   if (lease_thread_.joinable()) lease_thread_.join();
   if (heartbeat_thread_.joinable()) heartbeat_thread_.join();
   {
