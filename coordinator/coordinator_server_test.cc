@@ -144,6 +144,8 @@ TEST_F(CoordinatorServerTest, EndToEnd_SubmitAcquireHeartbeatCompleteWatch) {
   for (size_t i = 0; i < events.size(); ++i)
     EXPECT_EQ(events[i].seq(), static_cast<int64_t>(i + 1));
   EXPECT_EQ(events.back().message(), "sweep finished");
+  EXPECT_EQ(events.back().summary().succeeded(), 2);
+  EXPECT_EQ(events.back().summary().total(), 2);
 
   v1::GetSweepRequest get;
   get.set_sweep_id(submitted.sweep_id());

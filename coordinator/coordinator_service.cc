@@ -108,10 +108,16 @@ class WatchReactor final : public grpc::ServerWriteReactor<v1::SweepEvent> {
         return;
       }
       if (!events->empty()) {
+        // Each event carries the sweep's counts as of now (at or after the event).
+        absl::StatusOr<SweepSummary> summary = scheduler_->GetSweepSummary(sweep_id_);
         absl::MutexLock lock(&mu_);
         for (const SweepEvent& e : *events) {
           v1::SweepEvent proto;
           coordinator::ToProto(e, &proto);
+          if (summary.ok()) {
+            coordinator::ToProto(*summary, proto.mutable_summary());
+            proto.mutable_summary()->clear_spec_yaml();
+          }
           queue_.push_back(std::move(proto));
         }
         last_seq_ = events->back().seq;
