@@ -367,8 +367,14 @@ std::string PWithHolm(const Comparison* c) {
 }
 
 std::string RunLabel(const Prepared& p) {
-  const std::string name = p.result->variant == "base" ? "base" : p.arm;
-  return p.has_seed ? absl::StrCat(name, " seed=", p.seed) : name;
+  if (p.result->variant != "base") {
+    return p.has_seed ? absl::StrCat(p.arm, " seed=", p.seed) : p.arm;
+  }
+  std::string label = p.has_seed ? absl::StrCat("base seed=", p.seed) : "base";
+  // A base model evaluated inside a training job carries that job's arm parameters: say which
+  // arm's job it came from so that several base rows can be told apart.
+  if (p.arm != "adapted") absl::StrAppend(&label, " (in ", p.arm, ")");
+  return label;
 }
 
 std::string ProportionWithCi(int64_t x, int64_t n, double confidence) {
@@ -602,28 +608,30 @@ absl::StatusOr<table::Table> MainTable(absl::Span<const EvalResult> results,
           ProportionWithCi(m.correct_originals, m.questions, options.confidence),
           absl::StrCat(m.pairs), m.collapsed ? "COLLAPSED" : ""};
     };
+    // Each baseline row is followed by the runs compared with it.
     for (const Prepared* b : baselines) {
       auto c = common(*b);
       PCSWEEP_RETURN_IF_ERROR(out.AddRow({eval_set, RunLabel(*b), c[0], "-", "-", "-", c[1], "-",
                                           "-", c[2], "-", "-", "-", c[3], c[4]}));
-    }
-    for (const Prepared* a : adapted) {
-      if (a->result->eval_set != eval_set) continue;
-      auto c = common(*a);
-      const Comparison* flip_z = FindComparison(analysis.sweep, *a, "flip_rate", "z_test");
-      const Comparison* margin = FindComparison(analysis.sweep, *a, "margin_diff", "wilcoxon");
-      const Comparison* acc_z = FindComparison(analysis.sweep, *a, "accuracy", "z_test");
-      const std::string reduction = margin == nullptr || std::isnan(margin->relative_change)
-                                        ? "-"
-                                        : absl::StrFormat("%.1f%%", -100 * margin->relative_change);
-      PCSWEEP_RETURN_IF_ERROR(
-          out.AddRow({eval_set, RunLabel(*a), c[0], absl::StrFormat("%+.1f", 100 * flip_z->change),
-                      PWithHolm(flip_z),
-                      PWithHolm(FindComparison(analysis.sweep, *a, "flip_rate", "mcnemar_exact")),
-                      c[1], reduction, PWithHolm(margin), c[2],
-                      absl::StrFormat("%+.1f", 100 * acc_z->change), PWithHolm(acc_z),
-                      PWithHolm(FindComparison(analysis.sweep, *a, "accuracy", "mcnemar_exact")),
-                      c[3], c[4]}));
+      for (const Prepared* a : adapted) {
+        if (a->result->eval_set != eval_set || analysis.baseline_of.at(a) != b) continue;
+        auto c = common(*a);
+        const Comparison* flip_z = FindComparison(analysis.sweep, *a, "flip_rate", "z_test");
+        const Comparison* margin = FindComparison(analysis.sweep, *a, "margin_diff", "wilcoxon");
+        const Comparison* acc_z = FindComparison(analysis.sweep, *a, "accuracy", "z_test");
+        const std::string reduction =
+            margin == nullptr || std::isnan(margin->relative_change)
+                ? "-"
+                : absl::StrFormat("%.1f%%", -100 * margin->relative_change);
+        PCSWEEP_RETURN_IF_ERROR(
+            out.AddRow({eval_set, RunLabel(*a), c[0],
+                        absl::StrFormat("%+.1f", 100 * flip_z->change), PWithHolm(flip_z),
+                        PWithHolm(FindComparison(analysis.sweep, *a, "flip_rate", "mcnemar_exact")),
+                        c[1], reduction, PWithHolm(margin), c[2],
+                        absl::StrFormat("%+.1f", 100 * acc_z->change), PWithHolm(acc_z),
+                        PWithHolm(FindComparison(analysis.sweep, *a, "accuracy", "mcnemar_exact")),
+                        c[3], c[4]}));
+      }
     }
   }
   out.AddNote(absl::StrCat(

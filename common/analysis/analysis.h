@@ -172,7 +172,8 @@ struct SweepAnalysis {
 absl::StatusOr<SweepAnalysis> CompareWithBaselines(absl::Span<const EvalResult> results,
                                                    const AnalysisOptions& options = {});
 
-// `main`: per eval set, each baseline used, then each adapted run; flip rate, mean margin
+// `main`: per eval set, each baseline used followed by the runs compared with it (a base
+// evaluated inside a training job is labelled "base seed=S (in ARM)"); flip rate, mean margin
 // difference and accuracy with Wilson CIs (margin: t-interval over pairs), changes, p-values
 // (raw, Holm-adjusted in parentheses), n pairs, collapse flag.
 // Possible errors: as CompareWithBaselines.

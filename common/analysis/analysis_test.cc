@@ -251,6 +251,26 @@ TEST(Tables, MainTableGolden) {
   ExpectGolden("main.tex.golden", table::RenderLatex(*table));
 }
 
+TEST(Tables, MainTableGroupsRunsUnderTheirBaselines) {
+  // train_eval jobs evaluate the base model themselves: one base row per job, each followed
+  // by its own adapted run.
+  std::vector<EvalResult> sweep;
+  for (const char* layers : {"0-4", "15-19"}) {
+    const std::map<std::string, std::string> params = {{"layers", layers}, {"seed", "0"}};
+    const std::string job = std::string("train[layers=") + layers + ",seed=0]";
+    sweep.push_back(MakeRun(job, params, "base", 0, 23, 0, 25, 0.6));
+    sweep.push_back(MakeRun(job, params, "adapted", 16, 23, 3, 31, 0.8));
+  }
+  auto table = MainTable(sweep);
+  ASSERT_TRUE(table.ok()) << table.status();
+  ASSERT_EQ(table->rows().size(), 4u);
+  EXPECT_EQ(table->rows()[0][1], "base seed=0 (in layers=0-4)");
+  EXPECT_EQ(table->rows()[1][1], "layers=0-4 seed=0");
+  EXPECT_EQ(table->rows()[2][1], "base seed=0 (in layers=15-19)");
+  EXPECT_EQ(table->rows()[3][1], "layers=15-19 seed=0");
+  EXPECT_EQ(table->rows()[3][4], "0.0021 (0.0043)");
+}
+
 TEST(Tables, AblationTableGolden) {
   auto sweep = Sweep();
   // A second arm with one seed, to show layers x loss.
