@@ -333,8 +333,12 @@ TEST(RenderTest, FindingsChangePixelsMoreWhenLessSubtle) {
       }
       EXPECT_GT(change, previous) << kFindings[f] << " at strength " << strength;
       previous = change;
-      if (strength == 1.0) EXPECT_GT(largest, 40) << kFindings[f] << " hardly visible";
-      if (strength == 0.05) EXPECT_LT(largest, 40) << kFindings[f] << " too visible";
+      if (strength == 1.0) {
+        EXPECT_GT(largest, 40) << kFindings[f] << " hardly visible";
+      }
+      if (strength == 0.05) {
+        EXPECT_LT(largest, 40) << kFindings[f] << " too visible";
+      }
     }
   }
 }
