@@ -23,6 +23,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "common/logging/logging.h"
 #include "common/rpc/rpc.h"
 #include "coordinator/coordinator_server.h"
 #include "nlohmann/json.hpp"
@@ -227,7 +228,13 @@ int Main(int argc, char** argv) {
   app.add_option("--anchor-cells", flags.anchor_cells, "Optuna anchor grid cells")
       ->capture_default_str();
   app.add_flag("--skip-anchor", flags.skip_anchor, "Do not run the Optuna anchor");
+  std::string log_level = "warn";
+  app.add_option("--log-level", log_level, "Coordinator log level (stderr)")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
+  if (absl::Status logging = InitLogging(log_level); !logging.ok()) {
+    std::cerr << logging.message() << "\n";
+    return 1;
+  }
 
   fs::path db = flags.db;
   fs::path temp_dir;
