@@ -1,0 +1,109 @@
+// The Gemma 3 multimodal model (MedGemma-4B's Gemma3ForConditionalGeneration) as libtorch
+// modules: SigLIP vision encoder (no head), the multimodal projector, and the Gemma 3 text
+// decoder, per shared/docs/model-spec.md §4-7. Parameter names equal MedGemma's checkpoint
+// names (`language_model.model.*`, `vision_tower.vision_model.*`, `multi_modal_projector.*`),
+// so loading is a name-for-name copy; LoRA parameters are named `...q_proj.lora_A` etc.
+//
+// Parameters are allocated uninitialised on the chosen device in the chosen dtype (loading
+// fills them; random init of a 4B model would waste minutes). Base weights never require
+// grad; LoRA parameters (fp32, as PEFT keeps them) do, so training uses plain autograd.
+// Include only from experiments/ (libtorch header). Thread-safety: a module is not safe for
+// concurrent forward calls that mutate state (train/eval switches, LoRA attach); concurrent
+// forwards of a fixed model are fine.
+#ifndef PCSWEEP_EXPERIMENTS_ENGINE_MODEL_H_
+#define PCSWEEP_EXPERIMENTS_ENGINE_MODEL_H_
+
+#include <torch/torch.h>
+
+#include <functional>
+#include <map>
+#include <vector>
+
+#include "experiments/engine/gemma3_config.h"
+#include "experiments/engine/lora_config.h"
+#include "experiments/engine/safetensors.h"
+
+namespace pcsweep::engine {
+
+// y = x W^T (no bias) + scaling * B(A(dropout(x))) when a LoRA branch is attached. The LoRA
+// branch runs in fp32 and is cast back to the base result's dtype, as PEFT does.
+class LoraLinearImpl : public torch::nn::Module {
+ public:
+  LoraLinearImpl(int64_t in_features, int64_t out_features, const torch::TensorOptions& options);
+  torch::Tensor forward(const torch::Tensor& x);
+  // Adds fresh trainable lora_A [r, in] (kaiming-uniform, a = sqrt(5)) and lora_B [out, r]
+  // (zeros) in fp32 on the weight's device; replaces an existing branch.
+  void AttachLora(int r, double scaling, double dropout);
+  void DetachLora();
+  bool has_lora() const { return lora_A.defined(); }
+  int64_t in_features() const { return weight.size(1); }
+  int64_t out_features() const { return weight.size(0); }
+
+  torch::Tensor weight;
+  torch::Tensor lora_A, lora_B;
+  double scaling = 0.0;
+  double dropout = 0.0;
+};
+TORCH_MODULE(LoraLinear);
+
+// Called with each decoder layer's output (resid_post, before the final norm); returning a
+// defined tensor replaces it (SAE feature clamping / splicing), an undefined one keeps it.
+using ResidualHook = std::function<torch::Tensor(int layer, const torch::Tensor& resid_post)>;
+
+struct ModelInputs {
+  torch::Tensor input_ids;       // [B, L] int64
+  torch::Tensor attention_mask;  // [B, L], optional: 1 = token, 0 = padding (left padding)
+  torch::Tensor token_type_ids;  // [B, L], optional: 1 = image token; default ids == image token
+  torch::Tensor position_ids;    // [B, L] or [L], optional; default arange(L) as transformers does
+  torch::Tensor pixel_values;    // [N, 3, H, W], optional
+  torch::Tensor image_features;  // [N, T, hidden], optional precomputed features; wins over pixels
+};
+
+enum class LogitsMode { kAll, kLastPosition, kNone };
+
+struct ForwardOptions {
+  LogitsMode logits = LogitsMode::kAll;
+  // When defined (int64 ids): compute only these rows of the tied head, so a yes/no score
+  // costs a few dot products instead of a 262k-row matmul.
+  torch::Tensor vocab_rows;
+  bool output_hidden_states = false;  // transformers' hidden_states (num_layers + 1 entries)
+  std::vector<int> capture_layers;    // resid_post of these decoder layers, raw
+  ResidualHook residual_hook;
+};
+
+struct ModelOutputs {
+  torch::Tensor logits;          // [B, L, V], [B, V] (last position) or with vocab_rows columns
+  torch::Tensor image_features;  // [N, T, hidden] when images were given
+  std::vector<torch::Tensor> hidden_states;
+  std::map<int, torch::Tensor> layer_outputs;
+};
+
+class Gemma3ModelImpl : public torch::nn::Module {
+ public:
+  Gemma3ModelImpl(const Gemma3Config& config, const torch::TensorOptions& options);
+
+  // SigLIP + projector: [N, 3, H, W] -> [N, mm_tokens_per_image, hidden].
+  torch::Tensor ImageFeatures(const torch::Tensor& pixel_values);
+  // The whole forward. Inputs must be validated by the caller (Engine does it).
+  ModelOutputs Forward(const ModelInputs& inputs, const ForwardOptions& options);
+  // The LoRA site of decoder layer `layer`.
+  LoraLinear& LoraSite(int layer, LoraModule module);
+  const Gemma3Config& config() const { return config_; }
+
+  // Rounds RoPE's inv_freq to bf16, as in a transformers model that was cast to bf16 and back
+  // (`model.to(torch.bfloat16).float()` casts the inv_freq buffer too). Off by default; the
+  // gemma3-tiny reference tensors were made that way.
+  bool bf16_rope_frequencies = false;
+
+ private:
+  struct Impl;
+  std::shared_ptr<Impl> impl_;
+  Gemma3Config config_;
+};
+TORCH_MODULE(Gemma3Model);
+
+torch::ScalarType ToTorchDType(DType dtype);
+
+}  // namespace pcsweep::engine
+
+#endif  // PCSWEEP_EXPERIMENTS_ENGINE_MODEL_H_
