@@ -144,6 +144,11 @@ void FakeCoordinatorClient::SetReportStatus(const std::string& job_id, absl::Sta
   report_status_[job_id] = std::move(status);
 }
 
+void FakeCoordinatorClient::SetHeartbeatStatus(absl::Status status) {
+  absl::MutexLock lock(&mu_);
+  heartbeat_status_ = std::move(status);
+}
+
 void FakeCoordinatorClient::set_heartbeat_interval(absl::Duration interval) {
   absl::MutexLock lock(&mu_);
   heartbeat_interval_ = interval;
@@ -231,6 +236,7 @@ absl::StatusOr<v1::HeartbeatResponse> FakeCoordinatorClient::Heartbeat(
   absl::MutexLock lock(&mu_);
   if (unavailable_) return Unavailable();
   heartbeats_.push_back(request);
+  if (!heartbeat_status_.ok()) return heartbeat_status_;
   v1::HeartbeatResponse response;
   if (reregister_ || request.incarnation_id() != known_incarnation_) {
     response.set_reregister(true);

@@ -43,7 +43,8 @@ class CoordinatorClient {
   // (the coordinator does not know this worker incarnation: register again).
   virtual absl::StatusOr<v1::AcquireJobResponse> AcquireJob(
       const v1::AcquireJobRequest& request) = 0;
-  // Possible errors: Unavailable, DeadlineExceeded.
+  // Possible errors: Unavailable, DeadlineExceeded, Aborted (a newer process registered under
+  // this worker's name: this one must stop).
   virtual absl::StatusOr<v1::HeartbeatResponse> Heartbeat(const v1::HeartbeatRequest& request) = 0;
   // Possible errors: Unavailable, DeadlineExceeded, FailedPrecondition (stale attempt or
   // unknown incarnation: the report will never be accepted as it is).
@@ -101,6 +102,8 @@ class FakeCoordinatorClient final : public CoordinatorClient {
   // Reports for this job are answered with `status` (e.g. FailedPrecondition) from now on.
   void SetReportStatus(const std::string& job_id, absl::Status status);
   void set_heartbeat_interval(absl::Duration interval);
+  // Heartbeats answer `status` (e.g. Aborted: a newer incarnation registered) while not OK.
+  void SetHeartbeatStatus(absl::Status status);
 
   // --- Inspection ---
   std::vector<v1::RegisterWorkerRequest> registrations() const;
@@ -128,6 +131,7 @@ class FakeCoordinatorClient final : public CoordinatorClient {
   // Lock-free accessors for use inside WaitUntil predicates (the lock is already held).
   int completions_locked() const ABSL_NO_THREAD_SAFETY_ANALYSIS { return completions_.size(); }
   int failures_locked() const ABSL_NO_THREAD_SAFETY_ANALYSIS { return failures_.size(); }
+  int pending_assignments_locked() const ABSL_NO_THREAD_SAFETY_ANALYSIS { return queue_.size(); }
   int registrations_locked() const ABSL_NO_THREAD_SAFETY_ANALYSIS { return registrations_.size(); }
   const std::vector<v1::HeartbeatRequest>& heartbeats_locked() const
       ABSL_NO_THREAD_SAFETY_ANALYSIS {
@@ -150,6 +154,7 @@ class FakeCoordinatorClient final : public CoordinatorClient {
   absl::Duration heartbeat_interval_ ABSL_GUARDED_BY(mu_) = absl::Seconds(5);
   std::vector<v1::JobRef> cancels_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, absl::Status> report_status_ ABSL_GUARDED_BY(mu_);
+  absl::Status heartbeat_status_ ABSL_GUARDED_BY(mu_);
   std::vector<v1::RegisterWorkerRequest> registrations_ ABSL_GUARDED_BY(mu_);
   std::vector<v1::HeartbeatRequest> heartbeats_ ABSL_GUARDED_BY(mu_);
   std::vector<v1::CompleteJobRequest> completions_ ABSL_GUARDED_BY(mu_);

@@ -127,7 +127,14 @@ class WorkerDaemonImpl final : public WorkerDaemon {
   void Shutdown() override;
   void Wait() override {
     absl::MutexLock lock(&mu_);
-    mu_.Await(absl::Condition(&stopped_));
+    mu_.Await(absl::Condition(
+        +[](WorkerDaemonImpl* self)
+             ABSL_NO_THREAD_SAFETY_ANALYSIS { return self->stopped_ || self->superseded_; },
+        this));
+  }
+  bool superseded() const override {
+    absl::MutexLock lock(&mu_);
+    return superseded_;
   }
   std::string worker_id() const override {
     absl::MutexLock lock(&mu_);
@@ -265,6 +272,19 @@ class WorkerDaemonImpl final : public WorkerDaemon {
     return true;
   }
 
+  // Another process registered under our name: stop working (as in Shutdown, but from a
+  // daemon thread; the owner's Shutdown() then finishes the job).
+  void HaltLocked(const absl::Status& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (superseded_) return;
+    spdlog::error("worker {}: stopping: {}", name_, why.ToString());
+    superseded_ = true;
+    shutting_down_ = true;
+    for (auto& [key, job] : running_) {
+      if (job.process != nullptr) job.process->Cancel(options_.kill_grace);
+    }
+    cv_.SignalAll();
+  }
+
   void LeaseLoop();
   void HeartbeatLoop();
   void ReporterLoop();
@@ -292,6 +312,8 @@ class WorkerDaemonImpl final : public WorkerDaemon {
   bool reporter_stop_ ABSL_GUARDED_BY(mu_) = false;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
   bool lease_done_ ABSL_GUARDED_BY(mu_) = false;  // the leasing thread has returned
+  bool beat_now_ ABSL_GUARDED_BY(mu_) = false;    // heartbeat at once, whatever the clock says
+  bool superseded_ ABSL_GUARDED_BY(mu_) = false;  // another process registered under our name
   bool registered_ ABSL_GUARDED_BY(mu_) = false;
   bool register_error_logged_ ABSL_GUARDED_BY(mu_) = false;
   std::string worker_id_ ABSL_GUARDED_BY(mu_);
@@ -358,11 +380,12 @@ void WorkerDaemonImpl::LeaseLoop() {
       const absl::StatusCode code = response.status().code();
       if (shutting_down_) break;
       if (code == absl::StatusCode::kFailedPrecondition || code == absl::StatusCode::kNotFound) {
-        // The coordinator no longer knows this incarnation (it restarted): re-attach.
-        spdlog::info("worker {}: coordinator asks to register again: {}", name_,
+        // The coordinator does not take this incarnation: it restarted (register again) or
+        // another process took our name (stop). A heartbeat tells which.
+        spdlog::info("worker {}: AcquireJob refused ({}); checking with a heartbeat", name_,
                      std::string(response.status().message()));
-        registered_ = false;
-        continue;
+        beat_now_ = true;
+        cv_.SignalAll();
       }
       if (code != absl::StatusCode::kDeadlineExceeded) {
         spdlog::debug("worker {}: AcquireJob failed: {}", name_, response.status().ToString());
@@ -526,7 +549,13 @@ absl::Status WorkerDaemonImpl::SendResult(const SpooledResult& result) {
     heartbeat = HeartbeatRequestLocked();
   }
   absl::StatusOr<v1::HeartbeatResponse> response = client_->Heartbeat(heartbeat);
-  if (!response.ok()) return response.status();
+  if (!response.ok()) {
+    if (response.status().code() == absl::StatusCode::kAborted) {
+      absl::MutexLock lock(&mu_);
+      HaltLocked(response.status());
+    }
+    return response.status();
+  }
   if (response->reregister()) {
     absl::MutexLock lock(&mu_);
     registered_ = false;
@@ -587,11 +616,13 @@ void WorkerDaemonImpl::HeartbeatLoop() {
              ABSL_NO_THREAD_SAFETY_ANALYSIS { return self->shutting_down_ || self->registered_; },
         this));
     if (shutting_down_) break;
-    WaitLocked(next_beat,
-               [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return shutting_down_ || !registered_; });
+    WaitLocked(next_beat, [this]() ABSL_NO_THREAD_SAFETY_ANALYSIS {
+      return shutting_down_ || !registered_ || beat_now_;
+    });
     if (shutting_down_) break;
     if (!registered_) continue;
-    if (clock_->Now() < next_beat) continue;
+    if (clock_->Now() < next_beat && !beat_now_) continue;
+    beat_now_ = false;
 
     v1::HeartbeatRequest request = HeartbeatRequestLocked();
     next_beat = clock_->Now() + heartbeat_interval_;
@@ -600,6 +631,10 @@ void WorkerDaemonImpl::HeartbeatLoop() {
     mu_.Lock();
     if (!response.ok()) {
       const absl::StatusCode code = response.status().code();
+      if (code == absl::StatusCode::kAborted) {
+        HaltLocked(response.status());
+        break;
+      }
       if (code == absl::StatusCode::kFailedPrecondition || code == absl::StatusCode::kNotFound) {
         registered_ = false;
         cv_.SignalAll();

@@ -71,8 +71,11 @@ class WorkerDaemon {
   // them as retryable failures, and makes one last attempt to send every spooled result;
   // what cannot be sent stays in the spool for the next start. Idempotent; returns when done.
   virtual void Shutdown() = 0;
-  // Blocks until Shutdown() has completed (from any thread).
+  // Blocks until Shutdown() has completed (from any thread), or until the daemon stopped by
+  // itself because another process registered under the same worker name (superseded(); the
+  // owner should then call Shutdown() and exit non-zero).
   virtual void Wait() = 0;
+  virtual bool superseded() const = 0;
 
   // The id the coordinator gave at the latest registration; empty before the first.
   virtual std::string worker_id() const = 0;

@@ -337,6 +337,27 @@ TEST_F(WorkerDaemonTest, ShutdownTerminatesChildrenAndReportsThemRetryable) {
   EXPECT_EQ(daemon_->unacknowledged_results(), 0);
 }
 
+TEST_F(WorkerDaemonTest, StopsWhenANewerProcessTookItsName) {
+  StartDaemon();
+  fake_->QueueAssignment(Command("s", absl::StrCat("touch ", Flag("started"), "; sleep 30")));
+  ASSERT_TRUE(Eventually([&] { return std::filesystem::exists(Flag("started")); }));
+  fake_->SetHeartbeatStatus(absl::AbortedError("a newer incarnation has registered"));
+  for (int i = 0; i < 600 && !daemon_->superseded(); ++i) {
+    clock_.Advance(absl::Seconds(1));
+    Eventually([&] { return daemon_->superseded(); }, absl::Milliseconds(20));
+  }
+  ASSERT_TRUE(daemon_->superseded());
+  daemon_->Wait();  // returns: the daemon stopped by itself
+  EXPECT_TRUE(Eventually([&] { return daemon_->running_jobs() == 0; }));
+  const int acquires = fake_->acquire_calls();
+  fake_->QueueAssignment(Command("never", "true"));
+  EXPECT_FALSE(fake_->WaitUntil(
+      [](const FakeCoordinatorClient& f) { return f.pending_assignments_locked() == 0; },
+      absl::Milliseconds(200)));
+  EXPECT_EQ(fake_->acquire_calls(), acquires);
+  daemon_->Shutdown();
+}
+
 TEST_F(WorkerDaemonTest, InvalidOptionsAreRefused) {
   options_.slots = 0;
   EXPECT_EQ(WorkerDaemon::Start(options_).status().code(), absl::StatusCode::kInvalidArgument);
