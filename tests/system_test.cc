@@ -59,7 +59,10 @@ exit 3
 class SystemTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    binary_ = EnvOr("PCSWEEP_BINARY_ROOT", "build") + "/bin/pcsweep";
+    // bin/ is a sibling of this test's folder (build/tests/system_test); the environment
+    // variable, when set, wins.
+    const fs::path own_build_root = fs::read_symlink("/proc/self/exe").parent_path().parent_path();
+    binary_ = EnvOr("PCSWEEP_BINARY_ROOT", own_build_root.string()) + "/bin/pcsweep";
     source_root_ = EnvOr("PCSWEEP_SOURCE_ROOT", ".");
     ASSERT_TRUE(fs::exists(binary_)) << binary_ << " is missing: build the pcsweep target";
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();

@@ -1,0 +1,95 @@
+// The paper-ablation specs expand into the grid the paper describes.
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "common/spec/spec.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace pcsweep {
+namespace {
+
+std::string ReadSpec(const std::string& relative) {
+  const char* root = std::getenv("PCSWEEP_SOURCE_ROOT");
+  std::ifstream in(std::string(root != nullptr ? root : ".") + "/" + relative);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+struct StageCounts {
+  std::map<std::string, int> jobs;
+  std::set<std::string> layers, losses, seeds;
+  std::set<std::string> combined_lambdas;
+};
+
+StageCounts Count(const SweepSpec& spec) {
+  StageCounts counts;
+  for (const JobDefinition& job : spec.jobs) {
+    ++counts.jobs[job.stage];
+    if (job.stage != "train") continue;
+    counts.layers.insert(job.params.at("layers"));
+    counts.losses.insert(job.params.at("loss"));
+    counts.seeds.insert(job.params.at("seed"));
+    if (job.params.at("loss") == "combined")
+      counts.combined_lambdas.insert(job.params.at("lambda"));
+  }
+  return counts;
+}
+
+TEST(DemoSpecsTest, PaperAblation_PretrainBaselineAndTheFullGrid) {
+  const std::string path = "experiments/specs/paper-ablation.yaml";
+  auto spec = ParseSweepSpec(ReadSpec(path), path);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  const StageCounts counts = Count(*spec);
+  EXPECT_EQ(counts.jobs.at("pretrain"), 1);
+  EXPECT_EQ(counts.jobs.at("baseline"), 1);
+  EXPECT_EQ(counts.jobs.at("train"), 3 * 5 * 3);
+  EXPECT_EQ(counts.layers, (std::set<std::string>{"early", "middle", "all"}));
+  EXPECT_EQ(counts.losses, (std::set<std::string>{"ce_only", "combined", "consistency_only"}));
+  EXPECT_EQ(counts.combined_lambdas, (std::set<std::string>{"0.5", "1", "2"}));
+  EXPECT_EQ(counts.seeds, (std::set<std::string>{"0", "1", "2"}));
+  for (const JobDefinition& job : spec->jobs) {
+    if (job.stage != "train") continue;
+    // Every train job waits for the base model and for the baseline evaluation.
+    EXPECT_EQ(job.depends_on.size(), 2u) << job.key;
+    EXPECT_EQ(job.config.at("model_dir"), "{pretrain.model_dir}") << job.key;
+  }
+}
+
+TEST(DemoSpecsTest, MedgemmaPsfmed_TheRealSettingsGrid) {
+  const std::string path = "experiments/specs/medgemma-psfmed.yaml";
+  auto spec = ParseSweepSpec(ReadSpec(path), path);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  const StageCounts counts = Count(*spec);
+  EXPECT_EQ(counts.jobs.at("baseline"), 1);
+  EXPECT_EQ(counts.jobs.at("train"), 3 * 5 * 5);
+  EXPECT_EQ(counts.layers, (std::set<std::string>{"15-19", "0-4", "0-33"}));
+  EXPECT_EQ(counts.seeds.size(), 5u);
+  const JobDefinition* train = nullptr;
+  for (const JobDefinition& job : spec->jobs) {
+    if (job.stage == "train") train = &job;
+  }
+  ASSERT_NE(train, nullptr);
+  const nlohmann::json& config = train->config;
+  EXPECT_EQ(config.at("r"), 16);
+  EXPECT_EQ(config.at("alpha"), 32);
+  EXPECT_DOUBLE_EQ(config.at("dropout").get<double>(), 0.05);
+  EXPECT_DOUBLE_EQ(config.at("lr").get<double>(), 2e-4);
+  EXPECT_EQ(config.at("batch_size").get<int>() * config.at("grad_accum").get<int>(), 8);
+  EXPECT_EQ(config.at("epochs"), 3);
+  // Both eval sets (the YAML alias expands into each stage).
+  ASSERT_EQ(config.at("eval_sets").size(), 2u);
+  EXPECT_EQ(config.at("eval_sets")[1].at("format"), "flipbank");
+}
+
+TEST(DemoSpecsTest, ReducedDemo_Parses) {
+  const std::string path = "tests/demo_reduced.yaml";
+  auto spec = ParseSweepSpec(ReadSpec(path), path);
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_EQ(spec->jobs.size(), 4u);
+}
+
+}  // namespace
+}  // namespace pcsweep
