@@ -1,7 +1,7 @@
 # pcsweep_cc_library(NAME <name> [SRCS ...] [HDRS ...] [DEPS ...] [PUBLIC_DEPS ...])
 #   Creates target pcsweep_<name> and alias pcsweep::<name>. Header-only when SRCS is empty.
 # pcsweep_cc_test(NAME <name> SRCS ... DEPS ...)
-#   A GoogleTest binary registered with CTest (gtest_discover_tests), labelled by folder.
+#   A GoogleTest binary registered with CTest as one test, labelled by LABELS or its folder.
 # pcsweep_cc_binary(NAME <name> SRCS ... DEPS ...)
 include_guard(GLOBAL)
 
@@ -32,11 +32,15 @@ function(pcsweep_cc_test)
   if(NOT A_TIMEOUT)
     set(A_TIMEOUT 600)
   endif()
-  gtest_discover_tests(${A_NAME}
-    WORKING_DIRECTORY ${PCSWEEP_SOURCE_ROOT}
-    DISCOVERY_TIMEOUT 60
-    PROPERTIES TIMEOUT ${A_TIMEOUT} LABELS "${A_LABELS}"
-               ENVIRONMENT "PCSWEEP_SOURCE_ROOT=${PCSWEEP_SOURCE_ROOT};PCSWEEP_BINARY_ROOT=${PCSWEEP_BINARY_ROOT};PCSWEEP_SHARED_ROOT=${PCSWEEP_SOURCE_ROOT}/../shared")
+  # One CTest test per binary: each libtorch/gRPC test process costs ~1 s to start, so
+  # per-case processes (gtest_discover_tests) would multiply the suite's run time.
+  add_test(NAME ${A_NAME} COMMAND ${A_NAME} --gtest_color=no WORKING_DIRECTORY ${PCSWEEP_SOURCE_ROOT})
+  set(labels ${A_LABELS})
+  if(NOT labels)
+    get_filename_component(labels ${CMAKE_CURRENT_SOURCE_DIR} NAME)
+  endif()
+  set_tests_properties(${A_NAME} PROPERTIES TIMEOUT ${A_TIMEOUT} LABELS "${labels}"
+    ENVIRONMENT "PCSWEEP_SOURCE_ROOT=${PCSWEEP_SOURCE_ROOT};PCSWEEP_BINARY_ROOT=${PCSWEEP_BINARY_ROOT};PCSWEEP_SHARED_ROOT=${PCSWEEP_SOURCE_ROOT}/../shared")
 endfunction()
 
 function(pcsweep_cc_binary)
