@@ -1,0 +1,58 @@
+#include "experiments/runner/job_dispatch.h"
+
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace pcsweep::runner {
+namespace {
+
+std::map<std::string, JobHandler>& Handlers() {
+  static auto* handlers = new std::map<std::string, JobHandler>();
+  return *handlers;
+}
+
+}  // namespace
+
+absl::Status RegisterJobKind(const std::string& kind, JobHandler handler) {
+  if (!Handlers().emplace(kind, std::move(handler)).second) {
+    return absl::AlreadyExistsError(absl::StrCat("job kind '", kind, "' is already registered"));
+  }
+  return absl::OkStatus();
+}
+
+std::vector<std::string> RegisteredJobKinds() {
+  std::vector<std::string> kinds;
+  for (const auto& [kind, handler] : Handlers()) kinds.push_back(kind);
+  return kinds;
+}
+
+absl::Status RunJobFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot read job file"));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  nlohmann::json job;
+  try {
+    job = nlohmann::json::parse(ss.str());
+  } catch (const nlohmann::json::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": not valid JSON: ", e.what()));
+  }
+  if (!job.is_object() || !job.contains("kind") || !job["kind"].is_string()) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": job needs a string \"kind\""));
+  }
+  const std::string kind = job["kind"].get<std::string>();
+  auto it = Handlers().find(kind);
+  if (it == Handlers().end()) {
+    const auto known = RegisteredJobKinds();
+    return absl::InvalidArgumentError(
+        absl::StrCat(path, ": unknown job kind '", kind,
+                     "' (known: ", known.empty() ? "none yet" : absl::StrJoin(known, ", "), ")"));
+  }
+  return it->second(job);
+}
+
+}  // namespace pcsweep::runner

@@ -1,0 +1,30 @@
+// `pcsweep-run run --job FILE`: reads a job file (JSON: {"kind": ..., "config": {...}, ...})
+// and dispatches on its kind to a handler registered by the ML job kinds (issue 4).
+// Thread-safety: register handlers before dispatching (at startup); dispatch is read-only.
+#ifndef PCSWEEP_EXPERIMENTS_RUNNER_JOB_DISPATCH_H_
+#define PCSWEEP_EXPERIMENTS_RUNNER_JOB_DISPATCH_H_
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "nlohmann/json.hpp"
+
+namespace pcsweep::runner {
+
+// Receives the whole job JSON.
+using JobHandler = std::function<absl::Status(const nlohmann::json& job)>;
+
+// Possible errors: AlreadyExists when `kind` is taken.
+absl::Status RegisterJobKind(const std::string& kind, JobHandler handler);
+std::vector<std::string> RegisteredJobKinds();
+
+// Possible errors: NotFound / InvalidArgument "<file>: ..." for an unreadable or malformed job
+// file or a missing "kind"; InvalidArgument "<file>: unknown job kind 'x' (known: ...)";
+// whatever the handler returns.
+absl::Status RunJobFile(const std::string& path);
+
+}  // namespace pcsweep::runner
+
+#endif  // PCSWEEP_EXPERIMENTS_RUNNER_JOB_DISPATCH_H_

@@ -1,0 +1,131 @@
+// Runs the built `pcsweep-run` binary: `forward` must reproduce transformers' reference
+// tensors for gemma3-tiny, and `run --job` must reject unknown kinds with one clear line.
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+
+#include "experiments/engine/safetensors.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace pcsweep::runner {
+namespace {
+
+namespace fs = std::filesystem;
+using engine::DType;
+using engine::SafetensorsFile;
+using ::testing::HasSubstr;
+
+std::string Root(const char* var, const char* fallback) {
+  const char* v = std::getenv(var);
+  return v ? v : fallback;
+}
+std::string TestData(const std::string& rel) {
+  return (fs::path(Root("PCSWEEP_SOURCE_ROOT", ".")) / "experiments/testdata/gemma3-tiny" / rel)
+      .string();
+}
+std::string Binary() {
+  return (fs::path(Root("PCSWEEP_BINARY_ROOT", "build")) / "bin/pcsweep-run").string();
+}
+
+struct Result {
+  int code;
+  std::string output;
+};
+Result Run(const std::string& args) {
+  const std::string cmd = Binary() + " " + args + " 2>&1";
+  FILE* pipe = popen(cmd.c_str(), "r");
+  std::string output;
+  char buf[4096];
+  while (size_t n = fread(buf, 1, sizeof(buf), pipe)) output.append(buf, n);
+  const int status = pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+}
+
+double MaxAbsDiff(const SafetensorsFile& a, const SafetensorsFile& b, const std::string& name) {
+  auto x = a.Get(name);
+  auto y = b.Get(name);
+  EXPECT_TRUE(x.ok() && y.ok()) << name;
+  if (!x.ok() || !y.ok()) return 1e9;
+  EXPECT_EQ(x->shape, y->shape) << name;
+  EXPECT_EQ(x->dtype, DType::kF32);
+  if (x->nbytes != y->nbytes) return 1e9;
+  const auto* p = reinterpret_cast<const float*>(x->data);
+  const auto* q = reinterpret_cast<const float*>(y->data);
+  double worst = 0;
+  for (int64_t i = 0; i < x->numel(); ++i)
+    worst = std::max(worst, static_cast<double>(std::abs(p[i] - q[i])));
+  return worst;
+}
+
+class RunnerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("pcsweep_runner_test_" + std::to_string(::getpid()));
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  fs::path dir_;
+};
+
+TEST_F(RunnerTest, ForwardWritesTensorsMatchingTransformers) {
+  const std::string out = (dir_ / "out.safetensors").string();
+  Result r = Run("forward --model " + TestData("model_bf16") + " --bf16-rope-freqs --inputs " +
+                 TestData("reference.safetensors") + " --out " + out);
+  ASSERT_EQ(r.code, 0) << r.output;
+  auto ours = SafetensorsFile::Open(out);
+  auto ref = SafetensorsFile::Open(TestData("reference.safetensors"));
+  ASSERT_TRUE(ours.ok() && ref.ok());
+  EXPECT_LE(MaxAbsDiff(**ours, **ref, "logits"), 1e-4);
+  EXPECT_LE(MaxAbsDiff(**ours, **ref, "image_features"), 1e-4);
+  EXPECT_LE(MaxAbsDiff(**ours, **ref, "text_logits"), 1e-4);
+  for (int i = 0; i <= 6; ++i) {
+    EXPECT_LE(MaxAbsDiff(**ours, **ref, "hidden_states." + std::to_string(i)), 1e-4) << i;
+  }
+}
+
+TEST_F(RunnerTest, ForwardWithAdapterMatchesLoraLogits) {
+  const std::string out = (dir_ / "lora.safetensors").string();
+  Result r = Run("forward --model " + TestData("model_bf16") + " --bf16-rope-freqs --adapter " +
+                 TestData("lora_adapter") + " --dtype fp32 --inputs " +
+                 TestData("reference.safetensors") + " --out " + out);
+  ASSERT_EQ(r.code, 0) << r.output;
+  auto ours = SafetensorsFile::Open(out);
+  auto ref = SafetensorsFile::Open(TestData("reference.safetensors"));
+  ASSERT_TRUE(ours.ok() && ref.ok());
+  auto logits = (*ours)->Get("logits");
+  auto lora = (*ref)->Get("lora_logits");
+  ASSERT_TRUE(logits.ok() && lora.ok());
+  const auto* p = reinterpret_cast<const float*>(logits->data);
+  const auto* q = reinterpret_cast<const float*>(lora->data);
+  double worst = 0;
+  for (int64_t i = 0; i < lora->numel(); ++i)
+    worst = std::max(worst, static_cast<double>(std::abs(p[i] - q[i])));
+  EXPECT_LE(worst, 1e-4);
+}
+
+TEST_F(RunnerTest, ErrorsAreOneClearLine) {
+  Result r = Run("forward --model " + (dir_ / "none").string() + " --inputs " +
+                 TestData("reference.safetensors") + " --out " + (dir_ / "x.safetensors").string());
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.output, HasSubstr("pcsweep-run: "));
+  EXPECT_THAT(r.output, HasSubstr("config"));
+
+  const std::string job = (dir_ / "job.json").string();
+  std::ofstream(job) << R"({"kind": "teleport", "config": {}})";
+  r = Run("run --job " + job);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.output, HasSubstr("unknown job kind 'teleport'"));
+  std::ofstream(job, std::ios::trunc) << "{oops";
+  r = Run("run --job " + job);
+  EXPECT_EQ(r.code, 1);
+  EXPECT_THAT(r.output, HasSubstr("not valid JSON"));
+}
+
+}  // namespace
+}  // namespace pcsweep::runner
