@@ -30,7 +30,6 @@ namespace {
 constexpr absl::Duration kMinBackoff = absl::Milliseconds(100);
 constexpr absl::Duration kMaxBackoff = absl::Seconds(5);
 constexpr absl::Duration kDefaultHeartbeat = absl::Seconds(5);
-const char* const kRunnerKinds[] = {"pretrain", "eval", "train_eval"};
 
 absl::Duration NextBackoff(absl::Duration current) {
   return std::clamp(current * 2, kMinBackoff, kMaxBackoff);
@@ -225,11 +224,10 @@ class WorkerDaemonImpl final : public WorkerDaemon {
 
   std::vector<std::string> Kinds() const {
     if (!options_.kinds.empty()) return options_.kinds;
-    std::vector<std::string> kinds = {"command"};
-    if (access(options_.runner_path.c_str(), X_OK) == 0) {
-      kinds.insert(kinds.end(), std::begin(kRunnerKinds), std::end(kRunnerKinds));
-    }
-    return kinds;
+    // With the runner, any kind: pcsweep-run itself refuses kinds it does not know, with a
+    // clear error, which beats a job that no worker ever leases. Without it, only commands.
+    if (access(options_.runner_path.c_str(), X_OK) == 0) return {};
+    return {"command"};
   }
 
   // Registers once. Returns whether it worked.

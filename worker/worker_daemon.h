@@ -38,8 +38,8 @@ struct WorkerOptions {
   std::string runner_path;  // pcsweep-run for ML job kinds; default: beside this binary
   absl::Duration acquire_wait = absl::Seconds(10);  // long-poll length
   absl::Duration kill_grace = absl::Seconds(10);    // SIGTERM -> SIGKILL
-  // Job kinds advertised at registration; empty = "command", plus the pcsweep-run kinds
-  // (pretrain, eval, train_eval) when runner_path is executable.
+  // Job kinds advertised at registration. Empty = none listed (the coordinator then offers
+  // every kind) when runner_path is executable, else just "command".
   std::vector<std::string> kinds;
 };
 

@@ -358,6 +358,31 @@ TEST_F(WorkerDaemonTest, StopsWhenANewerProcessTookItsName) {
   daemon_->Shutdown();
 }
 
+TEST_F(WorkerDaemonTest, MlKindsRunThroughTheRunnerWhichAlsoWidensTheAdvertisedKinds) {
+  options_.runner_path = dir_ + "/pcsweep-run";
+  {
+    std::ofstream runner(options_.runner_path);
+    runner << "#!/bin/sh\n"
+           << "[ \"$1 $2\" = 'run --job' ] || exit 2\n"
+           << "grep -q '\"kind\": \"train_eval\"' \"$3\" || exit 3\n"
+           << "echo '{\"loss\": 0.5}' > \"$PCSWEEP_OUTPUT_DIR/metrics.json\"\n";
+  }
+  std::filesystem::permissions(options_.runner_path, std::filesystem::perms::owner_all);
+  StartDaemon();
+  v1::Assignment assignment;
+  assignment.set_job_id("ml");
+  assignment.set_attempt(1);
+  assignment.set_kind("train_eval");
+  assignment.set_config_json(R"({"layers": "15-19"})");
+  fake_->QueueAssignment(assignment);
+  ASSERT_TRUE(fake_->WaitUntil([](const FakeCoordinatorClient& f) {
+    return f.completions_locked() + f.failures_locked() == 1;
+  }));
+  ASSERT_EQ(fake_->completions().size(), 1u) << fake_->failures()[0].error();
+  EXPECT_EQ(fake_->completions()[0].metrics().at("loss"), 0.5);
+  EXPECT_EQ(fake_->registrations()[0].kinds_size(), 0);
+}
+
 TEST_F(WorkerDaemonTest, InvalidOptionsAreRefused) {
   options_.slots = 0;
   EXPECT_EQ(WorkerDaemon::Start(options_).status().code(), absl::StatusCode::kInvalidArgument);
