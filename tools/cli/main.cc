@@ -30,6 +30,11 @@
 #ifdef PCSWEEP_HAVE_STATS_COMMAND
 #include "tools/cli/stats_command.h"
 #endif
+#ifdef PCSWEEP_HAVE_RESULTS_TABLES
+#include "coordinator/analysis/sweep_results.h"
+#include "tools/cli/plot_command.h"
+#include "tools/cli/results_tables.h"
+#endif
 
 namespace pcsweep::cli {
 namespace {
@@ -102,12 +107,22 @@ absl::Duration SecondsFlag(double seconds) { return absl::Milliseconds(seconds *
 absl::Status RunCoordinator(CoordinatorServerOptions options) {
   BlockStopSignals();
   PCSWEEP_ASSIGN_OR_RETURN(auto server, CoordinatorServer::Start(options));
+#ifdef PCSWEEP_HAVE_RESULTS_TABLES
+  // Stores each sweep's comparisons when it finishes, on a thread of its own.
+  coordinator::ComparisonUpdaterOptions comparisons_options;
+  comparisons_options.db_path = options.db_path;
+  PCSWEEP_ASSIGN_OR_RETURN(auto comparisons,
+                           coordinator::ComparisonUpdater::Start(comparisons_options));
+#endif
   // Tests and scripts read this line to learn the bound port (with --listen HOST:0).
   const std::string host = options.listen.substr(0, options.listen.rfind(':'));
   std::cout << "pcsweep coordinator listening on " << host << ":" << server->port() << " (db "
             << options.db_path << ")" << std::endl;
   const int sig = WaitForStopSignal();
   std::cerr << "pcsweep coordinator: signal " << sig << ", shutting down" << std::endl;
+#ifdef PCSWEEP_HAVE_RESULTS_TABLES
+  comparisons->Shutdown();
+#endif
   server->Shutdown();
   server->Wait();
   return absl::OkStatus();
@@ -207,6 +222,16 @@ absl::Status RunLocal(const LocalFlags& flags) {
   if (!final_state.ok()) return finish(final_state.status());
   std::cout << RenderTable(ResultsTable(*final_state), format);
   const auto& summary = final_state->summary();
+#ifdef PCSWEEP_HAVE_RESULTS_TABLES
+  // The sweep's arm-vs-baseline comparisons, stored before the tables are asked for.
+  if (auto stored = coordinator::RecomputeComparisons(db.string(), summary.sweep_id());
+      !stored.ok()) {
+    std::cerr << "comparisons not stored: " << OneLine(stored.status().message()) << std::endl;
+  } else if (!stored->records.empty()) {
+    std::cerr << stored->records.size() << " comparisons stored (pcsweep results "
+              << summary.sweep_id() << " --table main --db " << db.string() << ")" << std::endl;
+  }
+#endif
   std::cerr << "\n"
             << FormatSweepSummaryLine(summary, Clock::Real()->Now()) << "\n"
             << "database: " << db.string() << "  (pcsweep results " << summary.sweep_id()
@@ -392,8 +417,24 @@ int Main(int argc, char** argv) {
       ->capture_default_str();
   results->add_option("--db", db_path, "Read this database file directly (no coordinator needed)");
   client.AddTo(results);
+#ifdef PCSWEEP_HAVE_RESULTS_TABLES
+  ResultsTablesRequest tables_request;
+  results->add_option("--table", tables_request.table,
+                      "Paper table from the per-example rows: main, ablation or phenomena (needs "
+                      "--db; --format then also takes latex)");
+  results->add_flag("--recompute", tables_request.recompute,
+                    "Recompute the sweep's arm-vs-baseline comparisons and store them (needs --db)");
+#endif
   results->callback([&] {
     action = [&]() -> absl::Status {
+#ifdef PCSWEEP_HAVE_RESULTS_TABLES
+      if (!tables_request.table.empty() || tables_request.recompute) {
+        tables_request.db_path = db_path;
+        tables_request.sweep = sweep_id;
+        tables_request.format = table_format;
+        return RunResultsTables(tables_request, std::cout, std::cerr);
+      }
+#endif
       PCSWEEP_ASSIGN_OR_RETURN(TableFormat format, ParseTableFormat(table_format));
       if (!db_path.empty()) return RunResultsFromDb(db_path, sweep_id, format, std::cout);
       PCSWEEP_ASSIGN_OR_RETURN(auto api, client.Connect());
@@ -418,6 +459,19 @@ int Main(int argc, char** argv) {
 
 #ifdef PCSWEEP_HAVE_STATS_COMMAND
   AddStatsCommand(app);
+#endif
+
+#ifdef PCSWEEP_HAVE_RESULTS_TABLES
+  // plot
+  PlotRequest plot_request;
+  auto* plot = app.add_subcommand(
+      "plot", "Write the sweep's figure (flip rate and margin difference by layers and loss) as SVG");
+  plot->add_option("sweep", plot_request.sweep, "Sweep id or name")->required();
+  plot->add_option("--out", plot_request.out_path, "SVG file to write")->required();
+  plot->add_option("--db", plot_request.db_path, "The coordinator's database file")->required();
+  plot->add_option("--x", plot_request.x_key, "Parameter on the x axis")->capture_default_str();
+  plot->add_option("--eval-set", plot_request.eval_set, "Eval set (default: the first)");
+  plot->callback([&] { action = [&] { return RunPlot(plot_request, std::cerr); }; });
 #endif
 
   try {

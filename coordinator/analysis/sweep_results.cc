@@ -1,0 +1,317 @@
+#include "coordinator/analysis/sweep_results.h"
+
+#include <SQLiteCpp/SQLiteCpp.h>
+
+#include <filesystem>
+#include <unordered_map>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/status/status_macros.h"
+#include "coordinator/store/schema.h"
+#include "spdlog/spdlog.h"
+
+namespace pcsweep::coordinator {
+namespace {
+
+// Opens an existing database for writing the comparisons table only.
+absl::StatusOr<std::unique_ptr<SQLite::Database>> OpenForComparisons(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) {
+    return absl::NotFoundError(absl::StrCat(path, ": no such database file"));
+  }
+  std::unique_ptr<SQLite::Database> db;
+  try {
+    db = std::make_unique<SQLite::Database>(path, SQLite::OPEN_READWRITE);
+    db->setBusyTimeout(5000);
+  } catch (const std::exception& e) {
+    return SqliteError(e, absl::StrCat("opening ", path, " for writing comparisons"));
+  }
+  PCSWEEP_ASSIGN_OR_RETURN(int version, ReadSchemaVersion(*db));
+  const int latest = Migrations().back().version;
+  if (version == 0) {
+    return absl::FailedPreconditionError(absl::StrCat(path, " is not a pcsweep database"));
+  }
+  if (version > latest) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        path, ": database schema version ", version, " is newer than this pcsweep (", latest, ")"));
+  }
+  return db;
+}
+
+absl::Status ReplaceComparisons(SQLite::Database& db, const std::string& sweep_id,
+                                const std::vector<ComparisonRecord>& records) {
+  try {
+    SQLite::Transaction transaction(db);
+    SQLite::Statement erase(db, "DELETE FROM comparisons WHERE sweep_id = ?");
+    erase.bind(1, sweep_id);
+    erase.exec();
+    SQLite::Statement insert(db,
+                             "INSERT INTO comparisons (sweep_id, arm, baseline, eval_set, metric, "
+                             "test, statistic, p, adjusted_p, ci_low, ci_high, n) VALUES "
+                             "(?,?,?,?,?,?,?,?,?,?,?,?)");
+    for (const ComparisonRecord& r : records) {
+      insert.bind(1, r.sweep_id);
+      insert.bind(2, r.arm);
+      insert.bind(3, r.baseline);
+      insert.bind(4, r.eval_set);
+      insert.bind(5, r.metric);
+      insert.bind(6, r.test);
+      // NaN (e.g. a statistic a test does not define) is stored as NULL, which SQLite
+      // would otherwise reject as a REAL.
+      auto bind_real = [&insert](int index, double value) {
+        if (std::isnan(value)) {
+          insert.bind(index);
+        } else {
+          insert.bind(index, value);
+        }
+      };
+      bind_real(7, r.statistic);
+      bind_real(8, r.p);
+      bind_real(9, r.adjusted_p);
+      bind_real(10, r.ci_low);
+      bind_real(11, r.ci_high);
+      insert.bind(12, static_cast<int64_t>(r.n));
+      insert.exec();
+      insert.reset();
+    }
+    transaction.commit();
+  } catch (const std::exception& e) {
+    return SqliteError(e, absl::StrCat("storing the comparisons of sweep ", sweep_id));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<StoredComparisons> ComputeAndStore(SQLite::Database& db, const std::string& sweep_id,
+                                                  const analysis::AnalysisOptions& options) {
+  StoreReader reader(&db);
+  PCSWEEP_ASSIGN_OR_RETURN(std::vector<analysis::EvalResult> results,
+                           LoadEvalResults(reader, sweep_id));
+  StoredComparisons stored;
+  stored.sweep_id = sweep_id;
+  if (!results.empty()) {
+    auto sweep_analysis = analysis::CompareWithBaselines(results, options);
+    if (!sweep_analysis.ok()) {
+      return Annotate(sweep_analysis.status(), absl::StrCat("sweep ", sweep_id));
+    }
+    stored.records = ToComparisonRecords(sweep_id, *sweep_analysis);
+    stored.warnings = std::move(sweep_analysis->warnings);
+  }
+  PCSWEEP_RETURN_IF_ERROR(ReplaceComparisons(db, sweep_id, stored.records));
+  return stored;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<analysis::EvalResult>> LoadEvalResults(StoreReader& reader,
+                                                                  const std::string& sweep_id) {
+  PCSWEEP_ASSIGN_OR_RETURN(std::vector<JobRecord> jobs, reader.ListJobs(sweep_id));
+  PCSWEEP_ASSIGN_OR_RETURN(std::vector<StoredExample> examples, reader.ListExamples(sweep_id));
+  std::unordered_map<std::string, const JobRecord*> job_by_id;
+  std::unordered_map<std::string, int> latest_attempt;
+  for (const JobRecord& job : jobs) {
+    if (job.state == JobState::kSucceeded) job_by_id[job.job_id] = &job;
+  }
+  for (const StoredExample& e : examples) {
+    int& latest = latest_attempt[e.job_id];
+    latest = std::max(latest, e.attempt);
+  }
+  // Rows arrive by job index, so results come out in job order; within a job, eval sets and
+  // variants in order of first appearance.
+  analysis::EvalResultBuilder builder;
+  for (StoredExample& e : examples) {
+    auto job = job_by_id.find(e.job_id);
+    if (job == job_by_id.end() || e.attempt != latest_attempt[e.job_id]) continue;
+    analysis::ExampleRow row;
+    row.question_id = std::move(e.row.question_id);
+    row.pair_id = std::move(e.row.pair_id);
+    row.image = std::move(e.row.image);
+    row.phenomenon = std::move(e.row.phenomenon);
+    row.label = analysis::LabelName(e.row.label);
+    row.margin_original = e.row.margin_original;
+    row.margin_paraphrase = e.row.margin_paraphrase;
+    builder.Add(job->second->name, job->second->params, e.row.eval_set, e.row.variant,
+                std::move(row));
+  }
+  std::vector<analysis::EvalResult> results = builder.Build();
+  std::unordered_map<std::string, const JobRecord*> job_by_key;
+  for (const auto& [id, job] : job_by_id) job_by_key[job->name] = job;
+  for (analysis::EvalResult& result : results) {
+    const JobRecord& job = *job_by_key.at(result.job_key);
+    // The job's own metrics of this eval set, for display: "S.x" (adapted or eval job) or
+    // "S.base.x" (the base model inside a train_eval job).
+    const std::string prefix = result.variant == "base" && job.kind == "train_eval"
+                                   ? absl::StrCat(result.eval_set, ".base.")
+                                   : absl::StrCat(result.eval_set, ".");
+    for (const auto& [name, value] : job.metrics) {
+      if (name.compare(0, prefix.size(), prefix) == 0) {
+        result.metrics[name.substr(prefix.size())] = value;
+      }
+    }
+  }
+  return results;
+}
+
+std::vector<ComparisonRecord> ToComparisonRecords(const std::string& sweep_id,
+                                                  const analysis::SweepAnalysis& analysis) {
+  std::vector<ComparisonRecord> records;
+  records.reserve(analysis.comparisons.size());
+  for (const analysis::Comparison& c : analysis.comparisons) {
+    ComparisonRecord r;
+    r.sweep_id = sweep_id;
+    r.arm = c.seed.empty() ? c.arm : absl::StrCat(c.arm, " seed=", c.seed);
+    r.baseline = c.baseline;
+    r.eval_set = c.eval_set;
+    r.metric = c.metric;
+    r.test = c.test;
+    r.statistic = c.statistic;
+    r.p = c.p_value;
+    r.adjusted_p = c.adjusted_p;
+    r.ci_low = c.ci_low;
+    r.ci_high = c.ci_high;
+    r.n = c.n;
+    records.push_back(std::move(r));
+  }
+  return records;
+}
+
+absl::StatusOr<StoredComparisons> RecomputeComparisons(const std::string& db_path,
+                                                       const std::string& id_or_name,
+                                                       const analysis::AnalysisOptions& options) {
+  PCSWEEP_ASSIGN_OR_RETURN(auto db, OpenForComparisons(db_path));
+  StoreReader reader(db.get());
+  auto sweep = reader.GetSweep(id_or_name);
+  if (!sweep.ok()) return Annotate(sweep.status(), db_path);
+  return ComputeAndStore(*db, sweep->sweep.sweep_id, options);
+}
+
+absl::StatusOr<ResultsTableKind> ParseResultsTableKind(absl::string_view name) {
+  if (name == "main") return ResultsTableKind::kMain;
+  if (name == "ablation") return ResultsTableKind::kAblation;
+  if (name == "phenomena") return ResultsTableKind::kPhenomena;
+  return absl::InvalidArgumentError(
+      absl::StrCat("--table: '", name, "' is not one of main, ablation, phenomena"));
+}
+
+namespace {
+
+absl::StatusOr<std::vector<analysis::EvalResult>> LoadNonEmpty(StoreReader& reader,
+                                                               const std::string& sweep_id) {
+  PCSWEEP_ASSIGN_OR_RETURN(std::vector<analysis::EvalResult> results,
+                           LoadEvalResults(reader, sweep_id));
+  if (results.empty()) {
+    return absl::NotFoundError(
+        absl::StrCat("sweep ", sweep_id,
+                     " has no per-example evaluation rows (yet): no succeeded eval, "
+                     "train_eval or pretrain job reported examples"));
+  }
+  return results;
+}
+
+}  // namespace
+
+absl::StatusOr<table::Table> BuildResultsTable(StoreReader& reader, const std::string& sweep_id,
+                                               ResultsTableKind kind,
+                                               const analysis::AnalysisOptions& options) {
+  PCSWEEP_ASSIGN_OR_RETURN(std::vector<analysis::EvalResult> results,
+                           LoadNonEmpty(reader, sweep_id));
+  absl::StatusOr<table::Table> built;
+  switch (kind) {
+    case ResultsTableKind::kMain:
+      built = analysis::MainTable(results, options);
+      break;
+    case ResultsTableKind::kAblation:
+      built = analysis::AblationTable(results, options);
+      break;
+    case ResultsTableKind::kPhenomena:
+      built = analysis::PhenomenaTable(results, options);
+      break;
+  }
+  if (!built.ok()) return Annotate(built.status(), absl::StrCat("sweep ", sweep_id));
+  return built;
+}
+
+absl::StatusOr<std::string> BuildResultsPlot(StoreReader& reader, const std::string& sweep_id,
+                                             const analysis::AnalysisOptions& options) {
+  PCSWEEP_ASSIGN_OR_RETURN(std::vector<analysis::EvalResult> results,
+                           LoadNonEmpty(reader, sweep_id));
+  auto svg = analysis::ResultsPlotSvg(results, options);
+  if (!svg.ok()) return Annotate(svg.status(), absl::StrCat("sweep ", sweep_id));
+  return svg;
+}
+
+// ---------------------------------------------------------------------------------------
+// ComparisonUpdater
+
+ComparisonUpdater::ComparisonUpdater(ComparisonUpdaterOptions options)
+    : options_(std::move(options)) {}
+
+absl::StatusOr<std::unique_ptr<ComparisonUpdater>> ComparisonUpdater::Create(
+    ComparisonUpdaterOptions options) {
+  if (options.db_path.empty()) {
+    return absl::InvalidArgumentError("comparison updater: empty database path");
+  }
+  return std::unique_ptr<ComparisonUpdater>(new ComparisonUpdater(std::move(options)));
+}
+
+absl::StatusOr<std::unique_ptr<ComparisonUpdater>> ComparisonUpdater::Start(
+    ComparisonUpdaterOptions options) {
+  PCSWEEP_ASSIGN_OR_RETURN(auto updater, Create(std::move(options)));
+  ComparisonUpdater* self = updater.get();
+  updater->thread_ = std::thread([self] {
+    while (!self->stop_.WaitForNotificationWithTimeout(self->options_.poll_interval)) {
+      auto updated = self->RunOnce();
+      if (!updated.ok()) spdlog::warn("comparisons: {}", updated.status().ToString());
+    }
+  });
+  return updater;
+}
+
+ComparisonUpdater::~ComparisonUpdater() { Shutdown(); }
+
+void ComparisonUpdater::Shutdown() {
+  if (!stop_.HasBeenNotified()) stop_.Notify();
+  if (thread_.joinable()) thread_.join();
+}
+
+absl::StatusOr<std::vector<std::string>> ComparisonUpdater::RunOnce() {
+  absl::MutexLock lock(&run_mu_);
+  PCSWEEP_ASSIGN_OR_RETURN(auto db, OpenForComparisons(options_.db_path));
+  StoreReader reader(db.get());
+  PCSWEEP_ASSIGN_OR_RETURN(std::vector<SweepSummary> sweeps, reader.ListSweeps());
+  std::vector<std::string> updated;
+  for (const SweepSummary& summary : sweeps) {
+    const std::string& id = summary.sweep.sweep_id;
+    const int64_t finished_ms = summary.sweep.finished_ms;
+    if (finished_ms == 0) continue;
+    auto done = done_.find(id);
+    if (done != done_.end() && done->second == finished_ms) continue;
+    if (done == done_.end()) {
+      // First sight in this process: comparisons stored by an earlier run count as current.
+      auto existing = reader.ListComparisons(id);
+      if (existing.ok() && !existing->empty()) {
+        done_[id] = finished_ms;
+        continue;
+      }
+    }
+    // Marked before computing: a sweep whose rows the statistics reject is reported once
+    // per finish, not at every poll.
+    done_[id] = finished_ms;
+    auto stored = ComputeAndStore(*db, id, options_.analysis);
+    if (!stored.ok()) {
+      spdlog::warn("comparisons of sweep {}: {}", id, stored.status().ToString());
+      continue;
+    }
+    for (const std::string& warning : stored->warnings) {
+      spdlog::warn("comparisons of sweep {}: {}", id, warning);
+    }
+    if (!stored->records.empty()) {
+      spdlog::info("comparisons of sweep {}: {} stored", id, stored->records.size());
+    }
+    updated.push_back(id);
+  }
+  return updated;
+}
+
+}  // namespace pcsweep::coordinator

@@ -1,0 +1,54 @@
+#include "tools/cli/plot_command.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "absl/strings/str_cat.h"
+#include "common/status/status_macros.h"
+#include "coordinator/analysis/sweep_results.h"
+#include "coordinator/store/store_reader.h"
+
+namespace pcsweep::cli {
+
+absl::Status RunPlot(const PlotRequest& request, std::ostream& err) {
+  if (request.db_path.empty()) {
+    return absl::InvalidArgumentError("plot needs --db FILE (the coordinator's database)");
+  }
+  if (request.out_path.empty()) return absl::InvalidArgumentError("plot needs --out FILE.svg");
+  PCSWEEP_ASSIGN_OR_RETURN(auto reader, coordinator::StoreReader::OpenReadOnly(request.db_path));
+  auto sweep = reader->GetSweep(request.sweep);
+  if (!sweep.ok()) return Annotate(sweep.status(), request.db_path);
+  analysis::AnalysisOptions options;
+  options.plot_x_key = request.x_key;
+  options.plot_eval_set = request.eval_set;
+  PCSWEEP_ASSIGN_OR_RETURN(std::string svg,
+                           coordinator::BuildResultsPlot(*reader, sweep->sweep.sweep_id, options));
+
+  // Written beside the target and renamed, so a browser never shows half a figure.
+  const std::filesystem::path out = std::filesystem::absolute(request.out_path);
+  std::error_code ec;
+  if (out.has_parent_path()) std::filesystem::create_directories(out.parent_path(), ec);
+  const std::string tmp = absl::StrCat(out.string(), ".tmp", ::getpid());
+  {
+    std::ofstream file(tmp, std::ios::binary | std::ios::trunc);
+    file << svg;
+    file.flush();
+    if (!file.good()) {
+      std::remove(tmp.c_str());
+      return absl::PermissionDeniedError(absl::StrCat(out.string(), ": cannot write the plot"));
+    }
+  }
+  std::filesystem::rename(tmp, out, ec);
+  if (ec) {
+    std::remove(tmp.c_str());
+    return absl::PermissionDeniedError(
+        absl::StrCat(out.string(), ": cannot write the plot: ", ec.message()));
+  }
+  err << "plot: " << out.string() << "\n";
+  return absl::OkStatus();
+}
+
+}  // namespace pcsweep::cli
