@@ -1,0 +1,861 @@
+#include "experiments/jobs/jobs.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/analysis/analysis.h"
+#include "common/status/status_macros.h"
+#include "experiments/data/examples_io.h"
+#include "experiments/data/loaders.h"
+#include "experiments/data/selection.h"
+#include "experiments/data/synth.h"
+#include "experiments/engine/engine.h"
+#include "experiments/inputs/image.h"
+#include "experiments/inputs/tokenizer.h"
+#include "experiments/jobs/job_settings.h"
+#include "experiments/runner/job_dispatch.h"
+#include "experiments/train/threads.h"
+#include "experiments/train/trainer.h"
+
+namespace pcsweep::jobs {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using SteadyClock = std::chrono::steady_clock;
+
+constexpr int64_t kBig = int64_t{1} << 40;
+
+// ---------------------------------------------------------------------------------------
+// Job envelope, progress and results.
+
+struct JobContext {
+  std::string kind;
+  std::string output_dir;
+  JobSettings config{json::object(), "config"};
+};
+
+absl::StatusOr<JobContext> ReadJob(const json& job) {
+  JobContext ctx;
+  ctx.kind = job.value("kind", "");
+  json config = job.contains("config") && !job["config"].is_null() ? job["config"] : json::object();
+  if (!config.is_object()) return absl::InvalidArgumentError("job: \"config\" must be an object");
+  // Grid values the spec did not place into the config.
+  if (job.contains("params") && job["params"].is_object()) {
+    for (const auto& [key, value] : job["params"].items()) {
+      if (!config.contains(key)) config[key] = value;
+    }
+  }
+  ctx.config = JobSettings(config, "config");
+  if (job.contains("output_dir") && job["output_dir"].is_string()) {
+    ctx.output_dir = job["output_dir"].get<std::string>();
+  } else if (const char* env = std::getenv("PCSWEEP_OUTPUT_DIR"); env != nullptr) {
+    ctx.output_dir = env;
+  }
+  if (ctx.output_dir.empty()) {
+    return absl::InvalidArgumentError("job: needs \"output_dir\" (or $PCSWEEP_OUTPUT_DIR)");
+  }
+  std::error_code ec;
+  fs::create_directories(ctx.output_dir, ec);
+  if (ec)
+    return absl::InternalError(
+        absl::StrCat(ctx.output_dir, ": cannot create output folder: ", ec.message()));
+  return ctx;
+}
+
+// JSON progress lines on $PCSWEEP_PROGRESS_FD (worker/job_process.h) and a short human line
+// on stderr at most every few seconds.
+class Progress {
+ public:
+  explicit Progress(std::string kind) : kind_(std::move(kind)) {
+    if (const char* env = std::getenv("PCSWEEP_PROGRESS_FD"); env != nullptr) {
+      int fd = -1;
+      if (absl::SimpleAtoi(env, &fd) && fd >= 0) fd_ = fd;
+    }
+  }
+  void Report(double fraction, const std::string& message, double eta_s = 0,
+              bool force_log = false) {
+    json line = {{"progress", std::clamp(fraction, 0.0, 1.0)}, {"message", message}};
+    if (eta_s > 0) line["eta_s"] = static_cast<int64_t>(eta_s + 0.5);
+    if (fd_ >= 0) {
+      const std::string text = line.dump() + "\n";
+      if (::write(fd_, text.data(), text.size()) < 0) fd_ = -1;  // the reader is gone: keep running
+    }
+    const auto now = SteadyClock::now();
+    if (force_log || now - last_log_ > std::chrono::seconds(3)) {
+      last_log_ = now;
+      std::fprintf(stderr, "[%s %3.0f%%] %s\n", kind_.c_str(),
+                   100.0 * std::clamp(fraction, 0.0, 1.0), message.c_str());
+    }
+  }
+
+ private:
+  std::string kind_;
+  int fd_ = -1;
+  SteadyClock::time_point last_log_{};
+};
+
+absl::Status WriteTextFile(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << text;
+    out.flush();
+    if (!out.good()) return absl::InternalError(absl::StrCat(path, ": cannot write"));
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec)
+    return absl::InternalError(absl::StrCat(path, ": cannot rename into place: ", ec.message()));
+  return absl::OkStatus();
+}
+
+// Examples first, metrics and outputs last: a job whose metrics.json exists is complete.
+absl::Status WriteResults(const std::string& dir, const std::map<std::string, double>& metrics,
+                          const std::vector<data::ExampleRow>& rows,
+                          const std::map<std::string, std::string>& outputs) {
+  PCSWEEP_RETURN_IF_ERROR(data::WriteExamples((fs::path(dir) / "examples.jsonl").string(), rows));
+  json m = json::object();
+  for (const auto& [name, value] : metrics) {
+    if (std::isfinite(value)) m[name] = value;
+  }
+  json o = json::object();
+  for (const auto& [name, value] : outputs) o[name] = value;
+  PCSWEEP_RETURN_IF_ERROR(
+      WriteTextFile((fs::path(dir) / "outputs.json").string(), o.dump(2) + "\n"));
+  return WriteTextFile((fs::path(dir) / "metrics.json").string(), m.dump(2) + "\n");
+}
+
+absl::StatusOr<int> ConfigureThreads(JobSettings& config) {
+  int64_t fallback = 0;
+  if (const char* env = std::getenv("PCSWEEP_THREADS");
+      env != nullptr && !absl::SimpleAtoi(env, &fallback)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("$PCSWEEP_THREADS: expected an integer, got '", env, "'"));
+  }
+  PCSWEEP_ASSIGN_OR_RETURN(int64_t threads, config.Integer("threads", fallback, 0, 1024));
+  train::SetComputeThreads(static_cast<int>(threads));
+  return static_cast<int>(threads);
+}
+
+// ---------------------------------------------------------------------------------------
+// Eval sets.
+
+struct EvalSetSpec {
+  std::string name;
+  std::string path;
+  std::string format;  // "" = from the extension
+  std::string image_root;
+  int64_t max_pairs = 0;
+  bool balanced = false;
+  bool keep_inverting = false;
+  uint64_t seed = 0;
+};
+
+struct EvalSet {
+  std::string name;
+  std::vector<data::Pair> pairs;
+};
+
+absl::StatusOr<std::vector<EvalSetSpec>> ReadEvalSets(JobSettings& config,
+                                                      const std::string& data_dir, bool required) {
+  PCSWEEP_ASSIGN_OR_RETURN(int64_t max_pairs, config.Integer("max_eval_pairs", 0, 0, kBig));
+  PCSWEEP_ASSIGN_OR_RETURN(int64_t eval_seed, config.Integer("eval_seed", 0, 0, kBig));
+  PCSWEEP_ASSIGN_OR_RETURN(bool keep_inverting, config.Bool("keep_inverting", false));
+  std::optional<json> raw = config.Raw("eval_sets");
+  if (!raw.has_value()) {
+    if (data_dir.empty()) {
+      if (!required) return std::vector<EvalSetSpec>();
+      return absl::InvalidArgumentError(
+          "config.eval_sets: required when config.data_dir is not given");
+    }
+    raw = json::array({"eval_mimic", "eval_balanced"});
+  }
+  if (raw->is_string()) raw = json::array({*raw});
+  if (!raw->is_array())
+    return absl::InvalidArgumentError("config.eval_sets: expected a list of names or objects");
+  std::vector<EvalSetSpec> specs;
+  std::set<std::string> names;
+  for (size_t i = 0; i < raw->size(); ++i) {
+    const json& item = (*raw)[i];
+    const std::string where = absl::StrCat("config.eval_sets[", i, "]");
+    EvalSetSpec spec;
+    spec.max_pairs = max_pairs;
+    spec.seed = static_cast<uint64_t>(eval_seed);
+    spec.keep_inverting = keep_inverting;
+    if (item.is_string()) {
+      const std::string s = item.get<std::string>();
+      const fs::path p(s);
+      if (p.has_extension()) {
+        spec.path = s;
+        spec.name = p.stem().string();
+      } else {
+        if (data_dir.empty()) {
+          return absl::InvalidArgumentError(
+              absl::StrCat(where, ": '", s, "' is a name but config.data_dir is not set"));
+        }
+        spec.name = s;
+        spec.path = (fs::path(data_dir) / (s + ".jsonl")).string();
+      }
+    } else if (item.is_object()) {
+      JobSettings e(item, where);
+      PCSWEEP_ASSIGN_OR_RETURN(spec.path, e.RequiredString("path"));
+      PCSWEEP_ASSIGN_OR_RETURN(spec.name, e.String("name", fs::path(spec.path).stem().string()));
+      PCSWEEP_ASSIGN_OR_RETURN(spec.format, e.String("format", ""));
+      PCSWEEP_ASSIGN_OR_RETURN(spec.image_root, e.String("image_root", ""));
+      PCSWEEP_ASSIGN_OR_RETURN(spec.max_pairs, e.Integer("max_pairs", max_pairs, 0, kBig));
+      PCSWEEP_ASSIGN_OR_RETURN(spec.balanced, e.Bool("balanced", false));
+      PCSWEEP_ASSIGN_OR_RETURN(spec.keep_inverting, e.Bool("keep_inverting", keep_inverting));
+      PCSWEEP_RETURN_IF_ERROR(e.CheckAllKeysUsed());
+      if (!data_dir.empty() && fs::path(spec.path).is_relative() && !fs::exists(spec.path)) {
+        spec.path = (fs::path(data_dir) / spec.path).string();
+      }
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat(where, ": expected a name or an object"));
+    }
+    if (spec.name.empty() || spec.name.find('.') != std::string::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": name '", spec.name, "' must be non-empty without dots"));
+    }
+    if (!names.insert(spec.name).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": eval set name '", spec.name, "' is used twice"));
+    }
+    specs.push_back(std::move(spec));
+  }
+  return specs;
+}
+
+absl::StatusOr<EvalSet> LoadEvalSet(const EvalSetSpec& spec) {
+  data::Format format;
+  if (spec.format.empty()) {
+    PCSWEEP_ASSIGN_OR_RETURN(format, data::GuessFormat(spec.path));
+  } else {
+    PCSWEEP_ASSIGN_OR_RETURN(format, data::ParseFormat(spec.format));
+  }
+  data::LoadOptions load;
+  load.image_root = spec.image_root;
+  auto dataset = data::LoadDataset(spec.path, format, load);
+  if (!dataset.ok()) return Annotate(dataset.status(), absl::StrCat("eval set '", spec.name, "'"));
+  data::SelectionOptions select;
+  select.keep_inverting = spec.keep_inverting;
+  select.balanced = spec.balanced;
+  select.max_pairs = static_cast<size_t>(spec.max_pairs);
+  select.seed = spec.seed;
+  EvalSet set{spec.name, data::SelectPairs(dataset->questions, select)};
+  if (set.pairs.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(spec.path, ": eval set '", spec.name, "' has no yes/no pairs"));
+  }
+  return set;
+}
+
+absl::StatusOr<std::vector<EvalSet>> LoadEvalSets(const std::vector<EvalSetSpec>& specs) {
+  std::vector<EvalSet> sets;
+  for (const auto& spec : specs) {
+    PCSWEEP_ASSIGN_OR_RETURN(EvalSet set, LoadEvalSet(spec));
+    sets.push_back(std::move(set));
+  }
+  return sets;
+}
+
+void PutMetrics(const std::string& prefix, const analysis::ConsistencyMetrics& m, bool full,
+                std::map<std::string, double>* metrics) {
+  for (const auto& [name, value] : m.ToMap()) {
+    if (full || name == "flip_rate" || name == "mean_margin_diff" || name == "pairs" ||
+        name == "accuracy_all") {
+      (*metrics)[prefix + name] = value;
+    }
+  }
+}
+
+// Scores one eval set and appends its rows and metrics ("<prefix><metric>" and
+// "<prefix>phenomenon.<name>.<metric>").
+absl::Status Evaluate(train::ModelSession& session, const EvalSet& set, const std::string& variant,
+                      const std::string& prefix, int batch_size,
+                      std::vector<data::ExampleRow>* rows, std::map<std::string, double>* metrics) {
+  PCSWEEP_ASSIGN_OR_RETURN(std::vector<train::PairMargins> margins,
+                           train::ScorePairs(session, set.pairs, batch_size));
+  std::vector<analysis::ExampleRow> analysis_rows;
+  std::map<std::string, std::vector<analysis::ExampleRow>> by_phenomenon;
+  for (size_t i = 0; i < set.pairs.size(); ++i) {
+    const data::Pair& p = set.pairs[i];
+    data::ExampleRow row;
+    row.eval_set = set.name;
+    row.variant = variant;
+    row.question_id = p.question_id;
+    row.pair_id = p.pair_id;
+    row.image = p.image;
+    row.phenomenon = p.phenomenon;
+    row.label = std::string(data::AnswerName(p.label));
+    row.margin_original = margins[i].original;
+    row.margin_paraphrase = margins[i].paraphrase;
+    rows->push_back(row);
+    analysis::ExampleRow a{p.question_id,        p.pair_id, p.image,
+                           p.phenomenon,         row.label, row.margin_original,
+                           row.margin_paraphrase};
+    analysis_rows.push_back(a);
+    if (!p.phenomenon.empty()) by_phenomenon[p.phenomenon].push_back(a);
+  }
+  auto computed = analysis::ComputeConsistencyMetrics(analysis_rows);
+  if (!computed.ok())
+    return Annotate(computed.status(), absl::StrCat("metrics of eval set '", set.name, "'"));
+  PutMetrics(prefix, *computed, /*full=*/true, metrics);
+  for (const auto& [phenomenon, subset] : by_phenomenon) {
+    auto m = analysis::ComputeConsistencyMetrics(subset);
+    if (!m.ok())
+      return Annotate(m.status(),
+                      absl::StrCat("metrics of eval set '", set.name, "', ", phenomenon));
+    PutMetrics(absl::StrCat(prefix, "phenomenon.", phenomenon, "."), *m, /*full=*/false, metrics);
+  }
+  std::fprintf(
+      stderr,
+      "%s %s: %zu pairs, flip rate %.3f, mean |m_q-m_p| %.3f, accuracy %.3f, yes rate %.3f\n",
+      set.name.c_str(), variant.c_str(), set.pairs.size(), computed->flip_rate,
+      computed->mean_margin_diff, computed->accuracy_original, computed->yes_rate);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<train::TrainOptions> ReadTrainOptions(JobSettings& config,
+                                                     const train::TrainOptions& defaults) {
+  train::TrainOptions o = defaults;
+  PCSWEEP_ASSIGN_OR_RETURN(int64_t epochs, config.Integer("epochs", o.epochs, 1, 100000));
+  PCSWEEP_ASSIGN_OR_RETURN(int64_t batch, config.Integer("batch_size", o.batch_size, 1, 1 << 20));
+  PCSWEEP_ASSIGN_OR_RETURN(int64_t accum, config.Integer("grad_accum", o.grad_accum, 1, 1 << 20));
+  PCSWEEP_ASSIGN_OR_RETURN(o.lr, config.Number("lr", o.lr, 1e-12, 10));
+  PCSWEEP_ASSIGN_OR_RETURN(o.weight_decay, config.Number("weight_decay", o.weight_decay, 0, 10));
+  PCSWEEP_ASSIGN_OR_RETURN(o.warmup_steps, config.Integer("warmup_steps", o.warmup_steps, 0, kBig));
+  PCSWEEP_ASSIGN_OR_RETURN(std::string schedule, config.String("schedule", "constant"));
+  auto parsed_schedule = train::ParseLrSchedule(schedule);
+  if (!parsed_schedule.ok()) return Annotate(parsed_schedule.status(), "config.schedule");
+  o.schedule = *parsed_schedule;
+  PCSWEEP_ASSIGN_OR_RETURN(o.max_grad_norm,
+                           config.Number("max_grad_norm", o.max_grad_norm, 0, 1e9));
+  PCSWEEP_ASSIGN_OR_RETURN(o.max_steps, config.Integer("max_steps", o.max_steps, 0, kBig));
+  PCSWEEP_ASSIGN_OR_RETURN(int64_t seed,
+                           config.Integer("seed", static_cast<int64_t>(o.seed), 0, kBig));
+  o.epochs = static_cast<int>(epochs);
+  o.batch_size = static_cast<int>(batch);
+  o.grad_accum = static_cast<int>(accum);
+  o.seed = static_cast<uint64_t>(seed);
+  return o;
+}
+
+void PutTrainMetrics(const train::TrainReport& report, std::map<std::string, double>* metrics) {
+  auto& m = *metrics;
+  m["train.steps"] = static_cast<double>(report.steps);
+  m["train.examples"] = static_cast<double>(report.examples);
+  m["train.seconds"] = report.seconds;
+  m["train.examples_per_s"] = report.seconds > 0 ? report.examples / report.seconds : 0;
+  m["train.tokens_per_s"] = report.seconds > 0 ? report.tokens / report.seconds : 0;
+  if (!report.epoch_loss.empty()) {
+    m["train.loss_first_epoch"] = report.epoch_loss.front();
+    m["train.loss_last_epoch"] = report.epoch_loss.back();
+  }
+  if (!report.log.empty()) {
+    m["train.loss_first_step"] = report.log.front().loss;
+    m["train.final_loss"] = report.log.back().loss;
+    m["train.final_ce"] = report.log.back().ce;
+    m["train.final_consistency"] = report.log.back().consistency;
+  }
+}
+
+train::StepCallback ProgressCallback(Progress* progress, double from, double to,
+                                     const std::string& what) {
+  return [=](const train::StepLog& s) {
+    const double f = from + (to - from) * static_cast<double>(s.step) /
+                                static_cast<double>(std::max<int64_t>(1, s.total_steps));
+    progress->Report(
+        f,
+        absl::StrFormat("%s step %d/%d epoch %d loss %.4f ce %.4f cons %.4f lr %.2e %.1f ex/s",
+                        what, s.step, s.total_steps, s.epoch + 1, s.loss, s.ce, s.consistency, s.lr,
+                        s.examples_per_s),
+        s.eta_s, s.step == s.total_steps);
+  };
+}
+
+struct LoadedModel {
+  std::unique_ptr<engine::Engine> engine;
+  std::unique_ptr<inputs::Gemma3Tokenizer> tokenizer;
+  std::unique_ptr<train::ModelSession> session;
+};
+
+absl::StatusOr<LoadedModel> LoadModel(const std::string& model_dir, const std::string& adapter_dir,
+                                      int threads, const inputs::PromptOptions& prompt) {
+  LoadedModel loaded;
+  engine::EngineOptions options;
+  options.model_dir = model_dir;
+  options.adapter_dir = adapter_dir;
+  options.num_threads = threads;
+  PCSWEEP_ASSIGN_OR_RETURN(loaded.engine, engine::Engine::Load(options));
+  PCSWEEP_ASSIGN_OR_RETURN(inputs::Gemma3Tokenizer tokenizer,
+                           inputs::Gemma3Tokenizer::Load(model_dir));
+  loaded.tokenizer = std::make_unique<inputs::Gemma3Tokenizer>(std::move(tokenizer));
+  PCSWEEP_ASSIGN_OR_RETURN(inputs::ImageProcessorConfig image_config,
+                           inputs::LoadImageProcessorConfig(model_dir));
+  auto session = train::ModelSession::Create(loaded.engine->model(), loaded.tokenizer.get(),
+                                             image_config, prompt);
+  if (!session.ok()) return Annotate(session.status(), model_dir);
+  loaded.session = std::make_unique<train::ModelSession>(std::move(*session));
+  return loaded;
+}
+
+absl::StatusOr<inputs::PromptOptions> ReadPromptOptions(JobSettings& config) {
+  inputs::PromptOptions prompt;
+  PCSWEEP_ASSIGN_OR_RETURN(prompt.prompt_template,
+                           config.String("prompt_template", prompt.prompt_template));
+  if (prompt.prompt_template.find("{question}") == std::string::npos) {
+    return absl::InvalidArgumentError("config.prompt_template: must contain {question}");
+  }
+  return prompt;
+}
+
+// ---------------------------------------------------------------------------------------
+// pretrain
+
+absl::Status ApplySynthOptions(JobSettings& s, data::SynthOptions* o) {
+  PCSWEEP_ASSIGN_OR_RETURN(int64_t seed, s.Integer("seed", static_cast<int64_t>(o->seed), 0, kBig));
+  o->seed = static_cast<uint64_t>(seed);
+  PCSWEEP_ASSIGN_OR_RETURN(int64_t image_size, s.Integer("image_size", o->image_size, 16, 1024));
+  o->image_size = static_cast<int>(image_size);
+  auto count = [&](const char* key, size_t* field) -> absl::Status {
+    PCSWEEP_ASSIGN_OR_RETURN(int64_t v, s.Integer(key, static_cast<int64_t>(*field), 0, kBig));
+    *field = static_cast<size_t>(v);
+    return absl::OkStatus();
+  };
+  PCSWEEP_RETURN_IF_ERROR(count("pretrain_questions", &o->pretrain_questions));
+  PCSWEEP_RETURN_IF_ERROR(count("train_questions", &o->train_questions));
+  PCSWEEP_RETURN_IF_ERROR(count("eval_mimic_questions", &o->eval_mimic_questions));
+  PCSWEEP_RETURN_IF_ERROR(count("eval_balanced_questions", &o->eval_balanced_questions));
+  PCSWEEP_ASSIGN_OR_RETURN(int64_t qpi,
+                           s.Integer("questions_per_image", o->questions_per_image, 1, 5));
+  o->questions_per_image = static_cast<int>(qpi);
+  PCSWEEP_ASSIGN_OR_RETURN(
+      int64_t spp, s.Integer("max_studies_per_patient", o->max_studies_per_patient, 1, 100));
+  o->max_studies_per_patient = static_cast<int>(spp);
+  for (auto [key, field] : std::initializer_list<std::pair<const char*, double*>>{
+           {"background_prevalence", &o->background_prevalence},
+           {"ambiguous_fraction", &o->ambiguous_fraction},
+           {"clear_subtlety_max", &o->clear_subtlety_max},
+           {"ambiguous_subtlety_min", &o->ambiguous_subtlety_min},
+           {"mimic_fraction", &o->mimic_fraction},
+           {"pretrain_aligned", &o->pretrain_aligned},
+           {"pretrain_neutral", &o->pretrain_neutral},
+           {"inverting_negation_fraction", &o->inverting_negation_fraction},
+           {"eval_mimic_open_fraction", &o->eval_mimic_open_fraction}}) {
+    PCSWEEP_ASSIGN_OR_RETURN(*field, s.Number(key, *field, 0, 1));
+  }
+  PCSWEEP_RETURN_IF_ERROR(s.CheckAllKeysUsed());
+  auto valid = data::ValidateSynthOptions(*o);
+  if (!valid.ok()) return Annotate(valid, "config.synth");
+  return absl::OkStatus();
+}
+
+struct ModelShape {
+  int64_t hidden = 64, intermediate = 128, layers = 8, heads = 4, kv_heads = 2, head_dim = 16;
+  int64_t sliding_window = 512, full_every = 6;
+  int64_t vision_hidden = 64, vision_intermediate = 128, vision_layers = 2, vision_heads = 2;
+  int64_t image_size = 64, patch_size = 8, mm_tokens = 16;
+  int64_t vocab_size = 320;  // tokenizer request
+};
+
+absl::Status ReadModelShape(JobSettings& s, ModelShape* m) {
+  for (auto [key, field, lo, hi] :
+       std::initializer_list<std::tuple<const char*, int64_t*, int64_t, int64_t>>{
+           {"hidden_size", &m->hidden, 8, 8192},
+           {"intermediate_size", &m->intermediate, 8, 65536},
+           {"num_hidden_layers", &m->layers, 1, 128},
+           {"num_attention_heads", &m->heads, 1, 128},
+           {"num_key_value_heads", &m->kv_heads, 1, 128},
+           {"head_dim", &m->head_dim, 2, 1024},
+           {"sliding_window", &m->sliding_window, 1, 1 << 20},
+           {"full_attention_every", &m->full_every, 1, 128},
+           {"vision_hidden_size", &m->vision_hidden, 8, 8192},
+           {"vision_intermediate_size", &m->vision_intermediate, 8, 65536},
+           {"vision_layers", &m->vision_layers, 1, 64},
+           {"vision_heads", &m->vision_heads, 1, 64},
+           {"image_size", &m->image_size, 8, 1024},
+           {"patch_size", &m->patch_size, 1, 256},
+           {"mm_tokens_per_image", &m->mm_tokens, 1, 4096},
+           {"vocab_size", &m->vocab_size, 64, 1 << 20}}) {
+    PCSWEEP_ASSIGN_OR_RETURN(*field, s.Integer(key, *field, lo, hi));
+  }
+  return s.CheckAllKeysUsed();
+}
+
+// The config.json of the pretrained model, validated by the engine's own parser.
+absl::StatusOr<engine::Gemma3Config> MakeConfig(const ModelShape& m,
+                                                const inputs::TrainedTokenizer& tok) {
+  engine::Gemma3Config c;
+  c.text.vocab_size = tok.vocab_size;
+  c.text.hidden_size = m.hidden;
+  c.text.intermediate_size = m.intermediate;
+  c.text.num_hidden_layers = m.layers;
+  c.text.num_attention_heads = m.heads;
+  c.text.num_key_value_heads = m.kv_heads;
+  c.text.head_dim = m.head_dim;
+  c.text.query_pre_attn_scalar = static_cast<double>(m.head_dim);
+  c.text.sliding_window = m.sliding_window;
+  c.text.layer_types.clear();
+  for (int64_t i = 0; i < m.layers; ++i) {
+    c.text.layer_types.push_back((i + 1) % m.full_every == 0 ? engine::LayerType::kFull
+                                                             : engine::LayerType::kSliding);
+  }
+  c.text.pad_token_id = tok.special_ids.pad;
+  c.vision.hidden_size = m.vision_hidden;
+  c.vision.intermediate_size = m.vision_intermediate;
+  c.vision.num_hidden_layers = m.vision_layers;
+  c.vision.num_attention_heads = m.vision_heads;
+  c.vision.image_size = m.image_size;
+  c.vision.patch_size = m.patch_size;
+  c.mm_tokens_per_image = m.mm_tokens;
+  c.boi_token_index = tok.special_ids.boi;
+  c.eoi_token_index = tok.special_ids.eoi;
+  c.image_token_index = tok.special_ids.image;
+  auto parsed = engine::ParseGemma3Config(train::Gemma3ConfigJson(c), "config.model");
+  if (!parsed.ok()) return parsed.status();
+  return *parsed;
+}
+
+}  // namespace
+
+absl::Status RunPretrainJob(const json& job) {
+  PCSWEEP_ASSIGN_OR_RETURN(JobContext ctx, ReadJob(job));
+  JobSettings& config = ctx.config;
+  Progress progress("pretrain");
+  PCSWEEP_ASSIGN_OR_RETURN(int threads, ConfigureThreads(config));
+  PCSWEEP_ASSIGN_OR_RETURN(std::string data_dir, config.String("data_dir", ""));
+  PCSWEEP_ASSIGN_OR_RETURN(std::optional<JobSettings> synth, config.Object("synth"));
+  data::SynthOptions synth_options;
+  if (synth.has_value()) {
+    if (!data_dir.empty())
+      return absl::InvalidArgumentError("config.synth: give either data_dir or synth, not both");
+    PCSWEEP_RETURN_IF_ERROR(ApplySynthOptions(*synth, &synth_options));
+  } else if (data_dir.empty()) {
+    return absl::InvalidArgumentError(
+        "config.data_dir: required unless config.synth gives generator options");
+  }
+  ModelShape shape;
+  PCSWEEP_ASSIGN_OR_RETURN(std::optional<JobSettings> model_settings, config.Object("model"));
+  if (model_settings.has_value()) PCSWEEP_RETURN_IF_ERROR(ReadModelShape(*model_settings, &shape));
+  train::TrainOptions defaults;
+  defaults.epochs = 2;
+  defaults.batch_size = 32;
+  defaults.lr = 3e-3;
+  defaults.warmup_steps = 20;
+  defaults.schedule = train::LrSchedule::kCosine;
+  defaults.max_grad_norm = 1.0;
+  PCSWEEP_ASSIGN_OR_RETURN(train::TrainOptions options, ReadTrainOptions(config, defaults));
+  PCSWEEP_ASSIGN_OR_RETURN(
+      int64_t init_seed, config.Integer("init_seed", static_cast<int64_t>(options.seed), 0, kBig));
+  PCSWEEP_ASSIGN_OR_RETURN(double init_std, config.Number("init_std", 0.02, 1e-6, 1));
+  PCSWEEP_ASSIGN_OR_RETURN(int64_t max_questions,
+                           config.Integer("max_pretrain_questions", 0, 0, kBig));
+  PCSWEEP_ASSIGN_OR_RETURN(bool evaluate, config.Bool("evaluate", true));
+  PCSWEEP_ASSIGN_OR_RETURN(int64_t eval_batch, config.Integer("eval_batch_size", 64, 1, 1 << 20));
+  PCSWEEP_ASSIGN_OR_RETURN(inputs::PromptOptions prompt, ReadPromptOptions(config));
+  if (prompt.prompt_template != inputs::PromptOptions().prompt_template) {
+    return absl::InvalidArgumentError(
+        "config.prompt_template: pretrain uses the default template (the eval and train_eval jobs "
+        "would not know "
+        "another one)");
+  }
+  const std::string data_dir_out =
+      data_dir.empty() ? (fs::path(ctx.output_dir) / "data").string() : data_dir;
+  std::vector<EvalSetSpec> eval_specs;
+  if (evaluate) {
+    PCSWEEP_ASSIGN_OR_RETURN(eval_specs, ReadEvalSets(config, data_dir_out, false));
+  } else {
+    config.Raw("eval_sets");
+  }
+  PCSWEEP_RETURN_IF_ERROR(config.CheckAllKeysUsed());
+
+  if (data_dir.empty()) {
+    progress.Report(0.01, "generating the synthetic benchmark", 0, true);
+    auto summary = data::GenerateSyntheticBenchmark(synth_options, data_dir_out);
+    if (!summary.ok()) return Annotate(summary.status(), "generating the synthetic benchmark");
+  }
+  const std::string model_dir = (fs::path(ctx.output_dir) / "model").string();
+  std::error_code ec;
+  fs::create_directories(model_dir, ec);
+  if (ec)
+    return absl::InternalError(absl::StrCat(model_dir, ": cannot create folder: ", ec.message()));
+  progress.Report(0.05, "training the tokenizer", 0, true);
+  inputs::TokenizerTrainingOptions tok_options;
+  tok_options.vocab_size = static_cast<int>(shape.vocab_size);
+  tok_options.num_threads = std::max(1, threads);
+  auto trained = inputs::TrainGemmaLikeTokenizer((fs::path(data_dir_out) / "corpus.txt").string(),
+                                                 model_dir, tok_options);
+  if (!trained.ok())
+    return Annotate(trained.status(), "training the tokenizer (config.model.vocab_size)");
+  PCSWEEP_ASSIGN_OR_RETURN(engine::Gemma3Config model_config, MakeConfig(shape, *trained));
+  PCSWEEP_RETURN_IF_ERROR(WriteTextFile((fs::path(model_dir) / "config.json").string(),
+                                        train::Gemma3ConfigJson(model_config)));
+  PCSWEEP_ASSIGN_OR_RETURN(inputs::Gemma3Tokenizer tokenizer,
+                           inputs::Gemma3Tokenizer::Load(model_dir));
+  PCSWEEP_ASSIGN_OR_RETURN(inputs::ImageProcessorConfig image_config,
+                           inputs::LoadImageProcessorConfig(model_dir));
+
+  // Every text of the pretraining split (originals and paraphrases) with the answer it expects.
+  const std::string pretrain_path = (fs::path(data_dir_out) / "pretrain.jsonl").string();
+  PCSWEEP_ASSIGN_OR_RETURN(data::Dataset dataset,
+                           data::LoadCanonicalJsonl(pretrain_path, data::LoadOptions{}));
+  std::vector<train::LabeledPrompt> examples;
+  int64_t used_questions = 0;
+  for (const data::Question& q : dataset.questions) {
+    if (!q.is_yes_no()) continue;
+    if (max_questions > 0 && used_questions >= max_questions) break;
+    ++used_questions;
+    examples.push_back({q.original_question, q.image, q.answer});
+    for (const data::Paraphrase& p : q.paraphrases) {
+      examples.push_back({p.text, q.image, p.op_match ? q.answer : data::Invert(q.answer)});
+    }
+  }
+  if (examples.empty())
+    return absl::InvalidArgumentError(absl::StrCat(pretrain_path, ": no yes/no questions"));
+
+  train::TrainReport report;
+  int64_t parameter_count = 0;
+  {
+    engine::Gemma3Model model(model_config, torch::TensorOptions().dtype(torch::kFloat));
+    train::InitializeRandomWeights(model, static_cast<uint64_t>(init_seed), init_std);
+    PCSWEEP_ASSIGN_OR_RETURN(train::ModelSession session,
+                             train::ModelSession::Create(model, &tokenizer, image_config, prompt));
+    std::vector<torch::Tensor> parameters = model->parameters();
+    for (const auto& p : parameters) parameter_count += p.numel();
+    progress.Report(0.1, absl::StrCat("pretraining on ", examples.size(), " prompts"), 0, true);
+    PCSWEEP_ASSIGN_OR_RETURN(
+        report, train::TrainOnPrompts(session, parameters, examples, options,
+                                      ProgressCallback(&progress, 0.1, 0.85, "pretrain")));
+    PCSWEEP_RETURN_IF_ERROR(train::SaveModelFolder(model, model_dir));
+  }
+  std::map<std::string, double> metrics;
+  PutTrainMetrics(report, &metrics);
+  metrics["model.parameters"] = static_cast<double>(parameter_count);
+  std::vector<data::ExampleRow> rows;
+  if (evaluate && !eval_specs.empty()) {
+    progress.Report(0.87, "evaluating the saved model", 0, true);
+    // Reload from disk: proves the folder loads, and scores exactly what later jobs will use.
+    PCSWEEP_ASSIGN_OR_RETURN(LoadedModel loaded, LoadModel(model_dir, "", threads, prompt));
+    PCSWEEP_ASSIGN_OR_RETURN(std::vector<EvalSet> sets, LoadEvalSets(eval_specs));
+    for (const EvalSet& set : sets) {
+      PCSWEEP_RETURN_IF_ERROR(Evaluate(*loaded.session, set, "base", set.name + ".",
+                                       static_cast<int>(eval_batch), &rows, &metrics));
+    }
+  }
+  PCSWEEP_RETURN_IF_ERROR(WriteResults(ctx.output_dir, metrics, rows,
+                                       {{"model_dir", model_dir}, {"data_dir", data_dir_out}}));
+  progress.Report(1.0, absl::StrCat("done: ", model_dir), 0, true);
+  return absl::OkStatus();
+}
+
+absl::Status RunEvalJob(const json& job) {
+  PCSWEEP_ASSIGN_OR_RETURN(JobContext ctx, ReadJob(job));
+  JobSettings& config = ctx.config;
+  Progress progress("eval");
+  PCSWEEP_ASSIGN_OR_RETURN(int threads, ConfigureThreads(config));
+  PCSWEEP_ASSIGN_OR_RETURN(std::string model_dir, config.RequiredString("model_dir"));
+  PCSWEEP_ASSIGN_OR_RETURN(std::string adapter_dir, config.String("adapter_dir", ""));
+  PCSWEEP_ASSIGN_OR_RETURN(std::string data_dir, config.String("data_dir", ""));
+  PCSWEEP_ASSIGN_OR_RETURN(std::string variant,
+                           config.String("variant", adapter_dir.empty() ? "base" : "adapted"));
+  PCSWEEP_ASSIGN_OR_RETURN(int64_t eval_batch, config.Integer("eval_batch_size", 64, 1, 1 << 20));
+  PCSWEEP_ASSIGN_OR_RETURN(inputs::PromptOptions prompt, ReadPromptOptions(config));
+  PCSWEEP_ASSIGN_OR_RETURN(std::vector<EvalSetSpec> specs, ReadEvalSets(config, data_dir, true));
+  config.Raw("seed");  // a grid seed of an eval cell changes nothing here
+  PCSWEEP_RETURN_IF_ERROR(config.CheckAllKeysUsed());
+
+  progress.Report(0.02, "loading the model", 0, true);
+  PCSWEEP_ASSIGN_OR_RETURN(LoadedModel loaded, LoadModel(model_dir, adapter_dir, threads, prompt));
+  PCSWEEP_ASSIGN_OR_RETURN(std::vector<EvalSet> sets, LoadEvalSets(specs));
+  std::map<std::string, double> metrics;
+  std::vector<data::ExampleRow> rows;
+  for (size_t i = 0; i < sets.size(); ++i) {
+    progress.Report(0.1 + 0.85 * static_cast<double>(i) / static_cast<double>(sets.size()),
+                    absl::StrCat("evaluating ", sets[i].name));
+    PCSWEEP_RETURN_IF_ERROR(Evaluate(*loaded.session, sets[i], variant, sets[i].name + ".",
+                                     static_cast<int>(eval_batch), &rows, &metrics));
+  }
+  std::map<std::string, std::string> outputs = {{"model_dir", model_dir}};
+  if (!adapter_dir.empty()) outputs["adapter_dir"] = adapter_dir;
+  PCSWEEP_RETURN_IF_ERROR(WriteResults(ctx.output_dir, metrics, rows, outputs));
+  progress.Report(1.0, "done", 0, true);
+  return absl::OkStatus();
+}
+
+absl::Status RunTrainEvalJob(const json& job) {
+  PCSWEEP_ASSIGN_OR_RETURN(JobContext ctx, ReadJob(job));
+  JobSettings& config = ctx.config;
+  Progress progress("train_eval");
+  PCSWEEP_ASSIGN_OR_RETURN(int threads, ConfigureThreads(config));
+  PCSWEEP_ASSIGN_OR_RETURN(std::string model_dir, config.RequiredString("model_dir"));
+  PCSWEEP_ASSIGN_OR_RETURN(std::string data_dir, config.String("data_dir", ""));
+  PCSWEEP_ASSIGN_OR_RETURN(
+      std::string train_file,
+      config.String("train_file",
+                    data_dir.empty() ? "" : (fs::path(data_dir) / "train.jsonl").string()));
+  if (train_file.empty())
+    return absl::InvalidArgumentError(
+        "config.train_file: required when config.data_dir is not given");
+  PCSWEEP_ASSIGN_OR_RETURN(std::string train_format, config.String("train_format", ""));
+  PCSWEEP_ASSIGN_OR_RETURN(std::string image_root, config.String("image_root", ""));
+  PCSWEEP_ASSIGN_OR_RETURN(std::vector<EvalSetSpec> specs, ReadEvalSets(config, data_dir, true));
+  PCSWEEP_ASSIGN_OR_RETURN(int64_t eval_batch, config.Integer("eval_batch_size", 64, 1, 1 << 20));
+  PCSWEEP_ASSIGN_OR_RETURN(bool eval_base, config.Bool("eval_base", true));
+  PCSWEEP_ASSIGN_OR_RETURN(inputs::PromptOptions prompt, ReadPromptOptions(config));
+  // LoRA.
+  const json layers_raw = config.Raw("layers").value_or(json("all"));
+  const json targets_raw = config.Raw("targets").value_or(json("all"));
+  PCSWEEP_ASSIGN_OR_RETURN(std::vector<engine::LoraModule> modules,
+                           ParseTargetModules(targets_raw, "config.targets"));
+  engine::LoraSettings lora;
+  PCSWEEP_ASSIGN_OR_RETURN(int64_t r, config.Integer("r", 8, 1, 4096));
+  lora.r = static_cast<int>(r);
+  PCSWEEP_ASSIGN_OR_RETURN(lora.lora_alpha, config.Number("alpha", 2.0 * r, 1e-9, 1e9));
+  PCSWEEP_ASSIGN_OR_RETURN(lora.lora_dropout, config.Number("dropout", 0.05, 0, 0.99));
+  PCSWEEP_ASSIGN_OR_RETURN(lora.use_rslora, config.Bool("use_rslora", false));
+  // Optimisation and loss.
+  train::TrainOptions defaults;
+  defaults.epochs = 3;
+  defaults.batch_size = 8;
+  defaults.lr = 2e-4;
+  PCSWEEP_ASSIGN_OR_RETURN(train::TrainOptions options, ReadTrainOptions(config, defaults));
+  PCSWEEP_ASSIGN_OR_RETURN(double warmup_ratio, config.Number("warmup_ratio", 0, 0, 1));
+  PCSWEEP_ASSIGN_OR_RETURN(std::string loss_name, config.String("loss", "combined"));
+  auto loss_kind = train::ParseLossKind(loss_name);
+  if (!loss_kind.ok()) return Annotate(loss_kind.status(), "config.loss");
+  options.loss.kind = *loss_kind;
+  PCSWEEP_ASSIGN_OR_RETURN(options.loss.lambda, config.Number("lambda", 1.0, 0, 1e6));
+  PCSWEEP_ASSIGN_OR_RETURN(std::string consistency, config.String("consistency", "symmetric_kl"));
+  auto term = train::ParseConsistencyTerm(consistency);
+  if (!term.ok()) return Annotate(term.status(), "config.consistency");
+  options.loss.consistency = *term;
+  PCSWEEP_ASSIGN_OR_RETURN(int64_t max_train_questions,
+                           config.Integer("max_train_questions", 0, 0, kBig));
+  PCSWEEP_ASSIGN_OR_RETURN(bool keep_inverting_train, config.Bool("keep_inverting_train", false));
+  PCSWEEP_RETURN_IF_ERROR(config.CheckAllKeysUsed());
+
+  progress.Report(0.01, "loading the model", 0, true);
+  PCSWEEP_ASSIGN_OR_RETURN(LoadedModel loaded, LoadModel(model_dir, "", threads, prompt));
+  const int num_layers = static_cast<int>(loaded.engine->config().text.num_hidden_layers);
+  PCSWEEP_ASSIGN_OR_RETURN(std::vector<int> layers,
+                           ParseLayers(layers_raw, num_layers, "config.layers"));
+  std::set<engine::LoraTarget> targets;
+  for (int layer : layers) {
+    for (engine::LoraModule m : modules) targets.insert({layer, m});
+  }
+
+  // Data.
+  data::Format format;
+  if (train_format.empty()) {
+    PCSWEEP_ASSIGN_OR_RETURN(format, data::GuessFormat(train_file));
+  } else {
+    auto parsed = data::ParseFormat(train_format);
+    if (!parsed.ok()) return Annotate(parsed.status(), "config.train_format");
+    format = *parsed;
+  }
+  data::LoadOptions load;
+  load.image_root = image_root;
+  PCSWEEP_ASSIGN_OR_RETURN(data::Dataset train_data, data::LoadDataset(train_file, format, load));
+  std::vector<data::Question> questions = data::YesNoOnly(train_data.questions);
+  if (max_train_questions > 0 && questions.size() > static_cast<size_t>(max_train_questions)) {
+    questions.resize(static_cast<size_t>(max_train_questions));
+  }
+  const data::EpochSampler sampler(std::move(questions), keep_inverting_train, options.seed);
+  if (sampler.num_questions() == 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(train_file, ": no yes/no question with a usable paraphrase"));
+  }
+  if (warmup_ratio > 0) {
+    const int64_t batches =
+        (static_cast<int64_t>(sampler.num_questions()) + options.batch_size - 1) /
+        options.batch_size;
+    int64_t total = (batches + options.grad_accum - 1) / options.grad_accum * options.epochs;
+    if (options.max_steps > 0) total = std::min(total, options.max_steps);
+    options.warmup_steps =
+        static_cast<int64_t>(std::lround(warmup_ratio * static_cast<double>(total)));
+  }
+  PCSWEEP_ASSIGN_OR_RETURN(std::vector<EvalSet> sets, LoadEvalSets(specs));
+
+  std::map<std::string, double> metrics;
+  std::vector<data::ExampleRow> rows;
+  if (eval_base) {
+    for (const EvalSet& set : sets) {
+      progress.Report(0.03, absl::StrCat("evaluating the base model on ", set.name));
+      PCSWEEP_RETURN_IF_ERROR(Evaluate(*loaded.session, set, "base", set.name + ".base.",
+                                       static_cast<int>(eval_batch), &rows, &metrics));
+    }
+  }
+  PCSWEEP_RETURN_IF_ERROR(loaded.engine->AttachLora(targets, lora, options.seed));
+  progress.Report(0.1,
+                  absl::StrCat("training LoRA r=", lora.r, " on ", layers.size(), " layer(s), ",
+                               targets.size(), " modules, ", sampler.num_questions(),
+                               " questions x ", options.epochs, " epochs"),
+                  0, true);
+  PCSWEEP_ASSIGN_OR_RETURN(
+      train::TrainReport report,
+      train::TrainOnPairs(*loaded.session, loaded.engine->LoraParameters(), sampler, options,
+                          ProgressCallback(&progress, 0.1, 0.85, "train")));
+  PutTrainMetrics(report, &metrics);
+  metrics["train.questions"] = static_cast<double>(sampler.num_questions());
+  metrics["train.lora_targets"] = static_cast<double>(targets.size());
+  int64_t trainable = 0;
+  for (const auto& p : loaded.engine->LoraParameters()) trainable += p.numel();
+  metrics["train.trainable_parameters"] = static_cast<double>(trainable);
+  metrics["train.forward_share"] = report.seconds > 0 ? report.forward_s / report.seconds : 0;
+  metrics["train.backward_share"] = report.seconds > 0 ? report.backward_s / report.seconds : 0;
+  metrics["train.optimizer_share"] = report.seconds > 0 ? report.optimizer_s / report.seconds : 0;
+  for (const EvalSet& set : sets) {
+    progress.Report(0.9, absl::StrCat("evaluating the adapted model on ", set.name));
+    PCSWEEP_RETURN_IF_ERROR(Evaluate(*loaded.session, set, "adapted", set.name + ".",
+                                     static_cast<int>(eval_batch), &rows, &metrics));
+  }
+  const std::string adapter_dir = (fs::path(ctx.output_dir) / "adapter").string();
+  PCSWEEP_RETURN_IF_ERROR(loaded.engine->SaveAdapter(adapter_dir));
+  PCSWEEP_RETURN_IF_ERROR(WriteResults(ctx.output_dir, metrics, rows,
+                                       {{"adapter_dir", adapter_dir}, {"model_dir", model_dir}}));
+  progress.Report(1.0, "done", 0, true);
+  return absl::OkStatus();
+}
+
+namespace {
+
+// The facade's last line of defence: no libtorch or library exception escapes a job.
+runner::JobHandler Guarded(const std::string& kind, absl::Status (*run)(const json&)) {
+  return [kind, run](const json& job) -> absl::Status {
+    try {
+      return run(job);
+    } catch (const c10::Error& e) {
+      return absl::InternalError(
+          absl::StrCat(kind, " job: libtorch: ", e.what_without_backtrace()));
+    } catch (const std::exception& e) {
+      return absl::InternalError(absl::StrCat(kind, " job: ", e.what()));
+    }
+  };
+}
+
+}  // namespace
+
+absl::Status RegisterTrainJobKinds() {
+  PCSWEEP_RETURN_IF_ERROR(runner::RegisterJobKind("pretrain", Guarded("pretrain", RunPretrainJob)));
+  PCSWEEP_RETURN_IF_ERROR(runner::RegisterJobKind("eval", Guarded("eval", RunEvalJob)));
+  return runner::RegisterJobKind("train_eval", Guarded("train_eval", RunTrainEvalJob));
+}
+
+}  // namespace pcsweep::jobs

@@ -1,0 +1,279 @@
+// End-to-end tests of the ML job kinds on a tiny model that the pretrain job itself trains
+// (once per test binary) on a small synthetic benchmark.
+#include "experiments/jobs/jobs.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+
+#include "experiments/data/examples_io.h"
+#include "experiments/engine/engine.h"
+#include "experiments/inputs/tokenizer.h"
+#include "experiments/jobs/job_settings.h"
+
+namespace pcsweep::jobs {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using ::testing::HasSubstr;
+
+json ReadJson(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return json::parse(ss.str());
+}
+
+std::string TempDir(const std::string& name) {
+  const char* base = std::getenv("TEST_TMPDIR");
+  fs::path dir = fs::path(base ? base : fs::temp_directory_path().string()) /
+                 ("pcsweep_jobs_test_" + std::to_string(::getpid())) / name;
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir.string();
+}
+
+json TinyPretrainConfig() {
+  return json{{"threads", 1},
+              {"seed", 3},
+              {"synth",
+               {{"seed", 7},
+                {"image_size", 32},
+                {"pretrain_questions", 60},
+                {"train_questions", 24},
+                {"eval_mimic_questions", 10},
+                {"eval_balanced_questions", 10}}},
+              {"model",
+               {{"hidden_size", 32},
+                {"intermediate_size", 64},
+                {"num_hidden_layers", 4},
+                {"num_attention_heads", 2},
+                {"num_key_value_heads", 1},
+                {"head_dim", 16},
+                {"vision_hidden_size", 32},
+                {"vision_intermediate_size", 64},
+                {"vision_layers", 1},
+                {"vision_heads", 2},
+                {"image_size", 32},
+                {"patch_size", 8},
+                {"mm_tokens_per_image", 4}}},
+              {"epochs", 1},
+              {"max_steps", 4},
+              {"batch_size", 16},
+              {"warmup_steps", 1}};
+}
+
+class JobsTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    root_ = new std::string(TempDir("suite"));
+    const std::string out = *root_ + "/pretrain";
+    const absl::Status status = RunPretrainJob(
+        json{{"kind", "pretrain"}, {"config", TinyPretrainConfig()}, {"output_dir", out}});
+    ASSERT_TRUE(status.ok()) << status;
+    const json outputs = ReadJson(out + "/outputs.json");
+    model_dir_ = new std::string(outputs["model_dir"].get<std::string>());
+    data_dir_ = new std::string(outputs["data_dir"].get<std::string>());
+  }
+
+  static json TrainEvalConfig() {
+    return json{{"threads", 1},
+                {"model_dir", *model_dir_},
+                {"data_dir", *data_dir_},
+                {"layers", "1-2"},
+                {"r", 4},
+                {"alpha", 8},
+                {"dropout", 0.1},
+                {"lr", 5e-3},
+                {"epochs", 3},
+                {"batch_size", 4},
+                {"seed", 11},
+                {"loss", "combined"},
+                {"lambda", 1.0},
+                {"schedule", "linear"},
+                {"warmup_steps", 1},
+                {"eval_batch_size", 7}};
+  }
+
+  static absl::Status Run(const std::string& kind, const json& config, const std::string& out) {
+    const json job = {
+        {"job_id", "j"}, {"attempt", 1}, {"kind", kind}, {"config", config}, {"output_dir", out}};
+    if (kind == "train_eval") return RunTrainEvalJob(job);
+    if (kind == "eval") return RunEvalJob(job);
+    return RunPretrainJob(job);
+  }
+
+  static std::string* root_;
+  static std::string* model_dir_;
+  static std::string* data_dir_;
+};
+std::string* JobsTest::root_ = nullptr;
+std::string* JobsTest::model_dir_ = nullptr;
+std::string* JobsTest::data_dir_ = nullptr;
+
+TEST_F(JobsTest, PretrainWritesALoadableHuggingFaceFolder) {
+  for (const char* file : {"config.json", "model.safetensors", "tokenizer.model"}) {
+    EXPECT_TRUE(fs::exists(fs::path(*model_dir_) / file)) << file;
+  }
+  const json config = ReadJson(*model_dir_ + "/config.json");
+  EXPECT_EQ(config["text_config"]["num_hidden_layers"], 4);
+  EXPECT_TRUE(config["text_config"].contains("rope_parameters"));  // transformers 5.x style
+  engine::EngineOptions options;
+  options.model_dir = *model_dir_;
+  auto engine = engine::Engine::Load(options);
+  ASSERT_TRUE(engine.ok()) << engine.status();
+  auto tokenizer = inputs::Gemma3Tokenizer::Load(*model_dir_);
+  ASSERT_TRUE(tokenizer.ok()) << tokenizer.status();
+  EXPECT_FALSE(tokenizer->answer_tokens().yes_ids.empty());
+  const json metrics = ReadJson(*root_ + "/pretrain/metrics.json");
+  EXPECT_EQ(metrics["train.steps"], 4);
+  EXPECT_TRUE(metrics.contains("eval_mimic.flip_rate"));
+  EXPECT_TRUE(metrics.contains("eval_balanced.accuracy_original"));
+  auto rows = data::ReadExamples(*root_ + "/pretrain/examples.jsonl");
+  ASSERT_TRUE(rows.ok()) << rows.status();
+  EXPECT_FALSE(rows->empty());
+}
+
+TEST_F(JobsTest, TrainEvalLowersTrainingLossAndWritesEverything) {
+  const std::string out = TempDir("train_eval");
+  json config = TrainEvalConfig();
+  config["loss"] = "ce_only";
+  config["epochs"] = 6;
+  ASSERT_TRUE(Run("train_eval", config, out).ok());
+  const json metrics = ReadJson(out + "/metrics.json");
+  EXPECT_LT(metrics["train.loss_last_epoch"].get<double>(),
+            metrics["train.loss_first_epoch"].get<double>());
+  EXPECT_TRUE(metrics.contains("eval_mimic.flip_rate"));
+  EXPECT_TRUE(metrics.contains("eval_mimic.base.flip_rate"));
+  EXPECT_TRUE(fs::exists(out + "/adapter/adapter_config.json"));
+  EXPECT_TRUE(fs::exists(out + "/adapter/adapter_model.safetensors"));
+  auto rows = data::ReadExamples(out + "/examples.jsonl");
+  ASSERT_TRUE(rows.ok()) << rows.status();
+  size_t base = 0, adapted = 0;
+  for (const auto& r : *rows) (r.variant == "base" ? base : adapted) += 1;
+  EXPECT_EQ(base, adapted);
+  EXPECT_GT(base, 0u);
+  EXPECT_EQ(ReadJson(out + "/outputs.json")["adapter_dir"], out + "/adapter");
+}
+
+TEST_F(JobsTest, SameJobAndSeedGiveSameMetricsAndSavedAdapterReproducesMargins) {
+  const std::string a = TempDir("det_a"), b = TempDir("det_b");
+  ASSERT_TRUE(Run("train_eval", TrainEvalConfig(), a).ok());
+  ASSERT_TRUE(Run("train_eval", TrainEvalConfig(), b).ok());
+  json ma = ReadJson(a + "/metrics.json"), mb = ReadJson(b + "/metrics.json");
+  for (const char* timing :
+       {"train.seconds", "train.examples_per_s", "train.tokens_per_s", "train.forward_share",
+        "train.backward_share", "train.optimizer_share"}) {
+    ma.erase(timing);
+    mb.erase(timing);
+  }
+  EXPECT_EQ(ma, mb);
+  EXPECT_NE(ma["eval_mimic.mean_margin_diff"],
+            ma["eval_mimic.base.mean_margin_diff"]);  // training did something
+
+  // A different seed gives a different run.
+  const std::string c = TempDir("det_c");
+  json other = TrainEvalConfig();
+  other["seed"] = 12;
+  ASSERT_TRUE(Run("train_eval", other, c).ok());
+  EXPECT_NE(ReadJson(c + "/metrics.json")["train.final_loss"], ma["train.final_loss"]);
+
+  // The saved adapter, reloaded by an eval job, reproduces the adapted margins.
+  const std::string e = TempDir("reload");
+  json eval = {{"threads", 1},
+               {"model_dir", *model_dir_},
+               {"adapter_dir", a + "/adapter"},
+               {"data_dir", *data_dir_}};
+  ASSERT_TRUE(Run("eval", eval, e).ok());
+  auto trained = data::ReadExamples(a + "/examples.jsonl");
+  auto reloaded = data::ReadExamples(e + "/examples.jsonl");
+  ASSERT_TRUE(trained.ok() && reloaded.ok());
+  std::map<std::string, std::pair<double, double>> adapted;
+  for (const auto& r : *trained) {
+    if (r.variant == "adapted")
+      adapted[r.eval_set + "/" + r.pair_id] = {r.margin_original, r.margin_paraphrase};
+  }
+  ASSERT_EQ(adapted.size(), reloaded->size());
+  for (const auto& r : *reloaded) {
+    EXPECT_EQ(r.variant, "adapted");
+    const auto& m = adapted.at(r.eval_set + "/" + r.pair_id);
+    EXPECT_NEAR(r.margin_original, m.first, 1e-4) << r.pair_id;
+    EXPECT_NEAR(r.margin_paraphrase, m.second, 1e-4) << r.pair_id;
+  }
+  EXPECT_EQ(ReadJson(e + "/metrics.json")["eval_mimic.flip_rate"], ma["eval_mimic.flip_rate"]);
+}
+
+TEST_F(JobsTest, BadSettingsEndWithOneErrorNamingTheKey) {
+  const std::string out = TempDir("bad");
+  const std::vector<std::pair<std::pair<std::string, json>, std::string>> cases = {
+      {{"lamda", 2}, "unknown key 'lamda'"},
+      {{"lr", "fast"}, "config.lr: expected a number"},
+      {{"lr", -1}, "config.lr"},
+      {{"loss", "kl_only"}, "config.loss: unknown loss 'kl_only'"},
+      {{"layers", "2-9"}, "config.layers: layer 4 is out of range"},
+      {{"targets", json::array({"q", "qkv"})}, "config.targets"},
+      {{"schedule", "step"}, "config.schedule"},
+      {{"epochs", 0}, "config.epochs"},
+      {{"eval_sets", json::array({"nope"})}, "nope.jsonl"},
+  };
+  for (const auto& [setting, expected] : cases) {
+    json config = TrainEvalConfig();
+    config[setting.first] = setting.second;
+    const absl::Status status = Run("train_eval", config, out);
+    ASSERT_FALSE(status.ok()) << setting.first;
+    EXPECT_THAT(std::string(status.message()), HasSubstr(expected)) << setting.first;
+    EXPECT_EQ(std::string(status.message()).find('\n'), std::string::npos) << status;
+  }
+  json missing = TrainEvalConfig();
+  missing.erase("model_dir");
+  EXPECT_THAT(std::string(Run("train_eval", missing, out).message()),
+              HasSubstr("config.model_dir: required"));
+  EXPECT_THAT(std::string(Run("eval", json{{"model_dir", "/nonexistent"}}, out).message()),
+              HasSubstr("config.eval_sets"));
+  EXPECT_THAT(
+      std::string(
+          Run("pretrain", json{{"model", {{"hidden", 3}}}, {"data_dir", "x"}}, out).message()),
+      HasSubstr("config.model: unknown key 'hidden'"));
+  EXPECT_FALSE(fs::exists(out + "/metrics.json"));
+}
+
+TEST(JobSettingsTest, NamedLayerRangesScaleWithDepth) {
+  EXPECT_EQ(*ParseLayers("early", 34, "l"), std::vector<int>({0, 1, 2, 3, 4}));
+  EXPECT_EQ(*ParseLayers("middle", 34, "l"), std::vector<int>({15, 16, 17, 18, 19}));
+  EXPECT_EQ(*ParseLayers("late", 34, "l"), std::vector<int>({29, 30, 31, 32, 33}));
+  EXPECT_EQ(*ParseLayers("early", 8, "l"), std::vector<int>({0, 1}));
+  EXPECT_EQ(*ParseLayers("middle", 8, "l"), std::vector<int>({3, 4}));
+  EXPECT_EQ(ParseLayers("all", 8, "l")->size(), 8u);
+  EXPECT_EQ(*ParseLayers("15-19", 34, "l"), std::vector<int>({15, 16, 17, 18, 19}));
+  EXPECT_EQ(*ParseLayers(json::array({3, "0-1", 3}), 8, "l"), std::vector<int>({0, 1, 3}));
+  EXPECT_EQ(*ParseLayers("0,2", 8, "l"), std::vector<int>({0, 2}));
+  EXPECT_THAT(std::string(ParseLayers("4-2", 8, "config.layers").status().message()),
+              HasSubstr("config.layers"));
+  EXPECT_FALSE(ParseLayers("top", 8, "l").ok());
+  EXPECT_FALSE(ParseLayers(json::array(), 8, "l").ok());
+}
+
+TEST(JobSettingsTest, TargetsAndTypedReads) {
+  EXPECT_EQ(ParseTargetModules("all", "t")->size(), 7u);
+  EXPECT_EQ(ParseTargetModules(json::array({"q_proj", "v"}), "t")->size(), 2u);
+  EXPECT_EQ(ParseTargetModules("mlp", "t")->size(), 3u);
+  JobSettings s(json{{"a", "3"}, {"b", 2.5}, {"c", true}}, "config");
+  EXPECT_EQ(*s.Integer("a", 0, 0, 10), 3);
+  EXPECT_THAT(std::string(s.Integer("b", 0, 0, 10).status().message()),
+              HasSubstr("config.b: expected an integer"));
+  EXPECT_TRUE(*s.Bool("c", false));
+  EXPECT_EQ(*s.Number("missing", 1.5, 0, 2), 1.5);
+  EXPECT_TRUE(s.CheckAllKeysUsed().ok());
+}
+
+}  // namespace
+}  // namespace pcsweep::jobs

@@ -1,0 +1,555 @@
+#include "experiments/train/trainer.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <numeric>
+#include <random>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/status/status_macros.h"
+#include "experiments/engine/safetensors.h"
+#include "nlohmann/json.hpp"
+
+namespace pcsweep::train {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+double SecondsSince(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// libtorch throws c10::Error; every public entry point turns it into a Status here.
+template <typename F>
+auto GuardTorch(const std::string& what, F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat(what, ": libtorch: ", e.what_without_backtrace()));
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat(what, ": ", e.what()));
+  }
+}
+
+int64_t AnswerIndex(data::Answer answer) { return answer == data::Answer::kYes ? 0 : 1; }
+
+}  // namespace
+
+absl::StatusOr<ModelSession> ModelSession::Create(engine::Gemma3Model model,
+                                                  const inputs::Gemma3Tokenizer* tokenizer,
+                                                  const inputs::ImageProcessorConfig& image_config,
+                                                  inputs::PromptOptions prompt_options) {
+  const engine::Gemma3Config& config = model->config();
+  const auto& special = tokenizer->special_ids();
+  if (special.image != config.image_token_index ||
+      tokenizer->mm_tokens_per_image() != config.mm_tokens_per_image) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "tokenizer (image token ", special.image, ", ", tokenizer->mm_tokens_per_image(),
+        " per image) does not match the model config (image_token_index ", config.image_token_index,
+        ", mm_tokens_per_image ", config.mm_tokens_per_image, ")"));
+  }
+  const auto& answers = tokenizer->answer_tokens();
+  std::vector<int64_t> rows;
+  for (int64_t id : answers.yes_ids) rows.push_back(id);
+  for (int64_t id : answers.no_ids) rows.push_back(id);
+  for (int64_t id : rows) {
+    if (id < 0 || id >= config.text.vocab_size) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "yes/no token id ", id, " is outside the model vocabulary of ", config.text.vocab_size));
+    }
+  }
+  ModelSession session;
+  session.model_ = model;
+  session.tokenizer_ = tokenizer;
+  session.processor_ = std::make_unique<inputs::Gemma3ImageProcessor>(image_config);
+  session.prompt_options_ = std::move(prompt_options);
+  session.num_yes_ = static_cast<int64_t>(answers.yes_ids.size());
+  session.answer_rows_ = torch::tensor(rows, torch::kLong);
+  session.pad_id_ = special.pad;
+  return session;
+}
+
+absl::StatusOr<const std::vector<int64_t>*> ModelSession::Tokens(const std::string& question) {
+  auto it = tokens_.find(question);
+  if (it != tokens_.end()) return &it->second;
+  PCSWEEP_ASSIGN_OR_RETURN(inputs::TokenizedPrompt prompt,
+                           tokenizer_->BuildPrompt(question, prompt_options_));
+  return &tokens_.emplace(question, std::move(prompt.input_ids)).first->second;
+}
+
+absl::StatusOr<const torch::Tensor*> ModelSession::Pixels(const std::string& image) {
+  auto it = pixels_.find(image);
+  if (it != pixels_.end()) return &it->second;
+  PCSWEEP_ASSIGN_OR_RETURN(inputs::PixelValues pv, processor_->PreprocessFile(image));
+  torch::Tensor t =
+      torch::from_blob(pv.data.data(), {pv.channels, pv.height, pv.width}, torch::kFloat).clone();
+  const auto& vision = model_->config().vision;
+  if (pv.height != vision.image_size || pv.width != vision.image_size) {
+    return absl::InvalidArgumentError(absl::StrCat(image, ": preprocessed to ", pv.height, "x",
+                                                   pv.width, " but the vision tower expects ",
+                                                   vision.image_size));
+  }
+  return &pixels_.emplace(image, std::move(t)).first->second;
+}
+
+absl::Status ModelSession::EnsureFeatures(const std::vector<PromptSpec>& prompts) {
+  std::vector<std::string> missing;
+  for (const PromptSpec& p : prompts) {
+    if (!features_.count(*p.image) &&
+        std::find(missing.begin(), missing.end(), *p.image) == missing.end()) {
+      missing.push_back(*p.image);
+    }
+  }
+  if (missing.empty()) return absl::OkStatus();
+  std::vector<torch::Tensor> pixels;
+  for (const std::string& image : missing) {
+    PCSWEEP_ASSIGN_OR_RETURN(const torch::Tensor* px, Pixels(image));
+    pixels.push_back(*px);
+  }
+  torch::NoGradGuard no_grad;
+  const torch::Tensor feats = model_->ImageFeatures(torch::stack(pixels));
+  for (size_t i = 0; i < missing.size(); ++i)
+    features_[missing[i]] = feats[static_cast<int64_t>(i)].clone();
+  feature_computations_ += static_cast<int64_t>(missing.size());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<torch::Tensor> ModelSession::TwoWay(const std::vector<PromptSpec>& prompts,
+                                                   bool frozen_vision) {
+  return GuardTorch("forward", [&]() -> absl::StatusOr<torch::Tensor> {
+    if (prompts.empty()) return absl::InvalidArgumentError("no prompts");
+    std::vector<const std::vector<int64_t>*> ids;
+    int64_t length = 0;
+    for (const PromptSpec& p : prompts) {
+      PCSWEEP_ASSIGN_OR_RETURN(const std::vector<int64_t>* t, Tokens(*p.question));
+      ids.push_back(t);
+      length = std::max<int64_t>(length, static_cast<int64_t>(t->size()));
+    }
+    const int64_t n = static_cast<int64_t>(prompts.size());
+    // Left padding: every prompt ends at the last position, where the answer is read;
+    // positions count from each prompt's first token so padding changes nothing.
+    std::vector<int64_t> flat(n * length, pad_id_), mask(n * length, 0), positions(n * length, 0);
+    for (int64_t i = 0; i < n; ++i) {
+      const auto& t = *ids[i];
+      const int64_t offset = length - static_cast<int64_t>(t.size());
+      for (size_t j = 0; j < t.size(); ++j) {
+        flat[i * length + offset + j] = t[j];
+        mask[i * length + offset + j] = 1;
+        positions[i * length + offset + j] = static_cast<int64_t>(j);
+      }
+    }
+    tokens_seen_ += n * length;
+    const engine::Gemma3Config& config = model_->config();
+    engine::ModelInputs in;
+    in.input_ids = torch::tensor(flat, torch::kLong).view({n, length});
+    in.attention_mask = torch::tensor(mask, torch::kLong).view({n, length});
+    in.position_ids = torch::tensor(positions, torch::kLong).view({n, length});
+    in.token_type_ids = in.input_ids.eq(config.image_token_index).to(torch::kLong);
+    std::vector<torch::Tensor> per_prompt;
+    if (frozen_vision) {
+      PCSWEEP_RETURN_IF_ERROR(EnsureFeatures(prompts));
+      for (const PromptSpec& p : prompts) per_prompt.push_back(features_.at(*p.image));
+      in.image_features = torch::stack(per_prompt);
+    } else {
+      for (const PromptSpec& p : prompts) {
+        PCSWEEP_ASSIGN_OR_RETURN(const torch::Tensor* px, Pixels(*p.image));
+        per_prompt.push_back(*px);
+      }
+      in.pixel_values = torch::stack(per_prompt);
+    }
+    const int64_t image_tokens = in.token_type_ids.sum().item<int64_t>();
+    if (image_tokens != n * config.mm_tokens_per_image) {
+      return absl::InvalidArgumentError(absl::StrCat("prompts hold ", image_tokens,
+                                                     " image tokens, expected ",
+                                                     n * config.mm_tokens_per_image));
+    }
+    engine::ForwardOptions opt;
+    opt.logits = engine::LogitsMode::kLastPosition;
+    opt.vocab_rows = answer_rows_;
+    const engine::ModelOutputs out = model_->Forward(in, opt);
+    return TwoWayLogits(out.logits, num_yes_);
+  });
+}
+
+absl::StatusOr<std::vector<PairMargins>> ScorePairs(ModelSession& session,
+                                                    const std::vector<data::Pair>& pairs,
+                                                    int batch_size) {
+  if (batch_size <= 0) return absl::InvalidArgumentError("batch_size must be positive");
+  // Distinct prompts: an original shared by several pairs runs once.
+  std::map<std::pair<std::string, std::string>, size_t> index_of;
+  std::vector<PromptSpec> prompts;
+  std::vector<std::pair<size_t, size_t>> pair_prompts;
+  auto add = [&](const std::string& text, const std::string& image) {
+    auto [it, inserted] = index_of.emplace(std::make_pair(text, image), prompts.size());
+    if (inserted) prompts.push_back({&it->first.first, &it->first.second});
+    return it->second;
+  };
+  for (const data::Pair& p : pairs)
+    pair_prompts.emplace_back(add(p.original, p.image), add(p.paraphrase, p.image));
+
+  std::vector<double> margins(prompts.size());
+  torch::NoGradGuard no_grad;
+  session.model()->eval();
+  for (size_t start = 0; start < prompts.size(); start += batch_size) {
+    const size_t end = std::min(prompts.size(), start + static_cast<size_t>(batch_size));
+    std::vector<PromptSpec> chunk(prompts.begin() + start, prompts.begin() + end);
+    PCSWEEP_ASSIGN_OR_RETURN(torch::Tensor z, session.TwoWay(chunk, /*frozen_vision=*/true));
+    const torch::Tensor m = (z.select(1, 0) - z.select(1, 1)).to(torch::kDouble).contiguous();
+    for (size_t i = start; i < end; ++i)
+      margins[i] = m[static_cast<int64_t>(i - start)].item<double>();
+  }
+  std::vector<PairMargins> out;
+  out.reserve(pairs.size());
+  for (size_t i = 0; i < pairs.size(); ++i) {
+    const double mp = margins[pair_prompts[i].second];
+    out.push_back({margins[pair_prompts[i].first], pairs[i].op_match ? mp : -mp});
+  }
+  return out;
+}
+
+absl::StatusOr<LrSchedule> ParseLrSchedule(const std::string& name) {
+  if (name == "constant") return LrSchedule::kConstant;
+  if (name == "linear") return LrSchedule::kLinear;
+  if (name == "cosine") return LrSchedule::kCosine;
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown schedule '", name, "' (constant, linear, cosine)"));
+}
+
+double LearningRateAt(int64_t step, int64_t total, int64_t warmup, double lr, LrSchedule schedule) {
+  if (warmup > 0 && step < warmup)
+    return lr * static_cast<double>(step + 1) / static_cast<double>(warmup);
+  if (schedule == LrSchedule::kConstant) return lr;
+  const int64_t span = std::max<int64_t>(1, total - warmup);
+  const double progress =
+      std::clamp(static_cast<double>(step - warmup) / static_cast<double>(span), 0.0, 1.0);
+  if (schedule == LrSchedule::kLinear) return lr * (1.0 - progress);
+  return lr * 0.5 * (1.0 + std::cos(M_PI * progress));
+}
+
+namespace {
+
+absl::Status ValidateTrainOptions(const TrainOptions& o,
+                                  const std::vector<torch::Tensor>& parameters) {
+  if (o.epochs <= 0) return absl::InvalidArgumentError("epochs must be positive");
+  if (o.batch_size <= 0) return absl::InvalidArgumentError("batch_size must be positive");
+  if (o.grad_accum <= 0) return absl::InvalidArgumentError("grad_accum must be positive");
+  if (!(o.lr > 0)) return absl::InvalidArgumentError("lr must be positive");
+  if (parameters.empty()) return absl::InvalidArgumentError("no trainable parameters");
+  return absl::OkStatus();
+}
+
+// The loop shared by pair training and pretraining. `micro_batches(epoch)` lists the
+// micro-batches of an epoch; `loss_of(batch)` runs the forward and returns the loss.
+template <typename Batch>
+absl::StatusOr<TrainReport> RunTraining(
+    ModelSession& session, const std::vector<torch::Tensor>& parameters,
+    const TrainOptions& options, const std::function<std::vector<Batch>(int)>& micro_batches,
+    const std::function<absl::StatusOr<PairLoss>(const Batch&)>& loss_of,
+    const std::function<int64_t(const Batch&)>& examples_in, const StepCallback& on_step) {
+  PCSWEEP_RETURN_IF_ERROR(ValidateTrainOptions(options, parameters));
+  return GuardTorch("training", [&]() -> absl::StatusOr<TrainReport> {
+    torch::manual_seed(options.seed);
+    std::vector<Batch> first_epoch = micro_batches(0);
+    const int64_t per_epoch_batches = static_cast<int64_t>(first_epoch.size());
+    if (per_epoch_batches == 0) return absl::InvalidArgumentError("no training examples");
+    const int64_t steps_per_epoch =
+        (per_epoch_batches + options.grad_accum - 1) / options.grad_accum;
+    int64_t total_steps = steps_per_epoch * options.epochs;
+    if (options.max_steps > 0) total_steps = std::min(total_steps, options.max_steps);
+
+    torch::optim::AdamW optimizer(
+        parameters, torch::optim::AdamWOptions(options.lr).weight_decay(options.weight_decay));
+    TrainReport report;
+    const auto start = Clock::now();
+    const int64_t tokens_before = session.tokens_seen();
+    session.model()->train();
+    int64_t step = 0;
+    for (int epoch = 0; epoch < options.epochs && step < total_steps; ++epoch) {
+      const std::vector<Batch> batches = epoch == 0 ? std::move(first_epoch) : micro_batches(epoch);
+      double epoch_loss_sum = 0;
+      int64_t epoch_batches = 0;
+      for (size_t first = 0; first < batches.size() && step < total_steps;
+           first += options.grad_accum) {
+        const size_t last =
+            std::min(batches.size(), first + static_cast<size_t>(options.grad_accum));
+        const double lr =
+            LearningRateAt(step, total_steps, options.warmup_steps, options.lr, options.schedule);
+        for (auto& group : optimizer.param_groups())
+          static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+        optimizer.zero_grad();
+        StepLog log;
+        for (size_t b = first; b < last; ++b) {
+          auto t0 = Clock::now();
+          PCSWEEP_ASSIGN_OR_RETURN(PairLoss loss, loss_of(batches[b]));
+          report.forward_s += SecondsSince(t0);
+          t0 = Clock::now();
+          (loss.total / static_cast<double>(last - first)).backward();
+          report.backward_s += SecondsSince(t0);
+          log.loss += loss.total.item<double>() / static_cast<double>(last - first);
+          log.ce += loss.ce.item<double>() / static_cast<double>(last - first);
+          log.consistency += loss.consistency.item<double>() / static_cast<double>(last - first);
+          report.examples += examples_in(batches[b]);
+          epoch_loss_sum += loss.total.item<double>();
+          ++epoch_batches;
+        }
+        if (!std::isfinite(log.loss)) {
+          session.model()->eval();
+          return absl::InternalError(absl::StrCat("loss became ", log.loss, " at step ", step + 1,
+                                                  " (lr ", lr,
+                                                  "): lower lr or enable max_grad_norm"));
+        }
+        auto t0 = Clock::now();
+        if (options.max_grad_norm > 0)
+          torch::nn::utils::clip_grad_norm_(parameters, options.max_grad_norm);
+        optimizer.step();
+        report.optimizer_s += SecondsSince(t0);
+        ++step;
+        const double elapsed = SecondsSince(start);
+        log.step = step;
+        log.total_steps = total_steps;
+        log.epoch = epoch;
+        log.lr = lr;
+        log.examples_per_s = elapsed > 0 ? static_cast<double>(report.examples) / elapsed : 0;
+        log.eta_s = elapsed / static_cast<double>(step) * static_cast<double>(total_steps - step);
+        report.log.push_back(log);
+        if (on_step) on_step(log);
+      }
+      report.epoch_loss.push_back(
+          epoch_batches > 0 ? epoch_loss_sum / static_cast<double>(epoch_batches) : 0);
+    }
+    session.model()->eval();
+    report.steps = step;
+    report.seconds = SecondsSince(start);
+    report.tokens = session.tokens_seen() - tokens_before;
+    return report;
+  });
+}
+
+}  // namespace
+
+absl::StatusOr<TrainReport> TrainOnPairs(ModelSession& session,
+                                         const std::vector<torch::Tensor>& parameters,
+                                         const data::EpochSampler& sampler,
+                                         const TrainOptions& options, const StepCallback& on_step) {
+  using Batch = std::vector<data::Pair>;
+  std::function<std::vector<Batch>(int)> micro_batches = [&](int epoch) {
+    const std::vector<data::Pair> pairs = sampler.Epoch(epoch);
+    std::vector<Batch> batches;
+    for (size_t i = 0; i < pairs.size(); i += options.batch_size) {
+      batches.emplace_back(pairs.begin() + i,
+                           pairs.begin() + std::min(pairs.size(), i + options.batch_size));
+    }
+    return batches;
+  };
+  std::function<absl::StatusOr<PairLoss>(const Batch&)> loss_of =
+      [&](const Batch& batch) -> absl::StatusOr<PairLoss> {
+    // Originals then paraphrases in one forward: one padded batch, one pass through the model.
+    std::vector<PromptSpec> prompts;
+    std::vector<int64_t> labels;
+    for (const data::Pair& p : batch) {
+      prompts.push_back({&p.original, &p.image});
+      labels.push_back(AnswerIndex(p.label));
+    }
+    for (const data::Pair& p : batch) prompts.push_back({&p.paraphrase, &p.image});
+    PCSWEEP_ASSIGN_OR_RETURN(torch::Tensor z, session.TwoWay(prompts, /*frozen_vision=*/true));
+    const int64_t b = static_cast<int64_t>(batch.size());
+    torch::Tensor zq = z.narrow(0, 0, b);
+    torch::Tensor zp = z.narrow(0, b, b);
+    // An inverting paraphrase means the same when its answer is the opposite: swap columns.
+    std::vector<int64_t> inverted;
+    bool any_inverted = false;
+    for (const data::Pair& p : batch) {
+      inverted.push_back(p.op_match ? 0 : 1);
+      any_inverted |= !p.op_match;
+    }
+    if (any_inverted) {
+      const torch::Tensor flip =
+          torch::tensor(inverted, torch::kLong).to(torch::kBool).unsqueeze(1);
+      zp = torch::where(flip, zp.flip({1}), zp);
+    }
+    return ComputePairLoss(zq, zp, torch::tensor(labels, torch::kLong), options.loss);
+  };
+  std::function<int64_t(const Batch&)> examples_in = [](const Batch& b) {
+    return static_cast<int64_t>(b.size());
+  };
+  return RunTraining<Batch>(session, parameters, options, micro_batches, loss_of, examples_in,
+                            on_step);
+}
+
+absl::StatusOr<TrainReport> TrainOnPrompts(ModelSession& session,
+                                           const std::vector<torch::Tensor>& parameters,
+                                           const std::vector<LabeledPrompt>& examples,
+                                           const TrainOptions& options,
+                                           const StepCallback& on_step) {
+  using Batch = std::vector<const LabeledPrompt*>;
+  std::function<std::vector<Batch>(int)> micro_batches = [&](int epoch) {
+    std::vector<size_t> order(examples.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::mt19937_64 rng(options.seed * 1000003ULL + static_cast<uint64_t>(epoch));
+    // Fisher-Yates with our own draws: std::shuffle's algorithm is implementation-defined.
+    for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[rng() % i]);
+    std::vector<Batch> batches;
+    for (size_t i = 0; i < order.size(); i += options.batch_size) {
+      Batch b;
+      for (size_t j = i; j < std::min(order.size(), i + options.batch_size); ++j)
+        b.push_back(&examples[order[j]]);
+      batches.push_back(std::move(b));
+    }
+    return batches;
+  };
+  std::function<absl::StatusOr<PairLoss>(const Batch&)> loss_of =
+      [&](const Batch& batch) -> absl::StatusOr<PairLoss> {
+    std::vector<PromptSpec> prompts;
+    std::vector<int64_t> labels;
+    for (const LabeledPrompt* e : batch) {
+      prompts.push_back({&e->question, &e->image});
+      labels.push_back(AnswerIndex(e->answer));
+    }
+    PCSWEEP_ASSIGN_OR_RETURN(torch::Tensor z, session.TwoWay(prompts, /*frozen_vision=*/false));
+    PairLoss loss;
+    loss.ce = torch::nn::functional::cross_entropy(z, torch::tensor(labels, torch::kLong));
+    loss.consistency = torch::zeros({});
+    loss.total = loss.ce;
+    return loss;
+  };
+  std::function<int64_t(const Batch&)> examples_in = [](const Batch& b) {
+    return static_cast<int64_t>(b.size());
+  };
+  return RunTraining<Batch>(session, parameters, options, micro_batches, loss_of, examples_in,
+                            on_step);
+}
+
+void InitializeRandomWeights(engine::Gemma3Model& model, uint64_t seed, double std) {
+  torch::manual_seed(seed);
+  torch::NoGradGuard no_grad;
+  for (auto& item : model->named_parameters()) {
+    const std::string& name = item.key();
+    torch::Tensor& p = item.value();
+    if (absl::StrContains(name, ".lora_")) continue;
+    const bool vision = absl::StartsWith(name, "vision_tower");
+    if (absl::EndsWith(name, ".bias")) {
+      p.zero_();
+    } else if (vision && (absl::StrContains(name, "layer_norm") ||
+                          absl::StrContains(name, "post_layernorm"))) {
+      p.fill_(1.0);  // SigLIP LayerNorm: y = w * x̂ + b
+    } else if (absl::StrContains(name, "norm")) {
+      p.zero_();  // Gemma RMSNorm: y = (1 + w) * x̂
+    } else {
+      p.normal_(0.0, std);
+    }
+    p.set_requires_grad(true);
+  }
+}
+
+std::string Gemma3ConfigJson(const engine::Gemma3Config& c) {
+  using nlohmann::json;
+  const auto& t = c.text;
+  json layer_types = json::array();
+  for (auto type : t.layer_types) {
+    layer_types.push_back(type == engine::LayerType::kFull ? "full_attention"
+                                                           : "sliding_attention");
+  }
+  auto rope = [](const engine::RopeParams& r) {
+    json j = {{"rope_theta", r.theta},
+              {"rope_type", r.linear_factor == 1.0 ? "default" : "linear"}};
+    if (r.linear_factor != 1.0) j["factor"] = r.linear_factor;
+    return j;
+  };
+  json text = {
+      {"model_type", "gemma3_text"},
+      {"vocab_size", t.vocab_size},
+      {"hidden_size", t.hidden_size},
+      {"intermediate_size", t.intermediate_size},
+      {"num_hidden_layers", t.num_hidden_layers},
+      {"num_attention_heads", t.num_attention_heads},
+      {"num_key_value_heads", t.num_key_value_heads},
+      {"head_dim", t.head_dim},
+      {"hidden_activation", "gelu_pytorch_tanh"},
+      {"rms_norm_eps", t.rms_norm_eps},
+      {"query_pre_attn_scalar", t.query_pre_attn_scalar},
+      {"sliding_window", t.sliding_window},
+      {"layer_types", layer_types},
+      {"rope_parameters",
+       {{"full_attention", rope(t.rope_full)}, {"sliding_attention", rope(t.rope_sliding)}}},
+      {"attn_logit_softcapping", nullptr},
+      {"final_logit_softcapping", nullptr},
+      {"attention_bias", false},
+      {"attention_dropout", 0.0},
+      {"max_position_embeddings", 1024},
+      {"tie_word_embeddings", true},
+      {"pad_token_id", t.pad_token_id},
+      {"bos_token_id", 2},
+      {"eos_token_id", 1},
+      {"use_bidirectional_attention", false},
+      {"use_cache", true}};
+  const auto& v = c.vision;
+  json vision = {{"model_type", "siglip_vision_model"},
+                 {"hidden_size", v.hidden_size},
+                 {"intermediate_size", v.intermediate_size},
+                 {"num_hidden_layers", v.num_hidden_layers},
+                 {"num_attention_heads", v.num_attention_heads},
+                 {"num_channels", v.num_channels},
+                 {"image_size", v.image_size},
+                 {"patch_size", v.patch_size},
+                 {"layer_norm_eps", v.layer_norm_eps},
+                 {"hidden_act", "gelu_pytorch_tanh"},
+                 {"attention_dropout", 0.0},
+                 {"vision_use_head", false}};
+  json root = {{"architectures", {"Gemma3ForConditionalGeneration"}},
+               {"model_type", "gemma3"},
+               {"dtype", "float32"},
+               {"boi_token_index", c.boi_token_index},
+               {"eoi_token_index", c.eoi_token_index},
+               {"image_token_index", c.image_token_index},
+               {"mm_tokens_per_image", c.mm_tokens_per_image},
+               {"initializer_range", 0.02},
+               {"tie_word_embeddings", true},
+               {"transformers_version", "5.0.0"},
+               {"text_config", text},
+               {"vision_config", vision}};
+  return root.dump(2) + "\n";
+}
+
+absl::Status SaveModelFolder(engine::Gemma3Model& model, const std::string& dir) {
+  return GuardTorch(absl::StrCat("saving model to ", dir), [&]() -> absl::Status {
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (ec) return absl::InternalError(absl::StrCat(dir, ": cannot create folder: ", ec.message()));
+    const std::string config_path = (fs::path(dir) / "config.json").string();
+    {
+      std::ofstream out(config_path);
+      out << Gemma3ConfigJson(model->config());
+      if (!out.good()) return absl::InternalError(absl::StrCat(config_path, ": cannot write"));
+    }
+    std::vector<torch::Tensor> keep;  // owns the contiguous fp32 copies while writing
+    std::vector<engine::TensorToWrite> tensors;
+    for (const auto& item : model->named_parameters()) {
+      std::string name = item.key();
+      if (absl::StrContains(name, ".lora_")) continue;
+      if (absl::StartsWith(name, "language_model.model.")) {
+        name = "model.language_model." + name.substr(std::string("language_model.model.").size());
+      } else {
+        name = "model." + name;  // vision_tower.vision_model.*, multi_modal_projector.*
+      }
+      torch::Tensor t = item.value().detach().to(torch::kCPU, torch::kFloat).contiguous();
+      keep.push_back(t);
+      engine::TensorToWrite w;
+      w.name = name;
+      w.dtype = engine::DType::kF32;
+      w.shape = t.sizes().vec();
+      w.data = t.data_ptr();
+      w.nbytes = static_cast<size_t>(t.numel()) * sizeof(float);
+      tensors.push_back(std::move(w));
+    }
+    return engine::WriteSafetensors((fs::path(dir) / "model.safetensors").string(), tensors,
+                                    {{"format", "pt"}});
+  });
+}
+
+}  // namespace pcsweep::train

@@ -1,0 +1,182 @@
+// The training and scoring core of the ML jobs: a ModelSession (a Gemma 3 model with its
+// tokenizer, image processor and per-image caches) that turns (question, image) prompts into
+// two-way yes/no logits at the first answer position, batched and left-padded; pair scoring
+// for evaluation; the optimisation loops of LoRA pair training and of pretraining a small
+// model from random initialisation; random initialisation and saving of a whole model as a
+// Hugging Face folder. The same code path scores MedGemma-4B and the demo model.
+//
+// Ownership: a ModelSession shares the model (a libtorch module handle) with its creator and
+// borrows the tokenizer, which must outlive it. Thread-safety: not thread-safe (caches and
+// the model's train/eval mode); one session per thread.
+#ifndef PCSWEEP_EXPERIMENTS_TRAIN_TRAINER_H_
+#define PCSWEEP_EXPERIMENTS_TRAIN_TRAINER_H_
+
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "experiments/data/selection.h"
+#include "experiments/data/types.h"
+#include "experiments/engine/gemma3_config.h"
+#include "experiments/engine/model.h"
+#include "experiments/inputs/image.h"
+#include "experiments/inputs/tokenizer.h"
+#include "experiments/train/losses.h"
+
+namespace pcsweep::train {
+
+// One prompt: a question about an image file.
+struct PromptSpec {
+  const std::string* question = nullptr;
+  const std::string* image = nullptr;
+};
+
+class ModelSession {
+ public:
+  // Possible errors: FailedPrecondition when the tokenizer's image ids or image-token count
+  // disagree with the model config (a tokenizer from another model).
+  static absl::StatusOr<ModelSession> Create(engine::Gemma3Model model,
+                                             const inputs::Gemma3Tokenizer* tokenizer,
+                                             const inputs::ImageProcessorConfig& image_config,
+                                             inputs::PromptOptions prompt_options = {});
+
+  // [N, 2] two-way logits (column 0 yes, 1 no) of the prompts, in one forward under the
+  // caller's grad mode. With frozen_vision the image features come from the per-image cache
+  // (computed once, without gradients); otherwise the vision tower runs on the pixels and
+  // takes part in autograd (pretraining).
+  // Possible errors: NotFound / InvalidArgument naming an unreadable image; Internal with
+  // the tokenizer's or libtorch's message.
+  absl::StatusOr<torch::Tensor> TwoWay(const std::vector<PromptSpec>& prompts, bool frozen_vision);
+
+  engine::Gemma3Model& model() { return model_; }
+  const engine::Gemma3Config& config() const { return model_->config(); }
+  int64_t tokens_seen() const { return tokens_seen_; }
+  int64_t image_feature_computations() const { return feature_computations_; }
+
+ private:
+  ModelSession() = default;
+  absl::StatusOr<const std::vector<int64_t>*> Tokens(const std::string& question);
+  absl::StatusOr<const torch::Tensor*> Pixels(const std::string& image);
+  absl::Status EnsureFeatures(const std::vector<PromptSpec>& prompts);
+
+  engine::Gemma3Model model_{nullptr};
+  const inputs::Gemma3Tokenizer* tokenizer_ = nullptr;
+  std::unique_ptr<inputs::Gemma3ImageProcessor> processor_;
+  inputs::PromptOptions prompt_options_;
+  torch::Tensor answer_rows_;  // yes ids then no ids
+  int64_t num_yes_ = 0;
+  int64_t pad_id_ = 0;
+  std::unordered_map<std::string, std::vector<int64_t>> tokens_;
+  std::unordered_map<std::string, torch::Tensor> pixels_;    // [3, H, W]
+  std::unordered_map<std::string, torch::Tensor> features_;  // [T, hidden], frozen vision
+  int64_t tokens_seen_ = 0;
+  int64_t feature_computations_ = 0;
+};
+
+// Margins (logit yes − logit no, logsumexp over the spellings) of both prompts of a pair.
+// For an answer-inverting paraphrase (op_match = false) `paraphrase` is negated, i.e. given
+// in the original question's answer frame, so that sign agreement means consistency.
+struct PairMargins {
+  double original = 0;
+  double paraphrase = 0;
+};
+
+// Scores every pair without gradients, in eval mode; each distinct (text, image) prompt is
+// run once. Possible errors: those of TwoWay.
+absl::StatusOr<std::vector<PairMargins>> ScorePairs(ModelSession& session,
+                                                    const std::vector<data::Pair>& pairs,
+                                                    int batch_size);
+
+enum class LrSchedule { kConstant, kLinear, kCosine };
+// "constant" | "linear" | "cosine". Possible errors: InvalidArgument naming the value.
+absl::StatusOr<LrSchedule> ParseLrSchedule(const std::string& name);
+// Learning rate at optimizer step `step` (0-based) of `total`: linear warmup from lr/warmup
+// to lr over `warmup` steps, then constant, linear decay to 0, or half-cosine to 0.
+double LearningRateAt(int64_t step, int64_t total, int64_t warmup, double lr, LrSchedule schedule);
+
+struct TrainOptions {
+  int epochs = 1;
+  int batch_size = 8;  // pairs (LoRA) or prompts (pretraining) per micro-batch
+  int grad_accum = 1;  // micro-batches per optimizer step
+  double lr = 2e-4;
+  double weight_decay = 0.0;
+  int64_t warmup_steps = 0;
+  LrSchedule schedule = LrSchedule::kConstant;
+  double max_grad_norm = 0;  // 0 = no clipping
+  int64_t max_steps = 0;     // stop after this many optimizer steps (0 = all epochs)
+  uint64_t seed = 0;         // dropout and (pretraining) shuffling
+  LossOptions loss;
+};
+
+struct StepLog {
+  int64_t step = 0;  // 1-based optimizer step
+  int64_t total_steps = 0;
+  int epoch = 0;
+  double loss = 0, ce = 0, consistency = 0;  // means over the step's micro-batches
+  double lr = 0;
+  double examples_per_s = 0;  // pairs/s (LoRA) or prompts/s (pretraining), so far
+  double eta_s = 0;
+};
+using StepCallback = std::function<void(const StepLog&)>;
+
+struct TrainReport {
+  int64_t steps = 0;
+  int64_t examples = 0;            // pairs or prompts trained on
+  int64_t tokens = 0;              // prompt tokens (with padding) through forward
+  std::vector<double> epoch_loss;  // mean total loss per epoch
+  std::vector<StepLog> log;        // every step
+  double seconds = 0;
+  double forward_s = 0, backward_s = 0, optimizer_s = 0;
+};
+
+// LoRA (or any parameters') training on pairs: every epoch takes sampler.Epoch(e) (each
+// question with one random paraphrase), micro-batches of batch_size pairs, both prompts of a
+// pair in the same forward, AdamW on `parameters`. The model is in train mode while it runs
+// (LoRA dropout), eval mode after. Deterministic for a seed at a fixed thread count.
+// Possible errors: InvalidArgument for bad options (non-positive sizes, no parameters, no
+// pairs); those of TwoWay.
+absl::StatusOr<TrainReport> TrainOnPairs(ModelSession& session,
+                                         const std::vector<torch::Tensor>& parameters,
+                                         const data::EpochSampler& sampler,
+                                         const TrainOptions& options,
+                                         const StepCallback& on_step = nullptr);
+
+// One pretraining example: a question text about an image with the answer it expects.
+struct LabeledPrompt {
+  std::string question;
+  std::string image;
+  data::Answer answer = data::Answer::kYes;
+};
+
+// Pretraining from random init: two-way CE at the first answer position on single prompts,
+// shuffled per epoch by seed, the vision tower trained too. Possible errors: as TrainOnPairs.
+absl::StatusOr<TrainReport> TrainOnPrompts(ModelSession& session,
+                                           const std::vector<torch::Tensor>& parameters,
+                                           const std::vector<LabeledPrompt>& examples,
+                                           const TrainOptions& options,
+                                           const StepCallback& on_step = nullptr);
+
+// Random initialisation as transformers does for Gemma 3 / SigLIP: normal(0, std) for
+// matrices and embeddings, zeros for biases and Gemma's (1 + w) RMSNorm weights, ones for
+// SigLIP LayerNorm weights. Every base parameter is made trainable.
+void InitializeRandomWeights(engine::Gemma3Model& model, uint64_t seed, double std = 0.02);
+
+// config.json in transformers 5.x style (rope_parameters, layer_types) for `config`.
+std::string Gemma3ConfigJson(const engine::Gemma3Config& config);
+
+// Writes config.json and model.safetensors (fp32, transformers 5.x names
+// `model.language_model.*`, `model.vision_tower.vision_model.*`,
+// `model.multi_modal_projector.*`, tied head omitted) into `dir` (created).
+// Possible errors: Internal naming the file on I/O failure.
+absl::Status SaveModelFolder(engine::Gemma3Model& model, const std::string& dir);
+
+}  // namespace pcsweep::train
+
+#endif  // PCSWEEP_EXPERIMENTS_TRAIN_TRAINER_H_
