@@ -37,7 +37,7 @@ struct Result {
   int code;
   std::string output;
 };
-Result Run(const std::string& args) {
+Result RunBinary(const std::string& args) {
   const std::string cmd = Binary() + " " + args + " 2>&1";
   FILE* pipe = popen(cmd.c_str(), "r");
   std::string output;
@@ -75,7 +75,7 @@ class RunnerTest : public ::testing::Test {
 
 TEST_F(RunnerTest, ForwardWritesTensorsMatchingTransformers) {
   const std::string out = (dir_ / "out.safetensors").string();
-  Result r = Run("forward --model " + TestData("model_bf16") + " --bf16-rope-freqs --inputs " +
+  Result r = RunBinary("forward --model " + TestData("model_bf16") + " --bf16-rope-freqs --inputs " +
                  TestData("reference.safetensors") + " --out " + out);
   ASSERT_EQ(r.code, 0) << r.output;
   auto ours = SafetensorsFile::Open(out);
@@ -91,7 +91,7 @@ TEST_F(RunnerTest, ForwardWritesTensorsMatchingTransformers) {
 
 TEST_F(RunnerTest, ForwardWithAdapterMatchesLoraLogits) {
   const std::string out = (dir_ / "lora.safetensors").string();
-  Result r = Run("forward --model " + TestData("model_bf16") + " --bf16-rope-freqs --adapter " +
+  Result r = RunBinary("forward --model " + TestData("model_bf16") + " --bf16-rope-freqs --adapter " +
                  TestData("lora_adapter") + " --dtype fp32 --inputs " +
                  TestData("reference.safetensors") + " --out " + out);
   ASSERT_EQ(r.code, 0) << r.output;
@@ -110,7 +110,7 @@ TEST_F(RunnerTest, ForwardWithAdapterMatchesLoraLogits) {
 }
 
 TEST_F(RunnerTest, ErrorsAreOneClearLine) {
-  Result r = Run("forward --model " + (dir_ / "none").string() + " --inputs " +
+  Result r = RunBinary("forward --model " + (dir_ / "none").string() + " --inputs " +
                  TestData("reference.safetensors") + " --out " + (dir_ / "x.safetensors").string());
   EXPECT_EQ(r.code, 1);
   EXPECT_THAT(r.output, HasSubstr("pcsweep-run: "));
@@ -118,11 +118,11 @@ TEST_F(RunnerTest, ErrorsAreOneClearLine) {
 
   const std::string job = (dir_ / "job.json").string();
   std::ofstream(job) << R"({"kind": "teleport", "config": {}})";
-  r = Run("run --job " + job);
+  r = RunBinary("run --job " + job);
   EXPECT_EQ(r.code, 1);
   EXPECT_THAT(r.output, HasSubstr("unknown job kind 'teleport'"));
   std::ofstream(job, std::ios::trunc) << "{oops";
-  r = Run("run --job " + job);
+  r = RunBinary("run --job " + job);
   EXPECT_EQ(r.code, 1);
   EXPECT_THAT(r.output, HasSubstr("not valid JSON"));
 }
