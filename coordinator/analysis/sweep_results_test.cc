@@ -387,9 +387,9 @@ TEST_F(SweepResultsTest, FiftyThousandRows_QueryTimesArePrinted) {
   ASSERT_TRUE(stored.ok()) << stored.status();
   const std::string recompute_s = seconds_since(start);
   EXPECT_THAT(stored->records, SizeIs(kArms * 5));
-  std::cout << "50,000 example rows: load " << load_s << " s, main table (load + analysis) "
-            << main_s << " s, ablation table " << ablation_s << " s, recompute + store comparisons "
-            << recompute_s << " s" << std::endl;
+  std::cout << "50,000 example rows: load " << load_s << "; main table (load + analysis) " << main_s
+            << "; ablation table " << ablation_s << "; recompute + store comparisons "
+            << recompute_s << std::endl;
 }
 
 }  // namespace
