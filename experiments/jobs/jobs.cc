@@ -341,7 +341,11 @@ absl::StatusOr<train::TrainOptions> ReadTrainOptions(JobSettings& config,
   PCSWEEP_ASSIGN_OR_RETURN(o.lr, config.Number("lr", o.lr, 1e-12, 10));
   PCSWEEP_ASSIGN_OR_RETURN(o.weight_decay, config.Number("weight_decay", o.weight_decay, 0, 10));
   PCSWEEP_ASSIGN_OR_RETURN(o.warmup_steps, config.Integer("warmup_steps", o.warmup_steps, 0, kBig));
-  PCSWEEP_ASSIGN_OR_RETURN(std::string schedule, config.String("schedule", "constant"));
+  PCSWEEP_ASSIGN_OR_RETURN(
+      std::string schedule,
+      config.String("schedule", o.schedule == train::LrSchedule::kCosine   ? "cosine"
+                                : o.schedule == train::LrSchedule::kLinear ? "linear"
+                                                                           : "constant"));
   auto parsed_schedule = train::ParseLrSchedule(schedule);
   if (!parsed_schedule.ok()) return Annotate(parsed_schedule.status(), "config.schedule");
   o.schedule = *parsed_schedule;
