@@ -62,7 +62,7 @@ class DemoSystemTest : public ::testing::Test {
 TEST_F(DemoSystemTest, ReducedDemo_TablesAndPlotComeFromTheDatabase) {
   const CommandResult local = Run({"local", "--workers", "2", "--db", db_, "--work-dir",
                                    (dir_ / "work").string(), source_ + "/tests/demo_reduced.yaml"},
-                                  absl::Seconds(280));
+                                  absl::Seconds(800));
   ASSERT_EQ(local.exit_code, 0) << local.err;
   EXPECT_THAT(local.err, HasSubstr("comparisons stored"));
 

@@ -5,7 +5,7 @@ pcsweep_cc_test(NAME demo_specs_test SRCS demo_specs_test.cc
   DEPS pcsweep::spec LABELS unit)
 
 pcsweep_cc_test(NAME demo_system_test SRCS demo_system_test.cc
-  DEPS pcsweep::child_process pcsweep::coordinator_store LABELS system TIMEOUT 300)
+  DEPS pcsweep::child_process pcsweep::coordinator_store LABELS system TIMEOUT 900)
 add_dependencies(demo_system_test pcsweep)
 if(TARGET pcsweep-run)
   add_dependencies(demo_system_test pcsweep-run)
