@@ -60,7 +60,8 @@ class CoordinatorServerImpl final : public CoordinatorServer {
     scheduler_options.clock = options.clock;
     PCSWEEP_ASSIGN_OR_RETURN(scheduler_,
                              coordinator::Scheduler::Create(store_.get(), scheduler_options));
-    service_ = std::make_unique<coordinator::CoordinatorService>(scheduler_.get(), token);
+    service_ =
+        std::make_unique<coordinator::CoordinatorService>(scheduler_.get(), token, options.db_path);
 
     grpc::reflection::InitProtoReflectionServerBuilderPlugin();
     grpc::ServerBuilder builder;

@@ -3,9 +3,11 @@
 #include <deque>
 #include <memory>
 
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/rpc/rpc.h"
 #include "common/spec/spec.h"
+#include "common/status/status_macros.h"
 
 namespace pcsweep::coordinator {
 namespace {
@@ -312,8 +314,45 @@ void ToProto(const SweepEvent& in, v1::SweepEvent* out) {
   out->set_message(in.message);
 }
 
-CoordinatorService::CoordinatorService(Scheduler* scheduler, std::string token)
-    : scheduler_(scheduler), token_(std::move(token)) {}
+absl::StatusOr<ResultsReportRequest> FromProto(const v1::GetResultsRequest& in) {
+  ResultsReportRequest out;
+  out.sweep = in.sweep_id();
+  out.recompute = in.recompute();
+  switch (in.report()) {
+    case v1::RESULTS_REPORT_UNSPECIFIED:
+      out.kind = ResultsReportKind::kComparisonsOnly;
+      break;
+    case v1::RESULTS_REPORT_MAIN_TABLE:
+      out.kind = ResultsReportKind::kMainTable;
+      break;
+    case v1::RESULTS_REPORT_ABLATION_TABLE:
+      out.kind = ResultsReportKind::kAblationTable;
+      break;
+    case v1::RESULTS_REPORT_PHENOMENA_TABLE:
+      out.kind = ResultsReportKind::kPhenomenaTable;
+      break;
+    case v1::RESULTS_REPORT_PLOT:
+      out.kind = ResultsReportKind::kPlot;
+      break;
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat("GetResults: unknown report kind ", static_cast<int>(in.report())));
+  }
+  if (!in.format().empty()) {
+    auto format = table::ParseFormat(in.format());
+    if (!format.ok()) return Annotate(format.status(), "--format");
+    out.format = *format;
+  }
+  if (!in.plot_x().empty()) out.options.plot_x_key = in.plot_x();
+  out.options.plot_eval_set = in.plot_eval_set();
+  return out;
+}
+
+CoordinatorService::CoordinatorService(Scheduler* scheduler, std::string token, std::string db_path)
+    : scheduler_(scheduler),
+      token_(std::move(token)),
+      db_path_(std::move(db_path)),
+      results_queue_(db_path_.empty() ? nullptr : std::make_unique<ResultsQueue>()) {}
 
 grpc::ServerUnaryReactor* CoordinatorService::RefuseUnauthenticated(
     grpc::CallbackServerContext* context) {
@@ -434,6 +473,35 @@ grpc::ServerUnaryReactor* CoordinatorService::GetJob(grpc::CallbackServerContext
     out->set_log_path(a.log_path);
   }
   return FinishWith(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* CoordinatorService::GetResults(grpc::CallbackServerContext* context,
+                                                         const v1::GetResultsRequest* request,
+                                                         v1::GetResultsResponse* response) {
+  if (auto* refused = RefuseUnauthenticated(context)) return refused;
+  absl::StatusOr<ResultsReportRequest> parsed = FromProto(*request);
+  if (!parsed.ok()) return FinishWith(context, parsed.status());
+  if (results_queue_ == nullptr) {
+    return FinishWith(context, absl::FailedPreconditionError(
+                                   "this coordinator has no database file to render results "
+                                   "from; run `pcsweep results` with --db FILE"));
+  }
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  const bool queued = results_queue_->TrySchedule(
+      [db_path = db_path_, report_request = *std::move(parsed), reactor, response] {
+        absl::StatusOr<ResultsReport> report = RenderResultsReport(db_path, report_request);
+        if (report.ok()) {
+          response->set_sweep_id(report->sweep_id);
+          response->set_text(std::move(report->text));
+          for (std::string& note : report->notes) response->add_notes(std::move(note));
+        }
+        reactor->Finish(rpc::ToGrpcStatus(report.status()));
+      });
+  if (!queued) {
+    reactor->Finish(rpc::ToGrpcStatus(absl::ResourceExhaustedError(
+        "the coordinator is busy rendering other results; try again shortly")));
+  }
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* CoordinatorService::RegisterWorker(

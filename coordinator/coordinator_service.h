@@ -6,6 +6,9 @@
 //   - CompleteJob / FailJob finish once the scheduler reports the write durable.
 //   - WatchSweep streams the sweep's events after `after_seq` (backlog first, then live) and
 //     ends with OK once the sweep is finished and every event was sent.
+//   - GetResults renders a paper table or the figure (coordinator/analysis/results_report.h)
+//     on the service's ResultsQueue thread, never on a gRPC thread: it reads the database
+//     file through its own read-only connection (and may store the comparisons).
 // Spec errors of SubmitSweep come back as INVALID_ARGUMENT "PATH:LINE:COL: message"; a call
 // without the right token gets UNAUTHENTICATED.
 //
@@ -13,8 +16,10 @@
 #ifndef PCSWEEP_COORDINATOR_COORDINATOR_SERVICE_H_
 #define PCSWEEP_COORDINATOR_COORDINATOR_SERVICE_H_
 
+#include <memory>
 #include <string>
 
+#include "coordinator/analysis/results_report.h"
 #include "coordinator/scheduler.h"
 #include "pcsweep/v1/coordinator.grpc.pb.h"
 
@@ -24,7 +29,9 @@ class CoordinatorService final : public pcsweep::v1::Coordinator::CallbackServic
  public:
   // `scheduler` is not owned and must outlive the service (and the gRPC server using it).
   // `token`: the required bearer token; empty = no authentication.
-  CoordinatorService(Scheduler* scheduler, std::string token);
+  // `db_path`: the store's database file, read by GetResults; empty = GetResults answers
+  // FAILED_PRECONDITION (e.g. an in-memory store).
+  CoordinatorService(Scheduler* scheduler, std::string token, std::string db_path = {});
 
   grpc::ServerUnaryReactor* SubmitSweep(grpc::CallbackServerContext* context,
                                         const v1::SubmitSweepRequest* request,
@@ -49,6 +56,11 @@ class CoordinatorService final : public pcsweep::v1::Coordinator::CallbackServic
   grpc::ServerUnaryReactor* GetJob(grpc::CallbackServerContext* context,
                                    const v1::GetJobRequest* request,
                                    v1::GetJobResponse* response) override;
+  // Errors: NOT_FOUND (sweep, rows), INVALID_ARGUMENT (report/format), RESOURCE_EXHAUSTED
+  // (too many queries queued), FAILED_PRECONDITION (no database file), as RenderResultsReport.
+  grpc::ServerUnaryReactor* GetResults(grpc::CallbackServerContext* context,
+                                       const v1::GetResultsRequest* request,
+                                       v1::GetResultsResponse* response) override;
   grpc::ServerUnaryReactor* RegisterWorker(grpc::CallbackServerContext* context,
                                            const v1::RegisterWorkerRequest* request,
                                            v1::RegisterWorkerResponse* response) override;
@@ -72,7 +84,14 @@ class CoordinatorService final : public pcsweep::v1::Coordinator::CallbackServic
 
   Scheduler* const scheduler_;
   const std::string token_;
+  const std::string db_path_;
+  // Declared last: destroyed first, running the reports still queued while the rest lives.
+  std::unique_ptr<ResultsQueue> results_queue_;  // null without db_path_
 };
+
+// GetResultsRequest -> the report core's request.
+// Possible errors: InvalidArgument naming the bad format or report kind.
+absl::StatusOr<ResultsReportRequest> FromProto(const v1::GetResultsRequest& in);
 
 // Conversions (exposed for tests and for the CLI's --db path).
 void ToProto(const SweepSummary& in, v1::SweepSummary* out);

@@ -47,6 +47,9 @@ class GrpcCoordinatorApi final : public CoordinatorApi {
     request.set_job_id(job_id);
     return Call(request, &v1::Coordinator::Stub::GetJob);
   }
+  absl::StatusOr<v1::GetResultsResponse> GetResults(const v1::GetResultsRequest& request) override {
+    return Call(request, &v1::Coordinator::Stub::GetResults, options_.results_deadline);
+  }
 
   absl::Status WatchSweep(const v1::WatchSweepRequest& request,
                           const SweepEventHandler& on_event) override {
@@ -71,9 +74,12 @@ class GrpcCoordinatorApi final : public CoordinatorApi {
   absl::StatusOr<Response> Call(const Request& request,
                                 grpc::Status (v1::Coordinator::Stub::*method)(grpc::ClientContext*,
                                                                               const Request&,
-                                                                              Response*)) {
+                                                                              Response*),
+                                absl::Duration deadline = absl::ZeroDuration()) {
     grpc::ClientContext context;
-    rpc::PrepareContext(&context, options_.call_deadline, options_.token);
+    rpc::PrepareContext(&context,
+                        deadline > absl::ZeroDuration() ? deadline : options_.call_deadline,
+                        options_.token);
     Response response;
     grpc::Status status = ((*stub_).*method)(&context, request, &response);
     if (!status.ok()) return DescribeRpcError(rpc::FromGrpcStatus(status), options_.address);
@@ -166,6 +172,13 @@ absl::StatusOr<v1::GetJobResponse> FakeCoordinatorApi::GetJob(const std::string&
     if (job.job().job_id() == job_id) return job;
   }
   return absl::NotFoundError(absl::StrCat("no job ", job_id));
+}
+
+absl::StatusOr<v1::GetResultsResponse> FakeCoordinatorApi::GetResults(
+    const v1::GetResultsRequest& request) {
+  absl::MutexLock lock(&mu_);
+  results_requests.push_back(request);
+  return OrError(error, results_response);
 }
 
 absl::Status FakeCoordinatorApi::WatchSweep(const v1::WatchSweepRequest& request,

@@ -41,6 +41,10 @@ class CoordinatorApi {
   virtual absl::StatusOr<v1::RetryFailedResponse> RetryFailed(const std::string& sweep_id) = 0;
   virtual absl::StatusOr<v1::ListWorkersResponse> ListWorkers() = 0;
   virtual absl::StatusOr<v1::GetJobResponse> GetJob(const std::string& job_id) = 0;
+  // A paper table or the figure rendered by the coordinator; may take seconds (its own,
+  // longer deadline: ClientOptions::results_deadline).
+  virtual absl::StatusOr<v1::GetResultsResponse> GetResults(
+      const v1::GetResultsRequest& request) = 0;
   // Blocks, delivering events to `on_event` until the server ends the stream (OK) or the
   // handler returns false (OK). There is no overall deadline: a watch lasts as long as the sweep.
   virtual absl::Status WatchSweep(const v1::WatchSweepRequest& request,
@@ -52,6 +56,7 @@ struct ClientOptions {
   std::string token;                        // bearer token; empty = none
   std::string tls_ca_pem;                   // non-empty = TLS with this root certificate
   absl::Duration call_deadline = absl::Seconds(10);
+  absl::Duration results_deadline = absl::Seconds(60);  // GetResults: 50k rows take ~1 s
 };
 
 // A gRPC client over one channel (common/rpc MakeChannel). Never fails to construct: an
@@ -75,6 +80,7 @@ class FakeCoordinatorApi : public CoordinatorApi {
   absl::StatusOr<v1::RetryFailedResponse> RetryFailed(const std::string& sweep_id) override;
   absl::StatusOr<v1::ListWorkersResponse> ListWorkers() override;
   absl::StatusOr<v1::GetJobResponse> GetJob(const std::string& job_id) override;
+  absl::StatusOr<v1::GetResultsResponse> GetResults(const v1::GetResultsRequest& request) override;
   absl::Status WatchSweep(const v1::WatchSweepRequest& request,
                           const SweepEventHandler& on_event) override;
 
@@ -87,12 +93,14 @@ class FakeCoordinatorApi : public CoordinatorApi {
   v1::ListWorkersResponse workers;
   std::vector<v1::GetJobResponse> jobs;
   std::vector<v1::SweepEvent> watch_events;
+  v1::GetResultsResponse results_response;  // GetResults' answer (unless `error`)
   std::function<void(const v1::SweepEvent&, FakeCoordinatorApi&)> on_watch_event;
 
   // Recorded calls.
   std::vector<v1::SubmitSweepRequest> submitted;
   std::vector<std::string> cancelled;
   std::vector<std::string> retried;
+  std::vector<v1::GetResultsRequest> results_requests;
   int get_sweep_calls = 0;
 
  private:

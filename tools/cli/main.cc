@@ -412,7 +412,8 @@ int Main(int argc, char** argv) {
   // results
   std::string db_path;
   auto* results = app.add_subcommand("results", "Print one row per cell: params and metrics");
-  results->add_option("sweep", sweep_id, "Sweep id (with --db also a sweep name)")->required();
+  results->add_option("sweep", sweep_id, "Sweep id (with --db or --table also a sweep name)")
+      ->required();
   results->add_option("--format", table_format, "table, csv, json or markdown")
       ->capture_default_str();
   results->add_option("--db", db_path, "Read this database file directly (no coordinator needed)");
@@ -420,10 +421,10 @@ int Main(int argc, char** argv) {
 #ifdef PCSWEEP_HAVE_RESULTS_TABLES
   ResultsTablesRequest tables_request;
   results->add_option("--table", tables_request.table,
-                      "Paper table from the per-example rows: main, ablation or phenomena (needs "
-                      "--db; --format then also takes latex)");
+                      "Paper table from the per-example rows: main, ablation or phenomena "
+                      "(--format then also takes latex)");
   results->add_flag("--recompute", tables_request.recompute,
-                    "Recompute the sweep's arm-vs-baseline comparisons and store them (needs --db)");
+                    "Recompute the sweep's arm-vs-baseline comparisons and store them");
 #endif
   results->callback([&] {
     action = [&]() -> absl::Status {
@@ -432,7 +433,11 @@ int Main(int argc, char** argv) {
         tables_request.db_path = db_path;
         tables_request.sweep = sweep_id;
         tables_request.format = table_format;
-        return RunResultsTables(tables_request, std::cout, std::cerr);
+        std::unique_ptr<CoordinatorApi> api;
+        if (db_path.empty()) {
+          PCSWEEP_ASSIGN_OR_RETURN(api, client.Connect());
+        }
+        return RunResultsTables(tables_request, api.get(), std::cout, std::cerr);
       }
 #endif
       PCSWEEP_ASSIGN_OR_RETURN(TableFormat format, ParseTableFormat(table_format));
@@ -465,13 +470,24 @@ int Main(int argc, char** argv) {
   // plot
   PlotRequest plot_request;
   auto* plot = app.add_subcommand(
-      "plot", "Write the sweep's figure (flip rate and margin difference by layers and loss) as SVG");
+      "plot",
+      "Write the sweep's figure (flip rate and margin difference by layers and loss) as SVG");
   plot->add_option("sweep", plot_request.sweep, "Sweep id or name")->required();
   plot->add_option("--out", plot_request.out_path, "SVG file to write")->required();
-  plot->add_option("--db", plot_request.db_path, "The coordinator's database file")->required();
+  plot->add_option("--db", plot_request.db_path,
+                   "Read this database file directly (default: ask the coordinator)");
   plot->add_option("--x", plot_request.x_key, "Parameter on the x axis")->capture_default_str();
   plot->add_option("--eval-set", plot_request.eval_set, "Eval set (default: the first)");
-  plot->callback([&] { action = [&] { return RunPlot(plot_request, std::cerr); }; });
+  client.AddTo(plot);
+  plot->callback([&] {
+    action = [&]() -> absl::Status {
+      std::unique_ptr<CoordinatorApi> api;
+      if (plot_request.db_path.empty()) {
+        PCSWEEP_ASSIGN_OR_RETURN(api, client.Connect());
+      }
+      return RunPlot(plot_request, api.get(), std::cerr);
+    };
+  });
 #endif
 
   try {

@@ -8,24 +8,21 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status/status_macros.h"
-#include "coordinator/analysis/sweep_results.h"
-#include "coordinator/store/store_reader.h"
+#include "tools/cli/results_tables.h"
 
 namespace pcsweep::cli {
 
-absl::Status RunPlot(const PlotRequest& request, std::ostream& err) {
-  if (request.db_path.empty()) {
-    return absl::InvalidArgumentError("plot needs --db FILE (the coordinator's database)");
-  }
+absl::Status RunPlot(const PlotRequest& request, CoordinatorApi* api, std::ostream& err) {
   if (request.out_path.empty()) return absl::InvalidArgumentError("plot needs --out FILE.svg");
-  PCSWEEP_ASSIGN_OR_RETURN(auto reader, coordinator::StoreReader::OpenReadOnly(request.db_path));
-  auto sweep = reader->GetSweep(request.sweep);
-  if (!sweep.ok()) return Annotate(sweep.status(), request.db_path);
-  analysis::AnalysisOptions options;
-  options.plot_x_key = request.x_key;
-  options.plot_eval_set = request.eval_set;
-  PCSWEEP_ASSIGN_OR_RETURN(std::string svg,
-                           coordinator::BuildResultsPlot(*reader, sweep->sweep.sweep_id, options));
+  coordinator::ResultsReportRequest report_request;
+  report_request.sweep = request.sweep;
+  report_request.kind = coordinator::ResultsReportKind::kPlot;
+  report_request.options.plot_x_key = request.x_key;
+  report_request.options.plot_eval_set = request.eval_set;
+  PCSWEEP_ASSIGN_OR_RETURN(coordinator::ResultsReport report,
+                           FetchResultsReport(request.db_path, report_request, api));
+  for (const std::string& note : report.notes) err << note << "\n";
+  const std::string& svg = report.text;
 
   // Written beside the target and renamed, so a browser never shows half a figure.
   const std::filesystem::path out = std::filesystem::absolute(request.out_path);

@@ -3,59 +3,92 @@
 #include "absl/strings/str_cat.h"
 #include "common/status/status_macros.h"
 #include "common/table/table.h"
-#include "coordinator/analysis/sweep_results.h"
-#include "coordinator/store/store_reader.h"
 
 namespace pcsweep::cli {
+namespace {
 
-absl::Status RunResultsTables(const ResultsTablesRequest& request, std::ostream& out,
-                              std::ostream& err) {
-  if (request.db_path.empty()) {
-    return absl::InvalidArgumentError(
-        "--table and --recompute need --db FILE (the coordinator's database): the tables are "
-        "computed from its per-example rows");
-  }
-  if (request.table.empty() && !request.recompute) {
-    return absl::InvalidArgumentError("nothing to do: give --table KIND or --recompute");
-  }
-  coordinator::ResultsTableKind kind = coordinator::ResultsTableKind::kMain;
-  table::Format format = table::Format::kText;
-  if (!request.table.empty()) {
-    PCSWEEP_ASSIGN_OR_RETURN(kind, coordinator::ParseResultsTableKind(request.table));
-    auto parsed = table::ParseFormat(request.format == "table" ? "text" : request.format);
-    if (!parsed.ok()) return Annotate(parsed.status(), "--format");
-    format = *parsed;
-  }
+using coordinator::ResultsReportKind;
 
-  PCSWEEP_ASSIGN_OR_RETURN(auto reader, coordinator::StoreReader::OpenReadOnly(request.db_path));
-  auto sweep = reader->GetSweep(request.sweep);
-  if (!sweep.ok()) return Annotate(sweep.status(), request.db_path);
-  const std::string& sweep_id = sweep->sweep.sweep_id;
-
-  bool store = request.recompute;
-  if (!store && sweep->sweep.finished_ms != 0) {
-    PCSWEEP_ASSIGN_OR_RETURN(auto existing, reader->ListComparisons(sweep_id));
-    store = existing.empty();
+const char* FormatName(table::Format format) {
+  switch (format) {
+    case table::Format::kText:
+      return "text";
+    case table::Format::kMarkdown:
+      return "markdown";
+    case table::Format::kCsv:
+      return "csv";
+    case table::Format::kLatex:
+      return "latex";
+    case table::Format::kJson:
+      return "json";
   }
-  if (store) {
-    auto stored = coordinator::RecomputeComparisons(request.db_path, sweep_id);
-    if (!stored.ok()) {
-      // The table does not need the stored rows; only an explicit --recompute fails.
-      if (request.recompute) return stored.status();
-      err << "note: comparisons not stored: " << stored.status().message() << "\n";
-    } else {
-      err << stored->records.size() << " comparisons of sweep " << sweep_id << " stored in "
-          << request.db_path << "\n";
-      if (request.table.empty()) {
-        for (const std::string& warning : stored->warnings) err << "warning: " << warning << "\n";
-      }
+  return "text";
+}
+
+v1::ResultsReport ToProto(ResultsReportKind kind) {
+  switch (kind) {
+    case ResultsReportKind::kComparisonsOnly:
+      return v1::RESULTS_REPORT_UNSPECIFIED;
+    case ResultsReportKind::kMainTable:
+      return v1::RESULTS_REPORT_MAIN_TABLE;
+    case ResultsReportKind::kAblationTable:
+      return v1::RESULTS_REPORT_ABLATION_TABLE;
+    case ResultsReportKind::kPhenomenaTable:
+      return v1::RESULTS_REPORT_PHENOMENA_TABLE;
+    case ResultsReportKind::kPlot:
+      return v1::RESULTS_REPORT_PLOT;
+  }
+  return v1::RESULTS_REPORT_UNSPECIFIED;
+}
+
+}  // namespace
+
+v1::GetResultsRequest ToProto(const coordinator::ResultsReportRequest& request) {
+  v1::GetResultsRequest out;
+  out.set_sweep_id(request.sweep);
+  out.set_report(ToProto(request.kind));
+  out.set_format(FormatName(request.format));
+  out.set_recompute(request.recompute);
+  out.set_plot_x(request.options.plot_x_key);
+  out.set_plot_eval_set(request.options.plot_eval_set);
+  return out;
+}
+
+absl::StatusOr<coordinator::ResultsReport> FetchResultsReport(
+    const std::string& db_path, const coordinator::ResultsReportRequest& request,
+    CoordinatorApi* api) {
+  if (!db_path.empty()) return coordinator::RenderResultsReport(db_path, request);
+  if (api == nullptr) {
+    return absl::InvalidArgumentError("give --db FILE or a coordinator (--coordinator HOST:PORT)");
+  }
+  PCSWEEP_ASSIGN_OR_RETURN(v1::GetResultsResponse response, api->GetResults(ToProto(request)));
+  coordinator::ResultsReport report;
+  report.sweep_id = response.sweep_id();
+  report.text = std::move(*response.mutable_text());
+  report.notes.assign(response.notes().begin(), response.notes().end());
+  return report;
+}
+
+absl::Status RunResultsTables(const ResultsTablesRequest& request, CoordinatorApi* api,
+                              std::ostream& out, std::ostream& err) {
+  coordinator::ResultsReportRequest report_request;
+  report_request.sweep = request.sweep;
+  report_request.recompute = request.recompute;
+  if (request.table.empty()) {
+    if (!request.recompute) {
+      return absl::InvalidArgumentError("nothing to do: give --table KIND or --recompute");
     }
+    report_request.kind = ResultsReportKind::kComparisonsOnly;
+  } else {
+    PCSWEEP_ASSIGN_OR_RETURN(report_request.kind, coordinator::ParseTableReportKind(request.table));
+    auto format = table::ParseFormat(request.format == "table" ? "text" : request.format);
+    if (!format.ok()) return Annotate(format.status(), "--format");
+    report_request.format = *format;
   }
-  if (request.table.empty()) return absl::OkStatus();
-
-  PCSWEEP_ASSIGN_OR_RETURN(table::Table built,
-                           coordinator::BuildResultsTable(*reader, sweep_id, kind));
-  out << table::Render(built, format);
+  PCSWEEP_ASSIGN_OR_RETURN(coordinator::ResultsReport report,
+                           FetchResultsReport(request.db_path, report_request, api));
+  for (const std::string& note : report.notes) err << note << "\n";
+  out << report.text;
   return absl::OkStatus();
 }
 
