@@ -203,6 +203,24 @@ absl::StatusOr<table::Table> PhenomenaTable(absl::Span<const EvalResult> results
 absl::StatusOr<std::string> ResultsPlotSvg(absl::Span<const EvalResult> results,
                                            const AnalysisOptions& options = {});
 
+// What a job reported, for the notes that explain SAE-guided sweeps (experiments/sae).
+struct JobReport {
+  std::string job_key;  // e.g. "select" or "transfer[layer=4]"
+  std::string kind;     // "layer_select", "sae_transfer", ...
+  std::map<std::string, double> metrics;
+  std::map<std::string, std::string> outputs;
+};
+
+// Note lines for the main and ablation tables (ASCII, one sentence each), in job order:
+//  * per `layer_select` job, which layers were selected and why: the range (output `range`,
+//    else metrics layer_select.range_first/last), the best layer and its SAE feature, the
+//    feature's score |corr(feature change, margin change)|, the pairs (flipped) it was
+//    measured on and the AUROC of flipped vs stable pairs;
+//  * per `sae_transfer` job, one line with each prompt set S (metrics S.r2_mean): mean R^2,
+//    its CI, the one-sided t-test p and whether the set passed.
+// Jobs of other kinds give nothing; a layer_select job without its metrics says so.
+std::vector<std::string> SaeSweepNotes(absl::Span<const JobReport> jobs);
+
 // "<0.001", "0.0021" (p < 0.01), "0.651"; "-" for NaN.
 std::string FormatP(double p);
 

@@ -365,5 +365,45 @@ TEST(FormatP, PaperStyle) {
   EXPECT_EQ(FormatP(NAN), "-");
 }
 
+TEST(SaeSweepNotes, ExplainTheLayerSelectionAndTheTransferTest) {
+  JobReport select{"select",
+                   "layer_select",
+                   {{"layer_select.layer", 12},
+                    {"layer_select.feature", 3071},
+                    {"layer_select.score", 0.41},
+                    {"layer_select.auroc", 0.7349},
+                    {"layer_select.range_first", 11},
+                    {"layer_select.range_last", 13},
+                    {"layer_select.pairs", 200},
+                    {"layer_select.flipped_pairs", 31}},
+                   {}};
+  JobReport transfer{"transfer",
+                     "sae_transfer",
+                     {{"medical.r2_mean", 0.9},
+                      {"medical.r2_ci_low", 0.88},
+                      {"medical.r2_ci_high", 0.92},
+                      {"medical.p_value", 0.0042},
+                      {"medical.passed", 1}},
+                     {}};
+  JobReport eval{"eval", "eval", {{"mimic.flip_rate", 0.2}}, {}};
+  EXPECT_THAT(
+      SaeSweepNotes({eval, select, transfer}),
+      testing::ElementsAre(
+          "Layer selection (select): layers 11-13, around layer 12, whose SAE feature 3071 "
+          "tracks the paraphrase margin change best: |corr(feature change, margin change)| = "
+          "0.410 over 200 pairs (31 flipped); AUROC flipped vs stable pairs 0.735.",
+          "SAE transfer (transfer; one-sided t-test of mean R^2 > threshold): medical R^2 0.900 "
+          "[CI 0.880, 0.920], p = 0.0042 (passed)."));
+  // The job's `range` output wins over the metrics; missing metrics are said, not invented.
+  select.outputs["range"] = "10-14";
+  EXPECT_THAT(SaeSweepNotes({select})[0], testing::HasSubstr("layers 10-14, around layer 12"));
+  JobReport empty{"select2", "layer_select", {}, {}};
+  EXPECT_THAT(SaeSweepNotes({empty, JobReport{"t2", "sae_transfer", {}, {}}}),
+              testing::ElementsAre(
+                  "Layer selection (select2): the job reported no layer_select.{layer, feature, "
+                  "score} metrics.",
+                  "SAE transfer (t2): the job reported no S.r2_mean metrics."));
+}
+
 }  // namespace
 }  // namespace pcsweep::analysis

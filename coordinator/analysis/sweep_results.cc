@@ -229,6 +229,17 @@ absl::StatusOr<table::Table> BuildResultsTable(StoreReader& reader, const std::s
       break;
   }
   if (!built.ok()) return Annotate(built.status(), absl::StrCat("sweep ", sweep_id));
+  if (kind == ResultsTableKind::kMain || kind == ResultsTableKind::kAblation) {
+    // SAE-guided sweeps: which layers were trained and why, and whether the SAE transfers.
+    PCSWEEP_ASSIGN_OR_RETURN(std::vector<JobRecord> jobs, reader.ListJobs(sweep_id));
+    std::vector<analysis::JobReport> reports;
+    for (JobRecord& job : jobs) {
+      if (job.state != JobState::kSucceeded) continue;
+      reports.push_back({std::move(job.name), std::move(job.kind), std::move(job.metrics),
+                         std::move(job.outputs)});
+    }
+    for (std::string& note : analysis::SaeSweepNotes(reports)) built->AddNote(std::move(note));
+  }
   return built;
 }
 

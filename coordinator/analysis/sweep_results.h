@@ -69,7 +69,8 @@ enum class ResultsTableKind { kMain, kAblation, kPhenomena };
 // "main" | "ablation" | "phenomena". Possible errors: InvalidArgument naming the value.
 absl::StatusOr<ResultsTableKind> ParseResultsTableKind(absl::string_view name);
 
-// The table of the sweep's results read through `reader`.
+// The table of the sweep's results read through `reader`. Main and ablation tables end with
+// analysis::SaeSweepNotes of the sweep's succeeded jobs (layer_select, sae_transfer).
 // Possible errors: NotFound (unknown sweep, or a sweep without evaluation rows, naming it),
 // those of LoadEvalResults and of analysis::MainTable & co.
 absl::StatusOr<table::Table> BuildResultsTable(StoreReader& reader, const std::string& sweep_id,

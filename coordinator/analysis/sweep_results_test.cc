@@ -6,11 +6,15 @@
 #include <cmath>
 #include <ctime>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <random>
+#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/synchronization/notification.h"
+#include "coordinator/analysis/results_report.h"
 #include "coordinator/store/sqlite_store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -19,6 +23,7 @@ namespace pcsweep::coordinator {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::SizeIs;
 
 class SweepResultsTest : public ::testing::Test {
@@ -66,6 +71,41 @@ class SweepResultsTest : public ::testing::Test {
       batch.push_back(PutResult{job.job_id, job.attempt, result});
     }
     ASSERT_TRUE((*store)->Write(std::move(batch)).get().ok());
+  }
+
+  // Adds `job` of an existing sweep with the result `result` (metrics and outputs as given).
+  void WriteJob(const JobRecord& job, const JobResult& result) {
+    auto store = SqliteStore::Open(path_);
+    ASSERT_TRUE(store.ok()) << store.status();
+    WriteBatch batch;
+    batch.push_back(UpsertJob{job});
+    batch.push_back(PutResult{job.job_id, job.attempt, result});
+    ASSERT_TRUE((*store)->Write(std::move(batch)).get().ok());
+  }
+
+  // The paper sweep plus the jobs of an SAE-guided one: a layer_select that picked layers
+  // 3-5 and an sae_transfer on two prompt sets (one passes, one fails).
+  void WriteSaeGuidedSweep() {
+    WriteSweep("sae-1", 5000,
+               {{Job("sae-1", 0, "baseline", "eval", {}), BaselineRows()},
+                {Job("sae-1", 1, "train[layers=3-5,seed=0]", "train_eval",
+                     {{"layers", "3-5"}, {"seed", "0"}}),
+                 ArmRows()}});
+    JobResult select;
+    select.metrics = {{"layer_select.layer", 4},         {"layer_select.feature", 117},
+                      {"layer_select.score", 0.6123},    {"layer_select.correlation", -0.6123},
+                      {"layer_select.auroc", 0.8125},    {"layer_select.range_first", 3},
+                      {"layer_select.range_last", 5},    {"layer_select.pairs", 40},
+                      {"layer_select.flipped_pairs", 12}};
+    select.outputs = {{"range", "3-5"}, {"layer", "4"}, {"feature", "117"}};
+    WriteJob(Job("sae-1", 2, "select", "layer_select", {}), select);
+    JobResult transfer;
+    transfer.metrics = {
+        {"medical.r2_mean", 0.9712},  {"medical.r2_ci_low", 0.9650}, {"medical.r2_ci_high", 0.9774},
+        {"medical.p_value", 0.00012}, {"medical.passed", 1},         {"general.r2_mean", 0.866},
+        {"general.r2_ci_low", 0.84},  {"general.r2_ci_high", 0.892}, {"general.p_value", 0.99},
+        {"general.passed", 0},        {"sae_transfer.layer", 4}};
+    WriteJob(Job("sae-1", 3, "transfer", "sae_transfer", {}), transfer);
   }
 
   // The hand-checkable sweep (see KnownRows_GiveTheTestsComputedByHand): 20 pairs, one per
@@ -390,6 +430,155 @@ TEST_F(SweepResultsTest, FiftyThousandRows_QueryTimesArePrinted) {
   std::cout << "50,000 example rows: load " << load_s << "; main table (load + analysis) " << main_s
             << "; ablation table " << ablation_s << "; recompute + store comparisons "
             << recompute_s << std::endl;
+}
+
+std::string ReadFile(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+// Compares with coordinator/analysis/testdata/NAME; PCSWEEP_UPDATE_GOLDEN=1 rewrites it.
+void ExpectGolden(const std::string& name, const std::string& actual) {
+  const char* root = std::getenv("PCSWEEP_SOURCE_ROOT");
+  const std::filesystem::path path =
+      std::filesystem::path(root ? root : ".") / "coordinator/analysis/testdata" / name;
+  if (std::getenv("PCSWEEP_UPDATE_GOLDEN") != nullptr) {
+    std::filesystem::create_directories(path.parent_path());
+    std::ofstream(path, std::ios::binary) << actual;
+    return;
+  }
+  ASSERT_TRUE(std::filesystem::exists(path))
+      << path << " missing; run with PCSWEEP_UPDATE_GOLDEN=1";
+  EXPECT_EQ(actual, ReadFile(path)) << "golden mismatch: " << path;
+}
+
+ResultsReportRequest TableRequest(const std::string& sweep, ResultsReportKind kind,
+                                  table::Format format) {
+  ResultsReportRequest request;
+  request.sweep = sweep;
+  request.kind = kind;
+  request.format = format;
+  return request;
+}
+
+TEST_F(SweepResultsTest, SaeGuidedSweep_TablesSayWhichLayersWereSelectedAndWhy) {
+  WriteSaeGuidedSweep();
+  const std::pair<table::Format, const char*> formats[] = {
+      {table::Format::kText, "sae_main.txt.golden"},
+      {table::Format::kMarkdown, "sae_main.md.golden"},
+      {table::Format::kLatex, "sae_main.tex.golden"},
+      {table::Format::kJson, "sae_main.json.golden"}};
+  for (const auto& [format, golden] : formats) {
+    auto report =
+        RenderResultsReport(path_, TableRequest("sae-1", ResultsReportKind::kMainTable, format));
+    ASSERT_TRUE(report.ok()) << report.status();
+    EXPECT_THAT(report->text, HasSubstr("layers 3-5, around layer 4"));
+    EXPECT_THAT(report->text, HasSubstr("117"));
+    EXPECT_THAT(report->text, HasSubstr("0.812"));  // AUROC
+    if (format == table::Format::kText) {
+      EXPECT_THAT(report->text,
+                  HasSubstr("medical R^2 0.971 [CI 0.965, 0.977], p < 0.001 (passed)"));
+      EXPECT_THAT(report->text,
+                  HasSubstr("general R^2 0.866 [CI 0.840, 0.892], p = 0.990 (failed)"));
+    }
+    ExpectGolden(golden, report->text);
+  }
+  auto ablation = RenderResultsReport(
+      path_, TableRequest("sae-1", ResultsReportKind::kAblationTable, table::Format::kText));
+  ASSERT_TRUE(ablation.ok()) << ablation.status();
+  EXPECT_THAT(ablation->text, HasSubstr("Layer selection (select): layers 3-5"));
+  ExpectGolden("sae_ablation.txt.golden", ablation->text);
+  // CSV stays bare; the phenomena table is not about layers.
+  for (auto [kind, format] :
+       {std::pair{ResultsReportKind::kMainTable, table::Format::kCsv},
+        std::pair{ResultsReportKind::kPhenomenaTable, table::Format::kText}}) {
+    auto bare = RenderResultsReport(path_, TableRequest("sae-1", kind, format));
+    ASSERT_TRUE(bare.ok()) << bare.status();
+    EXPECT_THAT(bare->text, Not(HasSubstr("Layer selection")));
+    EXPECT_THAT(bare->text, Not(HasSubstr("SAE transfer")));
+  }
+}
+
+TEST_F(SweepResultsTest, Report_StoresComparisonsOnceThenOnlyWhenAsked) {
+  WriteSweep("paper-1", 5000,
+             {{Job("paper-1", 0, "baseline", "eval", {}), BaselineRows()},
+              {Job("paper-1", 1, "train[layers=early,seed=0]", "train_eval",
+                   {{"layers", "early"}, {"seed", "0"}}),
+               ArmRows()}});
+  auto first = RenderResultsReport(
+      path_, TableRequest("paper", ResultsReportKind::kMainTable, table::Format::kMarkdown));
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(first->sweep_id, "paper-1");  // by name
+  EXPECT_THAT(first->notes, testing::ElementsAre(
+                                absl::StrCat("5 comparisons of sweep paper-1 stored in ", path_)));
+  EXPECT_THAT(first->text, HasSubstr("layers=early seed=0"));
+  auto again = RenderResultsReport(
+      path_, TableRequest("paper-1", ResultsReportKind::kMainTable, table::Format::kMarkdown));
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->notes.empty());
+  EXPECT_EQ(again->text, first->text);
+
+  ResultsReportRequest recompute;
+  recompute.sweep = "paper-1";
+  recompute.kind = ResultsReportKind::kComparisonsOnly;
+  EXPECT_EQ(RenderResultsReport(path_, recompute).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  recompute.recompute = true;
+  auto stored = RenderResultsReport(path_, recompute);
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  EXPECT_TRUE(stored->text.empty());
+  EXPECT_THAT(stored->notes, SizeIs(1));
+
+  ResultsReportRequest plot;
+  plot.sweep = "paper-1";
+  plot.kind = ResultsReportKind::kPlot;
+  auto svg = RenderResultsReport(path_, plot);
+  ASSERT_TRUE(svg.ok()) << svg.status();
+  auto reader = StoreReader::OpenReadOnly(path_);
+  ASSERT_TRUE(reader.ok());
+  EXPECT_EQ(svg->text, *BuildResultsPlot(**reader, "paper-1"));
+}
+
+TEST_F(SweepResultsTest, Report_ErrorsNameTheDatabaseAndSweep) {
+  WriteSweep("paper-1", 5000, {});
+  auto unknown = RenderResultsReport(
+      path_, TableRequest("nope", ResultsReportKind::kMainTable, table::Format::kText));
+  EXPECT_EQ(unknown.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(unknown.status().message(), absl::StrCat(path_, ": no sweep with id or name 'nope'"));
+  auto no_rows = RenderResultsReport(
+      path_, TableRequest("paper-1", ResultsReportKind::kMainTable, table::Format::kText));
+  EXPECT_EQ(no_rows.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(no_rows.status().message(), HasSubstr("no per-example evaluation rows"));
+  auto no_file = RenderResultsReport(
+      (dir_ / "absent.db").string(),
+      TableRequest("paper-1", ResultsReportKind::kMainTable, table::Format::kText));
+  EXPECT_EQ(no_file.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(no_file.status().message(), HasSubstr("absent.db"));
+  EXPECT_EQ(ParseTableReportKind("phenomena").value(), ResultsReportKind::kPhenomenaTable);
+  EXPECT_EQ(ParseTableReportKind("plot").status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ResultsQueueTest, RunsTasksInOrderRefusesBeyondCapacityAndDrainsOnDestruction) {
+  std::vector<int> ran;
+  absl::Notification release;
+  {
+    ResultsQueue queue(/*capacity=*/2);
+    absl::Notification started;
+    // The first task blocks the thread so that the next ones wait in the queue.
+    ASSERT_TRUE(queue.TrySchedule([&] {
+      started.Notify();
+      release.WaitForNotification();
+      ran.push_back(1);
+    }));
+    started.WaitForNotification();
+    EXPECT_TRUE(queue.TrySchedule([&] { ran.push_back(2); }));
+    EXPECT_TRUE(queue.TrySchedule([&] { ran.push_back(3); }));
+    EXPECT_FALSE(queue.TrySchedule([&] { ran.push_back(4); }));  // 2 already waiting
+    release.Notify();
+  }  // the destructor runs 2 and 3 before joining
+  EXPECT_EQ(ran, (std::vector<int>{1, 2, 3}));
 }
 
 }  // namespace
