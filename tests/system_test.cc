@@ -483,5 +483,86 @@ TEST_F(SystemTest, LocalRunsTheSmokeGridAndPrintsItsResults) {
   EXPECT_TRUE(fs::exists(dir_ / "local.db"));
 }
 
+// A job that reports 20 evaluated pairs of variant $1 ("base" flips pairs 0-7, "adapted" pairs
+// 0-1), so that the paper tables have an arm to compare with its baseline.
+constexpr char kRowsScript[] = R"(#!/bin/sh
+i=0
+: > "$PCSWEEP_OUTPUT_DIR/examples.jsonl"
+while [ $i -lt 20 ]; do
+  label=1; [ $i -ge 16 ] && label=0
+  para=0.6; [ "$1" = base ] && [ $i -lt 8 ] && para=-1.2
+  [ "$1" = adapted ] && [ $i -lt 2 ] && para=-0.8
+  printf '{"eval_set":"sys","variant":"%s","question_id":"q%d","pair_id":"p%d","image":"img","phenomenon":"ph%d","label":%d,"margin_original":1.0,"margin_paraphrase":%s}\n' "$1" $i $i $((i % 2)) $label $para >> "$PCSWEEP_OUTPUT_DIR/examples.jsonl"
+  i=$((i + 1))
+done
+echo '{"done": 1}' > "$PCSWEEP_OUTPUT_DIR/metrics.json"
+)";
+
+TEST_F(SystemTest, ResultsTablesAndPlotThroughTheCoordinatorEqualTheDatabaseFile) {
+  StartCoordinator();
+  StartWorker("w1", 2);
+  const std::string script = WriteFile("rows.sh", kRowsScript);
+  const std::string spec = WriteFile(
+      "paper.yaml", absl::StrCat("name: paper\njob:\n  kind: command\n  command: \"sh ", script,
+                                 " {variant}\"\ngrid:\n  variant: [base, adapted]\n"));
+  const std::string sweep_id = Submit(spec);
+  ASSERT_FALSE(sweep_id.empty());
+  auto sweep = WaitUntilFinished(sweep_id);
+  ASSERT_TRUE(sweep.ok()) << sweep.status();
+  ASSERT_EQ(sweep->summary().succeeded(), 2) << sweep->DebugString();
+
+  for (const char* format : {"text", "latex", "json"}) {
+    for (const char* table : {"main", "ablation", "phenomena"}) {
+      // By name through the coordinator (PCSWEEP_COORDINATOR is not set here), by id from the
+      // file.
+      CommandResult rpc = Pcsweep(
+          {"results", "paper", "--table", table, "--format", format, "--coordinator", address_});
+      ASSERT_EQ(rpc.exit_code, 0) << rpc.err;
+      CommandResult file =
+          Pcsweep({"results", sweep_id, "--table", table, "--format", format, "--db", db_});
+      ASSERT_EQ(file.exit_code, 0) << file.err;
+      EXPECT_EQ(rpc.out, file.out) << table << " " << format;
+      if (std::string(table) == "main") EXPECT_THAT(rpc.out, HasSubstr("variant=adapted"));
+    }
+  }
+  CommandResult main = Pcsweep({"results", sweep_id, "--table", "main", "--coordinator", address_});
+  EXPECT_THAT(main.out, HasSubstr("40.0%"));  // the base model flips 8 of 20 pairs
+  EXPECT_THAT(main.out, HasSubstr("10.0%"));  // the arm 2 of 20
+
+  const std::string rpc_svg = (dir_ / "rpc.svg").string();
+  const std::string file_svg = (dir_ / "file.svg").string();
+  CommandResult plot_rpc =
+      Pcsweep({"plot", sweep_id, "--out", rpc_svg, "--x", "variant", "--coordinator", address_});
+  ASSERT_EQ(plot_rpc.exit_code, 0) << plot_rpc.err;
+  CommandResult plot_file =
+      Pcsweep({"plot", sweep_id, "--out", file_svg, "--x", "variant", "--db", db_});
+  ASSERT_EQ(plot_file.exit_code, 0) << plot_file.err;
+  std::ifstream rpc_in(rpc_svg), file_in(file_svg);
+  const std::string rpc_text((std::istreambuf_iterator<char>(rpc_in)), {});
+  const std::string file_text((std::istreambuf_iterator<char>(file_in)), {});
+  EXPECT_THAT(rpc_text, HasSubstr("<svg"));
+  EXPECT_EQ(rpc_text, file_text);
+
+  // --recompute through the coordinator stores the comparisons in its file.
+  CommandResult recompute =
+      Pcsweep({"results", sweep_id, "--recompute", "--coordinator", address_});
+  ASSERT_EQ(recompute.exit_code, 0) << recompute.err;
+  EXPECT_THAT(recompute.err, HasSubstr(absl::StrCat("5 comparisons of sweep ", sweep_id)));
+  auto reader = coordinator::StoreReader::OpenReadOnly(db_);
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  EXPECT_EQ((*reader)->ListComparisons(sweep_id)->size(), 5u);
+
+  for (std::vector<std::string> args :
+       {std::vector<std::string>{"results", "no-such-sweep", "--table", "main"},
+        std::vector<std::string>{"plot", "no-such-sweep", "--out", (dir_ / "x.svg").string()}}) {
+    args.insert(args.end(), {"--coordinator", address_});
+    CommandResult missing = Pcsweep(args);
+    EXPECT_EQ(missing.exit_code, 1);
+    EXPECT_EQ(missing.out, "");
+    EXPECT_THAT(missing.err, HasSubstr("no sweep with id or name 'no-such-sweep'"));
+    EXPECT_EQ(std::count(missing.err.begin(), missing.err.end(), '\n'), 1) << missing.err;
+  }
+}
+
 }  // namespace
 }  // namespace pcsweep
