@@ -8,6 +8,7 @@
 #include <set>
 #include <sstream>
 
+#include "common/analysis/golden.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -219,23 +220,8 @@ TEST(CompareWithBaselines, PrefersSeedMatchedBaselineAndWarnsWithoutOne) {
               testing::HasSubstr("job 'eval-base' eval set 'mimic': row 3 (pair_id 'p3')"));
 }
 
-std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
-
 void ExpectGolden(const std::string& name, const std::string& actual) {
-  const char* root = std::getenv("PCSWEEP_SOURCE_ROOT");
-  const fs::path path = fs::path(root ? root : ".") / "common/analysis/testdata" / name;
-  if (std::getenv("PCSWEEP_UPDATE_GOLDEN") != nullptr) {
-    fs::create_directories(path.parent_path());
-    std::ofstream(path, std::ios::binary) << actual;
-    return;
-  }
-  ASSERT_TRUE(fs::exists(path)) << path << " missing; run with PCSWEEP_UPDATE_GOLDEN=1";
-  EXPECT_EQ(actual, ReadFile(path)) << "golden mismatch: " << path;
+  golden::ExpectGolden("common/analysis/testdata", name, actual);
 }
 
 TEST(Tables, MainTableGolden) {

@@ -6,14 +6,13 @@
 #include <cmath>
 #include <ctime>
 #include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <random>
-#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/notification.h"
+#include "common/analysis/golden.h"
 #include "coordinator/analysis/results_report.h"
 #include "coordinator/store/sqlite_store.h"
 #include "gmock/gmock.h"
@@ -432,26 +431,8 @@ TEST_F(SweepResultsTest, FiftyThousandRows_QueryTimesArePrinted) {
             << recompute_s << std::endl;
 }
 
-std::string ReadFile(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
-
-// Compares with coordinator/analysis/testdata/NAME; PCSWEEP_UPDATE_GOLDEN=1 rewrites it.
 void ExpectGolden(const std::string& name, const std::string& actual) {
-  const char* root = std::getenv("PCSWEEP_SOURCE_ROOT");
-  const std::filesystem::path path =
-      std::filesystem::path(root ? root : ".") / "coordinator/analysis/testdata" / name;
-  if (std::getenv("PCSWEEP_UPDATE_GOLDEN") != nullptr) {
-    std::filesystem::create_directories(path.parent_path());
-    std::ofstream(path, std::ios::binary) << actual;
-    return;
-  }
-  ASSERT_TRUE(std::filesystem::exists(path))
-      << path << " missing; run with PCSWEEP_UPDATE_GOLDEN=1";
-  EXPECT_EQ(actual, ReadFile(path)) << "golden mismatch: " << path;
+  analysis::golden::ExpectGolden("coordinator/analysis/testdata", name, actual);
 }
 
 ResultsReportRequest TableRequest(const std::string& sweep, ResultsReportKind kind,
