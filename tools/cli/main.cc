@@ -100,6 +100,14 @@ struct ClientFlags {
     }
     return MakeGrpcCoordinatorApi(options);
   }
+
+  // Commands that read a database file when given one (--db) and ask the coordinator otherwise:
+  // null when `db_path` is set.
+  absl::StatusOr<std::unique_ptr<CoordinatorApi>> ConnectUnlessDb(
+      const std::string& db_path) const {
+    if (!db_path.empty()) return std::unique_ptr<CoordinatorApi>();
+    return Connect();
+  }
 };
 
 absl::Duration SecondsFlag(double seconds) { return absl::Milliseconds(seconds * 1000.0); }
@@ -433,10 +441,7 @@ int Main(int argc, char** argv) {
         tables_request.db_path = db_path;
         tables_request.sweep = sweep_id;
         tables_request.format = table_format;
-        std::unique_ptr<CoordinatorApi> api;
-        if (db_path.empty()) {
-          PCSWEEP_ASSIGN_OR_RETURN(api, client.Connect());
-        }
+        PCSWEEP_ASSIGN_OR_RETURN(auto api, client.ConnectUnlessDb(db_path));
         return RunResultsTables(tables_request, api.get(), std::cout, std::cerr);
       }
 #endif
@@ -481,10 +486,7 @@ int Main(int argc, char** argv) {
   client.AddTo(plot);
   plot->callback([&] {
     action = [&]() -> absl::Status {
-      std::unique_ptr<CoordinatorApi> api;
-      if (plot_request.db_path.empty()) {
-        PCSWEEP_ASSIGN_OR_RETURN(api, client.Connect());
-      }
+      PCSWEEP_ASSIGN_OR_RETURN(auto api, client.ConnectUnlessDb(plot_request.db_path));
       return RunPlot(plot_request, api.get(), std::cerr);
     };
   });
