@@ -29,8 +29,8 @@ constexpr int kDefaultMaxAttempts = 3;
 constexpr int kMaxDepth = 64;
 constexpr size_t kMaxYamlNodes = 1000000;
 constexpr size_t kMaxJobs = 100000;
-constexpr const char* kJobKinds[] = {"command",   "pretrain",     "eval",        "train_eval",
-                                     "sae_train", "sae_transfer", "layer_select"};
+constexpr const char* kJobKinds[] = {"command",   "pretrain",     "eval",         "train_eval",
+                                     "sae_train", "sae_transfer", "layer_select", "clamp_eval"};
 const std::vector<std::string> kSingleStageKeys = {"name",    "job",     "grid",
                                                    "include", "exclude", "max_attempts"};
 const std::vector<std::string> kMultiStageKeys = {"name", "stages", "max_attempts"};
