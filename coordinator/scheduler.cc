@@ -194,6 +194,7 @@ void Scheduler::SetStateLocked(Job& job, JobState state, const std::string& mess
   if (old == JobState::kSucceeded && !job.rec.reused_from.empty()) sweep.reused--;
   if (state == JobState::kSucceeded && !job.rec.reused_from.empty()) sweep.reused++;
   job.rec.state = state;
+  if (state != JobState::kPending) job.lease_lapsed = false;
   if (IsActive(state)) {
     active_[job.rec.job_id] = job.lease_deadline;
   } else {
@@ -499,13 +500,32 @@ absl::StatusOr<RegisterResult> Scheduler::RegisterWorker(const WorkerRecord& wor
     std::map<std::string, int> kept;
     for (const JobRef& ref : running) {
       auto it = jobs_.find(ref.job_id);
-      if (it != jobs_.end() && IsActive(it->second.rec.state) &&
-          it->second.rec.attempt == ref.attempt && it->second.rec.worker_id == id) {
+      const bool ours = it != jobs_.end() && it->second.rec.attempt == ref.attempt &&
+                        it->second.rec.worker_id == id && !it->second.completing;
+      // A lease that lapsed while the worker could not reach us (coordinator restart) and
+      // that nobody has taken since is handed back: the attempt goes on instead of re-running.
+      const bool lapsed =
+          ours && it->second.lease_lapsed && it->second.rec.state == JobState::kPending;
+      if (ours && (IsActive(it->second.rec.state) || lapsed)) {
         Job& job = it->second;
         job.rec.incarnation_id = worker_in.incarnation_id;
         job.lease_deadline = options_.clock->Now() + options_.lease_timeout;
-        active_[job.rec.job_id] = job.lease_deadline;
-        batch.push_back(UpsertJob{job.rec});
+        if (lapsed) {
+          job.rec.error.clear();
+          if (!job.attempts.empty()) {
+            AttemptRecord& attempt = job.attempts.back();
+            attempt.state = JobState::kLeased;
+            attempt.finished_ms = 0;
+            attempt.error.clear();
+            batch.push_back(UpsertAttempt{attempt});
+          }
+          SetStateLocked(job, JobState::kLeased,
+                         absl::StrCat("lease of attempt ", job.rec.attempt, " resumed by ", id),
+                         batch, deferred);
+        } else {
+          active_[job.rec.job_id] = job.lease_deadline;
+          batch.push_back(UpsertJob{job.rec});
+        }
         kept[ref.job_id] = ref.attempt;
       } else {
         result.cancel.push_back(ref);
@@ -602,8 +622,10 @@ std::vector<Assignment> Scheduler::LeaseLocked(const Worker& worker,
       if (!accepts(kind)) continue;
       while (!queue.empty()) {
         auto it = jobs_.find(queue.front().second);
+        // A job whose lapsed lease is being completed is not handed out meanwhile (it is
+        // queued again if that write fails).
         if (it != jobs_.end() && it->second.rec.state == JobState::kPending &&
-            it->second.unfinished_parents == 0) {
+            it->second.unfinished_parents == 0 && !it->second.completing) {
           break;
         }
         if (it != jobs_.end()) it->second.in_queue = false;
@@ -764,7 +786,13 @@ absl::StatusOr<Scheduler::Job*> Scheduler::FenceLocked(const std::string& worker
     return absl::FailedPreconditionError(absl::StrCat("unknown job '", job_id, "'"));
   }
   Job& job = it->second;
-  if (!IsActive(job.rec.state)) {
+  // A lapsed lease (the job went back to PENDING and nobody has leased it since) still
+  // belongs to its attempt: e.g. a result finished while the coordinator was down, reported
+  // after the worker re-registered. Taking it saves re-running the job; a re-lease bumps the
+  // attempt, which fences the old one out.
+  const bool lapsed =
+      job.lease_lapsed && job.rec.state == JobState::kPending && job.rec.attempt == attempt;
+  if (!IsActive(job.rec.state) && !lapsed) {
     return absl::FailedPreconditionError(
         absl::StrCat("job ", job_id, " attempt ", attempt, " is stale: the job is ",
                      JobStateName(job.rec.state), " (attempt ", job.rec.attempt, ")"));
@@ -774,7 +802,21 @@ absl::StatusOr<Scheduler::Job*> Scheduler::FenceLocked(const std::string& worker
                                                       " is stale: the current attempt is ",
                                                       job.rec.attempt));
   }
-  if (job.rec.worker_id != worker_id || job.rec.incarnation_id != incarnation_id) {
+  if (job.rec.worker_id != worker_id) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("job ", job_id, " attempt ", attempt, " is leased to worker '",
+                     job.rec.worker_id, "' (another incarnation or worker reported it)"));
+  }
+  if (lapsed) {
+    // Only the worker's current registration may report it: a superseded process may not.
+    auto worker = workers_.find(worker_id);
+    if (worker == workers_.end() || worker->second.rec.incarnation_id.empty() ||
+        worker->second.rec.incarnation_id != incarnation_id) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("job ", job_id, " attempt ", attempt, ": the lease lapsed and worker '",
+                       worker_id, "' is not registered with this incarnation"));
+    }
+  } else if (job.rec.incarnation_id != incarnation_id) {
     return absl::FailedPreconditionError(
         absl::StrCat("job ", job_id, " attempt ", attempt, " is leased to worker '",
                      job.rec.worker_id, "' (another incarnation or worker reported it)"));
@@ -805,6 +847,7 @@ void Scheduler::CompleteJob(const std::string& worker_id, const std::string& inc
     finished.state = JobState::kSucceeded;
     finished.finished_ms = NowMs();
     finished.progress = 1;
+    finished.error.clear();  // a lapsed lease left "lease expired" there
     if (!result.log_path.empty()) finished.log_path = result.log_path;
     AttemptRecord attempt_rec = job.attempts.empty() ? AttemptRecord{} : job.attempts.back();
     attempt_rec.job_id = job_id;
@@ -812,6 +855,7 @@ void Scheduler::CompleteJob(const std::string& worker_id, const std::string& inc
     attempt_rec.worker_id = worker_id;
     attempt_rec.state = JobState::kSucceeded;
     attempt_rec.finished_ms = finished.finished_ms;
+    attempt_rec.error.clear();
     attempt_rec.log_path = finished.log_path;
     batch.push_back(UpsertJob{finished});
     batch.push_back(UpsertAttempt{attempt_rec});
@@ -837,13 +881,21 @@ void Scheduler::CompleteJob(const std::string& worker_id, const std::string& inc
             job.rec.outputs = outputs;
             job.rec.progress = 1;
             if (!log_path.empty()) job.rec.log_path = log_path;
+            job.rec.error.clear();
             if (!job.attempts.empty()) {
               job.attempts.back().state = JobState::kSucceeded;
               job.attempts.back().finished_ms = finished_ms > 0 ? finished_ms : NowMs();
               job.attempts.back().log_path = job.rec.log_path;
+              job.attempts.back().error.clear();
             }
             SetStateLocked(job, JobState::kSucceeded, "succeeded", follow_up, deferred);
             OnSucceededLocked(job, follow_up, deferred);
+            DispatchLocked(follow_up, deferred);
+            WriteLocked(follow_up);
+          } else if (job.rec.state == JobState::kPending && job.unfinished_parents == 0) {
+            // A lapsed lease's job left the ready queue while its result was being written.
+            WriteBatch follow_up;
+            PushReadyLocked(job);
             DispatchLocked(follow_up, deferred);
             WriteLocked(follow_up);
           }
@@ -935,6 +987,7 @@ void Scheduler::FailJob(const FailureReport& report, DoneCallback done) {
       error = report.signal != 0 ? absl::StrCat("killed by signal ", report.signal)
                                  : absl::StrCat("exit code ", report.exit_code);
     }
+    (*fenced)->lease_lapsed = false;  // reported now: a second report is a duplicate
     FailAttemptLocked(**fenced, error, report.retryable, report.exit_code, report.signal,
                       report.stderr_tail, report.log_path, batch, deferred);
     DispatchLocked(batch, deferred);
@@ -963,6 +1016,7 @@ void Scheduler::ExpireLeaseLocked(Job& job, const std::string& why, WriteBatch& 
                                   Deferred& deferred) {
   FailAttemptLocked(job, why, /*retryable=*/true, /*exit_code=*/0, /*signal=*/0, "", "", batch,
                     deferred);
+  job.lease_lapsed = job.rec.state == JobState::kPending;
 }
 
 // ------------------------------------------------------------------------------------------

@@ -21,7 +21,11 @@
 // otherwise FailedPrecondition, so each cell is recorded exactly once. The incarnation check
 // uses the lease, not the worker registry, so a restarted worker (or a worker talking to a
 // restarted coordinator) may re-send spooled results under the incarnation that leased them,
-// as long as the lease has not been lost.
+// as long as the lease has not been lost. A lapsed lease is still honoured while the job waits
+// in PENDING with the same attempt (not re-leased yet): a completion or failure report from
+// the same worker, under its current registration, is recorded for that attempt (a result
+// finished during a coordinator outage is not run again). Once the job is re-leased, the
+// attempt number moves on and the old attempt is refused.
 //
 // Leases: a lease lasts lease_timeout from the lease or from the last heartbeat listing the
 // job; Tick() expires overdue ones (the attempt fails, the job is retried with attempt + 1 up
@@ -169,8 +173,9 @@ class Scheduler {
 
   // Registers an incarnation under the stable name `worker.name` (or host when empty). A new
   // incarnation of a known name loses the old one's leases except the (job, attempt) pairs
-  // listed in `running` that are still leased to this name; listed pairs that are not come
-  // back in `cancel`. Possible errors: InvalidArgument (no incarnation id or slots < 1).
+  // listed in `running` that are still leased to this name, or whose lease lapsed without
+  // the job being leased again (they are leased back); listed pairs that are not come back
+  // in `cancel`. Possible errors: InvalidArgument (no incarnation id or slots < 1).
   absl::StatusOr<RegisterResult> RegisterWorker(const WorkerRecord& worker,
                                                 const std::vector<JobRef>& running);
 
@@ -237,7 +242,10 @@ class Scheduler {
     int unfinished_parents = 0;
     absl::Time lease_deadline = absl::InfinitePast();
     bool completing = false;  // a completion is being written
-    bool in_queue = false;    // listed in a ready queue
+    // PENDING because its lease expired without a report: that attempt may still report (or
+    // be resumed by its worker) until the job is leased again.
+    bool lease_lapsed = false;
+    bool in_queue = false;  // listed in a ready queue
     bool dependency_cancelled = false;
   };
   struct Sweep {

@@ -432,6 +432,108 @@ TEST_F(SchedulerTest, Restart_LeasesOfWorkersThatDoNotComeBackExpireAfterTheTime
   EXPECT_EQ(Job((*leased)[0].job_id).state, JobState::kPending);
 }
 
+TEST_F(SchedulerTest, Restart_ResultOfALapsedLeaseIsTakenUntilTheJobIsLeasedAgain) {
+  const std::string sweep = Submit(Grid("smoke", 2));
+  const std::string w = Register("w1", "inc1");
+  auto leased = Acquire(w, "inc1", 2);
+  ASSERT_THAT(*leased, SizeIs(2));
+  // The coordinator restarts; the worker comes back only after the fresh lease ran out.
+  Restart();
+  clock_.Advance(absl::Seconds(21));
+  scheduler_->Tick();
+  ASSERT_EQ(Job((*leased)[0].job_id).state, JobState::kPending);
+  ASSERT_EQ(Job((*leased)[1].job_id).state, JobState::kPending);
+  // Before re-registering, the report names an incarnation the coordinator does not know.
+  EXPECT_EQ(Complete(w, "inc1", (*leased)[0]).code(), absl::StatusCode::kFailedPrecondition);
+  Register("w1", "inc1");
+  // Another worker cannot report it, nor can the worker for another attempt.
+  Register("w2", "inc2");
+  EXPECT_EQ(Complete("w2", "inc2", (*leased)[0]).code(), absl::StatusCode::kFailedPrecondition);
+  Assignment wrong_attempt = (*leased)[0];
+  wrong_attempt.attempt = 2;
+  EXPECT_EQ(Complete(w, "inc1", wrong_attempt).code(), absl::StatusCode::kFailedPrecondition);
+  // The attempt's own result is taken: SUCCEEDED at attempt 1, never leased again.
+  ASSERT_TRUE(Complete(w, "inc1", (*leased)[0], ResultWithRows(5, 3)).ok());
+  JobRecord done = Job((*leased)[0].job_id);
+  EXPECT_EQ(done.state, JobState::kSucceeded);
+  EXPECT_EQ(done.attempt, 1);
+  EXPECT_EQ(done.error, "");
+  EXPECT_EQ(done.metrics.at("value"), 5);
+  // The other job is leased again (attempt 2) before its old result arrives: refused.
+  auto again = Acquire("w2", "inc2", 4);
+  ASSERT_THAT(*again, SizeIs(1));
+  EXPECT_EQ((*again)[0].job_id, (*leased)[1].job_id);
+  EXPECT_EQ((*again)[0].attempt, 2);
+  EXPECT_EQ(Complete(w, "inc1", (*leased)[1]).code(), absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(Complete("w2", "inc2", (*again)[0]).ok());
+  EXPECT_EQ(scheduler_->GetSweepSummary(sweep)->succeeded, 2);
+
+  store_->Flush();
+  auto reader = StoreReader::OpenReadOnly((dir_ / "coord.db").string());
+  ASSERT_TRUE(reader.ok());
+  auto attempts = (*reader)->ListAttempts((*leased)[0].job_id);
+  ASSERT_TRUE(attempts.ok());
+  ASSERT_THAT(*attempts, SizeIs(1));
+  EXPECT_EQ((*attempts)[0].state, JobState::kSucceeded);
+  EXPECT_THAT(*(*reader)->ListExamples(sweep), SizeIs(3));
+}
+
+TEST_F(SchedulerTest, Restart_LapsedLeaseOfAJobStillRunningIsHandedBackOnRegistration) {
+  Submit(Grid("smoke", 1));
+  const std::string w = Register("w1", "inc1");
+  auto leased = Acquire(w, "inc1");
+  ASSERT_THAT(*leased, SizeIs(1));
+  Restart();
+  clock_.Advance(absl::Seconds(21));
+  scheduler_->Tick();
+  ASSERT_EQ(Job((*leased)[0].job_id).state, JobState::kPending);
+  RegisterResult registered;
+  Register("w1", "inc1", {{(*leased)[0].job_id, 1}}, &registered);
+  EXPECT_THAT(registered.cancel, IsEmpty());
+  JobRecord job = Job((*leased)[0].job_id);
+  EXPECT_EQ(job.state, JobState::kLeased);
+  EXPECT_EQ(job.attempt, 1);
+  EXPECT_THAT(*Acquire(w, "inc1"), IsEmpty());  // not handed out twice
+  ASSERT_TRUE(Complete(w, "inc1", (*leased)[0]).ok());
+  auto details = scheduler_->GetJob((*leased)[0].job_id);
+  ASSERT_THAT(details->second, SizeIs(1));
+  EXPECT_EQ(details->second[0].state, JobState::kSucceeded);
+}
+
+TEST_F(SchedulerTest, LapsedLease_FailureReportIsRecordedAndASupersededProcessIsRefused) {
+  Submit(Grid("smoke", 2));
+  const std::string w = Register("w1", "old");
+  auto leased = Acquire(w, "old", 2);
+  ASSERT_THAT(*leased, SizeIs(2));
+  clock_.Advance(absl::Seconds(21));
+  scheduler_->Tick();
+  // A non-retryable failure of the lapsed attempt fails the job for good, with its details.
+  ASSERT_TRUE(Fail(w, "old", (*leased)[0], /*retryable=*/false).ok());
+  JobRecord failed = Job((*leased)[0].job_id);
+  EXPECT_EQ(failed.state, JobState::kFailed);
+  EXPECT_THAT(failed.error, HasSubstr("boom on stderr"));
+  // A newer process took the name: the old one's report of the lapsed lease is refused.
+  Register("w1", "new");
+  EXPECT_EQ(Complete(w, "old", (*leased)[1]).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Job((*leased)[1].job_id).state, JobState::kPending);
+}
+
+TEST_F(SchedulerTest, LapsedLease_ResultWhoseWriteFailsLeavesTheJobToBeLeasedAgain) {
+  Submit(Grid("smoke", 1));
+  const std::string w = Register("w1", "inc1");
+  auto leased = Acquire(w, "inc1");
+  ASSERT_THAT(*leased, SizeIs(1));
+  clock_.Advance(absl::Seconds(21));
+  scheduler_->Tick();
+  faulty_->FailResults(true);
+  EXPECT_EQ(Complete(w, "inc1", (*leased)[0]).code(), absl::StatusCode::kUnavailable);
+  faulty_->FailResults(false);
+  EXPECT_EQ(Job((*leased)[0].job_id).state, JobState::kPending);
+  auto again = Acquire(w, "inc1");
+  ASSERT_THAT(*again, SizeIs(1));
+  EXPECT_EQ((*again)[0].attempt, 2);
+}
+
 TEST_F(SchedulerTest, LongPoll_WaitsForWorkAndEndsEmptyAtItsDeadline) {
   const std::string w = Register("w1", "inc1");
   std::promise<absl::StatusOr<std::vector<Assignment>>> got_work, got_nothing;
