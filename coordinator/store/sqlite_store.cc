@@ -1,7 +1,9 @@
 #include "coordinator/store/sqlite_store.h"
 
 #include <SQLiteCpp/SQLiteCpp.h>
+#include <sqlite3.h>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/status/status_macros.h"
 #include "coordinator/store/schema.h"
@@ -256,14 +258,67 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string
     return SqliteError(e, absl::StrCat("opening database ", path));
   }
   PCSWEEP_RETURN_IF_ERROR(Migrate(*db));
+  const bool in_memory =
+      path.empty() || path == ":memory:" || absl::StartsWith(path, "file::memory:");
+  if (in_memory) options.checkpoint_after_pages = 0;
   std::unique_ptr<SqliteStore> store(new SqliteStore(std::move(db), options));
   try {
     store->statements_ = std::make_unique<Statements>(*store->db_);
+    if (options.checkpoint_after_pages > 0) {
+      store->checkpoint_db_ = std::make_unique<SQLite::Database>(path, SQLite::OPEN_READWRITE);
+      store->checkpoint_db_->setBusyTimeout(5000);
+      // A connection knows the file is in WAL mode only once it has read it.
+      store->checkpoint_db_->exec("PRAGMA journal_mode=WAL");
+    }
   } catch (const std::exception& e) {
     return SqliteError(e, absl::StrCat("preparing statements on ", path));
   }
+  if (store->checkpoint_db_ != nullptr) {
+    // Replaces SQLite's automatic checkpoints on the writer's connection.
+    sqlite3_wal_hook(store->db_->getHandle(), &SqliteStore::OnWalCommit, store.get());
+    store->checkpointer_ = std::thread([s = store.get()] { s->CheckpointerLoop(); });
+  }
   store->writer_ = std::thread([s = store.get()] { s->WriterLoop(); });
   return store;
+}
+
+int SqliteStore::OnWalCommit(void* self, sqlite3* db, const char* name, int pages) {
+  auto* store = static_cast<SqliteStore*>(self);
+  if (pages >= store->options_.checkpoint_after_pages) {
+    absl::MutexLock lock(&store->checkpoint_mu_);
+    store->checkpoint_wanted_ = true;
+  }
+  return SQLITE_OK;
+}
+
+void SqliteStore::CheckpointerLoop() {
+  for (;;) {
+    {
+      absl::MutexLock lock(&checkpoint_mu_);
+      checkpoint_mu_.Await(absl::Condition(
+          +[](SqliteStore* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->checkpoint_mu_) {
+            return s->checkpoint_wanted_ || s->checkpoint_stopping_;
+          },
+          this));
+      if (checkpoint_stopping_) return;
+      checkpoint_wanted_ = false;
+    }
+    // PASSIVE: copies what no reader still needs without blocking the writer or readers.
+    // A busy or failed checkpoint leaves the WAL longer; the next commit asks again.
+    int wal_pages = 0;
+    int copied_pages = 0;
+    const int rc = sqlite3_wal_checkpoint_v2(checkpoint_db_->getHandle(), nullptr,
+                                             SQLITE_CHECKPOINT_PASSIVE, &wal_pages, &copied_pages);
+    if (rc == SQLITE_OK && copied_pages > 0) {
+      absl::MutexLock lock(&checkpoint_mu_);
+      ++checkpoints_;
+    }
+  }
+}
+
+int64_t SqliteStore::checkpoints() const {
+  absl::MutexLock lock(&checkpoint_mu_);
+  return checkpoints_;
 }
 
 SqliteStore::SqliteStore(std::unique_ptr<SQLite::Database> db, SqliteStoreOptions options)
@@ -275,7 +330,14 @@ SqliteStore::~SqliteStore() {
     stopping_ = true;
   }
   if (writer_.joinable()) writer_.join();
+  {
+    absl::MutexLock lock(&checkpoint_mu_);
+    checkpoint_stopping_ = true;
+  }
+  if (checkpointer_.joinable()) checkpointer_.join();
+  checkpoint_db_.reset();
   statements_.reset();
+  // Closing db_, the last connection, checkpoints what is left and removes the WAL.
 }
 
 void SqliteStore::WriteAsync(WriteBatch batch, DoneCallback done) {

@@ -2,6 +2,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "coordinator/store/schema.h"
 #include "coordinator/store/sqlite_store.h"
@@ -152,6 +153,38 @@ TEST_F(StoreTest, Write_GroupsQueuedBatchesIntoFewTransactions) {
   auto rows = (*reader)->ListJobExamples("s.199");
   ASSERT_TRUE(rows.ok());
   EXPECT_THAT(*rows, SizeIs(500));
+}
+
+TEST_F(StoreTest, Checkpoints_RunOnTheirOwnThreadAndKeepTheWalBounded) {
+  SqliteStoreOptions options;
+  options.checkpoint_after_pages = 64;
+  auto store = SqliteStore::Open(path_, options);
+  ASSERT_TRUE(store.ok()) << store.status();
+  const std::string wal = path_ + "-wal";
+  uintmax_t largest_wal = 0;
+  for (int round = 0; round < 20; ++round) {
+    std::vector<std::shared_future<absl::Status>> futures;
+    for (int i = 0; i < 10; ++i) {
+      JobRecord job = MakeJob("s", round * 10 + i);
+      futures.push_back((*store)->Write(
+          {UpsertJob{job}, PutResult{job.job_id, 1, JobResult{{}, {}, MakeRows(200), "", 0}}}));
+    }
+    for (auto& f : futures) ASSERT_TRUE(f.get().ok());
+    largest_wal = std::max(largest_wal, std::filesystem::file_size(wal));
+  }
+  // Checkpoints happen asynchronously: wait (bounded) for the first one.
+  for (int i = 0; i < 500 && (*store)->checkpoints() == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  EXPECT_GT((*store)->checkpoints(), 0);
+  // 200 jobs x 200 rows are several MiB; a WAL that is never checkpointed would hold them all.
+  const uintmax_t database = std::filesystem::file_size(path_);
+  EXPECT_GT(database, 1u << 20) << "nothing was copied back into the database file";
+  EXPECT_LT(largest_wal, 4 * database) << "the WAL was not reused";
+  store->reset();  // closing checkpoints the rest
+  auto reader = StoreReader::OpenReadOnly(path_);
+  ASSERT_TRUE(reader.ok());
+  EXPECT_THAT(*(*reader)->ListJobExamples("s.199"), SizeIs(200));
 }
 
 TEST_F(StoreTest, Write_OneBadBatchFailsAloneInsideAGroup) {
