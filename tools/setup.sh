@@ -10,7 +10,7 @@ packages=(
   libspdlog-dev libfmt-dev libyaml-cpp-dev libcli11-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libtorch-dev libopenblas0-pthread
-  libboost-math-dev libstb-dev libsentencepiece-dev texlive-latex-base
+  libboost-math-dev libstb-dev libsentencepiece-dev texlive-latex-base python3-optuna
 )
 
 missing=()
