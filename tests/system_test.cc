@@ -318,7 +318,10 @@ TEST_F(SystemTest, KilledWorkerJobIsRetriedElsewhere) {
 }
 
 TEST_F(SystemTest, CoordinatorKilledAndRestartedOnTheSameFileCompletesTheSweep) {
-  StartCoordinator("127.0.0.1:0", FastLeases());
+  // Leases long enough that a loaded machine does not lose one before the kill (that would
+  // re-run a job for another reason than the restart).
+  const std::vector<std::string> leases = {"--heartbeat-interval", "0.2", "--lease-timeout", "3"};
+  StartCoordinator("127.0.0.1:0", leases);
   const std::string address = address_;
   for (int i = 1; i <= 2; ++i) StartWorker(absl::StrCat("w", i), 2);
   const std::string sweep_id = Submit(WriteJobSpec("killcoord", 16, 0.4));
@@ -332,12 +335,23 @@ TEST_F(SystemTest, CoordinatorKilledAndRestartedOnTheSameFileCompletesTheSweep) 
   coordinator_->Signal(SIGKILL);
   ASSERT_TRUE(coordinator_->Wait(absl::Seconds(10)).ok());
   // Same port, so the workers find it again; same file, so the sweep resumes.
-  StartCoordinator(address, FastLeases());
+  StartCoordinator(address, leases);
   ASSERT_EQ(address_, address);
   auto sweep = WaitUntilFinished(sweep_id);
   ASSERT_TRUE(sweep.ok()) << sweep.status();
   EXPECT_EQ(sweep->summary().succeeded(), 16);
   ExpectEveryCellExactlyOnce(sweep_id, 16, 1);
+  // No work was redone: jobs running or finished during the outage kept their first attempt,
+  // even when their lease ran out before their worker came back.
+  auto reader = coordinator::StoreReader::OpenReadOnly(db_);
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  for (const v1::Job& job : sweep->jobs()) {
+    auto attempts = (*reader)->ListAttempts(job.job_id());
+    ASSERT_TRUE(attempts.ok()) << attempts.status();
+    EXPECT_EQ(attempts->size(), 1u)
+        << job.name() << " ran " << attempts->size()
+        << " times; the first attempt ended with: " << attempts->front().error;
+  }
 }
 
 TEST_F(SystemTest, StoppedWorkerLosesItsLease) {
@@ -470,6 +484,67 @@ TEST_F(SystemTest, UnreachableCoordinatorIsOneLine) {
   EXPECT_EQ(result.exit_code, 1);
   EXPECT_THAT(result.err, ::testing::StartsWith("cannot reach coordinator at 127.0.0.1:1: "));
   EXPECT_EQ(std::count(result.err.begin(), result.err.end(), '\n'), 1) << result.err;
+}
+
+// A self-signed certificate for 127.0.0.1 made at test time with the openssl CLI.
+TEST_F(SystemTest, TlsCoordinatorServesClientsWithTheCaAndRefusesPlainText) {
+  const std::string cert = (dir_ / "server.pem").string();
+  const std::string key = (dir_ / "server.key").string();
+  auto openssl = RunCommand(
+      {"/usr/bin/openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+       "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1", "-addext",
+       "subjectAltName=IP:127.0.0.1,DNS:localhost", "-keyout", key, "-out", cert},
+      absl::Seconds(30));
+  ASSERT_TRUE(openssl.ok()) << openssl.status();
+  ASSERT_EQ(openssl->exit_code, 0) << openssl->err;
+  StartCoordinator("127.0.0.1:0", {"--tls-cert", cert, "--tls-key", key});
+
+  // A plain-text client cannot talk to it: one line, exit 1.
+  CommandResult plain = Pcsweep({"status", "--coordinator", address_});
+  EXPECT_EQ(plain.exit_code, 1);
+  EXPECT_THAT(plain.err, HasSubstr(address_));
+  EXPECT_EQ(std::count(plain.err.begin(), plain.err.end(), '\n'), 1) << plain.err;
+
+  // With the certificate as root, the CLI and a worker work end to end.
+  StartWorker("w1", 2, {"--tls-ca", cert});
+  const std::string spec = WriteJobSpec("tls", 2, 0);
+  CommandResult submitted = Pcsweep({"submit", spec, "--coordinator", address_, "--tls-ca", cert});
+  ASSERT_EQ(submitted.exit_code, 0) << submitted.err;
+  const std::string sweep_id(absl::StripAsciiWhitespace(submitted.out));
+  CommandResult status;
+  const absl::Time deadline = absl::Now() + kSweepTimeout;
+  do {
+    absl::SleepFor(absl::Milliseconds(200));
+    status = Pcsweep(
+        {"status", sweep_id, "--coordinator", address_, "--tls-ca", cert, "--format", "json"});
+    ASSERT_EQ(status.exit_code, 0) << status.err;
+  } while (absl::Now() < deadline &&
+           nlohmann::json::parse(status.out)["summary"].value("succeeded", 0) < 2);
+  EXPECT_EQ(nlohmann::json::parse(status.out)["summary"].value("succeeded", 0), 2) << status.out;
+}
+
+TEST_F(SystemTest, WorkerExitsWhenAnotherProcessTakesItsName) {
+  StartCoordinator("127.0.0.1:0", FastLeases());
+  ChildProcess* first = StartWorker("same");
+  ASSERT_NE(first, nullptr);
+  ASSERT_TRUE(first->WaitForStdoutLine("pcsweep worker started", kStartTimeout).ok());
+  // Wait until the first one is registered, then start a second under the same name.
+  auto registered = [&]() {
+    auto workers = Api()->ListWorkers();
+    return workers.ok() && workers->workers_size() == 1 && workers->workers(0).state() == "alive";
+  };
+  for (absl::Time end = absl::Now() + kStartTimeout; !registered() && absl::Now() < end;) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  ASSERT_TRUE(registered());
+  std::unique_ptr<ChildProcess> first_owned = std::move(workers_["same"]);
+  workers_.erase("same");
+  StartWorker("same");
+  auto exit_code = first_owned->Wait(absl::Seconds(20));
+  ASSERT_TRUE(exit_code.ok()) << exit_code.status() << "\n" << first_owned->Stderr();
+  EXPECT_EQ(*exit_code, 1);
+  EXPECT_THAT(first_owned->Stderr(), HasSubstr("another process registered under its name"));
+  EXPECT_FALSE(workers_["same"]->Exited());
 }
 
 TEST_F(SystemTest, LocalRunsTheSmokeGridAndPrintsItsResults) {

@@ -141,10 +141,22 @@ absl::Status RunWorker(const WorkerOptions& options) {
   PCSWEEP_ASSIGN_OR_RETURN(auto worker, WorkerDaemon::Start(options));
   std::cout << "pcsweep worker started: coordinator " << options.coordinator << ", "
             << options.slots << " slots, work dir " << options.work_dir << std::endl;
-  const int sig = WaitForStopSignal();
-  std::cerr << "pcsweep worker: signal " << sig << ", shutting down" << std::endl;
+  // The daemon also stops by itself when a newer process registered under its name; then
+  // this process must exit (non-zero) instead of idling until a signal.
+  std::atomic<bool> stopped_by_itself{false};
+  std::thread watcher([&] {
+    worker->Wait();
+    stopped_by_itself = true;
+  });
+  const int sig = WaitForStopSignal(&stopped_by_itself);
+  if (sig != 0) std::cerr << "pcsweep worker: signal " << sig << ", shutting down" << std::endl;
   worker->Shutdown();
-  worker->Wait();
+  watcher.join();
+  if (worker->superseded()) {
+    return absl::AbortedError(absl::StrCat("worker ", worker->worker_id(),
+                                           " stopped: another process registered under its "
+                                           "name and took over its jobs"));
+  }
   return absl::OkStatus();
 }
 
