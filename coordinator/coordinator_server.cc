@@ -7,6 +7,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "common/rpc/rpc.h"
 #include "common/status/status_macros.h"
@@ -53,6 +54,10 @@ class CoordinatorServerImpl final : public CoordinatorServer {
       credentials = grpc::SslServerCredentials(ssl);
     }
 
+    // Debian's Abseil is built with its debug-mode deadlock detector on: every Mutex lock
+    // then updates a process-wide lock graph under a global lock, which costs the busy
+    // coordinator more than the checks are worth outside tests.
+    absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
     PCSWEEP_ASSIGN_OR_RETURN(store_, coordinator::SqliteStore::Open(options.db_path));
     coordinator::SchedulerOptions scheduler_options;
     scheduler_options.heartbeat_interval = options.heartbeat_interval;

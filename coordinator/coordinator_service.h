@@ -11,6 +11,8 @@
 //     file through its own read-only connection (and may store the comparisons).
 // Spec errors of SubmitSweep come back as INVALID_ARGUMENT "PATH:LINE:COL: message"; a call
 // without the right token gets UNAUTHENTICATED.
+// CompleteJob requests (hundreds of example rows each) are parsed into a per-call protobuf
+// arena, freed as soon as the rows are copied into the scheduler's batch.
 //
 // Thread-safety: thread-safe (gRPC calls methods concurrently).
 #ifndef PCSWEEP_COORDINATOR_COORDINATOR_SERVICE_H_
@@ -83,6 +85,9 @@ class CoordinatorService final : public pcsweep::v1::Coordinator::CallbackServic
   grpc::ServerUnaryReactor* RefuseUnauthenticated(grpc::CallbackServerContext* context);
 
   Scheduler* const scheduler_;
+  // Registered with gRPC in the constructor; lives as long as the service.
+  std::unique_ptr<grpc::MessageAllocator<v1::CompleteJobRequest, v1::CompleteJobResponse>>
+      complete_allocator_;
   const std::string token_;
   const std::string db_path_;
   // Declared last: destroyed first, running the reports still queued while the rest lives.
