@@ -503,6 +503,7 @@ TEST_F(SystemTest, TlsCoordinatorServesClientsWithTheCaAndRefusesPlainText) {
   CommandResult plain = Pcsweep({"status", "--coordinator", address_});
   EXPECT_EQ(plain.exit_code, 1);
   EXPECT_THAT(plain.err, HasSubstr(address_));
+  EXPECT_THAT(plain.err, HasSubstr("--tls-ca"));
   EXPECT_EQ(std::count(plain.err.begin(), plain.err.end(), '\n'), 1) << plain.err;
 
   // With the certificate as root, the CLI and a worker work end to end.

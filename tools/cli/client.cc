@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/rpc/rpc.h"
 #include "pcsweep/v1/coordinator.grpc.pb.h"
@@ -105,8 +106,11 @@ std::unique_ptr<CoordinatorApi> MakeGrpcCoordinatorApi(const ClientOptions& opti
 absl::Status DescribeRpcError(const absl::Status& status, const std::string& address) {
   if (status.ok()) return status;
   if (absl::IsUnavailable(status)) {
+    // A plain-text client talking to a TLS coordinator only sees the socket closed.
+    const bool maybe_tls = absl::StrContains(status.message(), "Socket closed");
     return absl::UnavailableError(
-        absl::StrCat("cannot reach coordinator at ", address, ": ", status.message()));
+        absl::StrCat("cannot reach coordinator at ", address, ": ", status.message(),
+                     maybe_tls ? " (if it serves TLS, pass --tls-ca FILE)" : ""));
   }
   if (absl::IsUnauthenticated(status)) {
     return absl::UnauthenticatedError(absl::StrCat("UNAUTHENTICATED: coordinator at ", address,
