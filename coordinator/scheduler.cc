@@ -511,17 +511,7 @@ absl::StatusOr<RegisterResult> Scheduler::RegisterWorker(const WorkerRecord& wor
         job.rec.incarnation_id = worker_in.incarnation_id;
         job.lease_deadline = options_.clock->Now() + options_.lease_timeout;
         if (lapsed) {
-          job.rec.error.clear();
-          if (!job.attempts.empty()) {
-            AttemptRecord& attempt = job.attempts.back();
-            attempt.state = JobState::kLeased;
-            attempt.finished_ms = 0;
-            attempt.error.clear();
-            batch.push_back(UpsertAttempt{attempt});
-          }
-          SetStateLocked(job, JobState::kLeased,
-                         absl::StrCat("lease of attempt ", job.rec.attempt, " resumed by ", id),
-                         batch, deferred);
+          ResumeLapsedLeaseLocked(job, id, worker_in.incarnation_id, batch, deferred);
         } else {
           active_[job.rec.job_id] = job.lease_deadline;
           batch.push_back(UpsertJob{job.rec});
@@ -742,6 +732,13 @@ absl::StatusOr<HeartbeatResult> Scheduler::Heartbeat(const std::string& worker_i
     }
     for (const ProgressReport& report : reports) {
       auto it = jobs_.find(report.job_id);
+      // A lease that lapsed while this worker was silent (stopped, partitioned) and that
+      // nobody has taken since goes on under its attempt instead of being cancelled.
+      if (!result.reregister && it != jobs_.end() && it->second.lease_lapsed &&
+          !it->second.completing && it->second.rec.state == JobState::kPending &&
+          it->second.rec.attempt == report.attempt && it->second.rec.worker_id == worker_id) {
+        ResumeLapsedLeaseLocked(it->second, worker_id, incarnation_id, batch, deferred);
+      }
       const bool ours = it != jobs_.end() && IsActive(it->second.rec.state) &&
                         it->second.rec.attempt == report.attempt &&
                         it->second.rec.worker_id == worker_id &&
@@ -1017,6 +1014,24 @@ void Scheduler::ExpireLeaseLocked(Job& job, const std::string& why, WriteBatch& 
   FailAttemptLocked(job, why, /*retryable=*/true, /*exit_code=*/0, /*signal=*/0, "", "", batch,
                     deferred);
   job.lease_lapsed = job.rec.state == JobState::kPending;
+}
+
+void Scheduler::ResumeLapsedLeaseLocked(Job& job, const std::string& worker_id,
+                                        const std::string& incarnation_id, WriteBatch& batch,
+                                        Deferred& deferred) {
+  job.rec.incarnation_id = incarnation_id;
+  job.rec.error.clear();
+  job.lease_deadline = options_.clock->Now() + options_.lease_timeout;
+  if (!job.attempts.empty()) {
+    AttemptRecord& attempt = job.attempts.back();
+    attempt.state = JobState::kLeased;
+    attempt.finished_ms = 0;
+    attempt.error.clear();
+    batch.push_back(UpsertAttempt{attempt});
+  }
+  SetStateLocked(job, JobState::kLeased,
+                 absl::StrCat("lease of attempt ", job.rec.attempt, " resumed by ", worker_id),
+                 batch, deferred);
 }
 
 // ------------------------------------------------------------------------------------------

@@ -192,8 +192,9 @@ class Scheduler {
   void CancelAcquire(uint64_t waiter_id);
 
   // Renews the leases of the listed jobs (LEASED -> RUNNING on first report) and records
-  // their progress. Possible errors: Aborted (a newer incarnation of this worker registered:
-  // this process must stop its jobs and exit or re-register).
+  // their progress; a listed job whose lease lapsed and that was not leased again is resumed.
+  // Possible errors: Aborted (a newer incarnation of this worker registered: this process must stop
+  // its jobs and exit or re-register).
   absl::StatusOr<HeartbeatResult> Heartbeat(const std::string& worker_id,
                                             const std::string& incarnation_id,
                                             const std::vector<ProgressReport>& jobs);
@@ -313,6 +314,10 @@ class Scheduler {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ExpireLeaseLocked(Job& job, const std::string& why, WriteBatch& batch, Deferred& deferred)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Hands a lapsed lease back to its worker: LEASED again under the same attempt.
+  void ResumeLapsedLeaseLocked(Job& job, const std::string& worker_id,
+                               const std::string& incarnation_id, WriteBatch& batch,
+                               Deferred& deferred) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Queues `batch` (if not empty) in order; failures are logged, not returned.
   void WriteLocked(WriteBatch& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   static void RunDeferred(Deferred& deferred);

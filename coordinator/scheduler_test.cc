@@ -500,6 +500,30 @@ TEST_F(SchedulerTest, Restart_LapsedLeaseOfAJobStillRunningIsHandedBackOnRegistr
   EXPECT_EQ(details->second[0].state, JobState::kSucceeded);
 }
 
+TEST_F(SchedulerTest, LapsedLease_HeartbeatOfItsWorkerResumesItUnlessItWasLeasedAgain) {
+  Submit(Grid("smoke", 2));
+  const std::string w = Register("w1", "inc1");
+  auto leased = Acquire(w, "inc1", 2);
+  ASSERT_THAT(*leased, SizeIs(2));
+  // The worker was stopped for longer than the lease; meanwhile job 1 went to another worker.
+  clock_.Advance(absl::Seconds(21));
+  scheduler_->Tick();
+  Register("w2", "inc2");
+  auto taken = Acquire("w2", "inc2");
+  ASSERT_THAT(*taken, SizeIs(1));
+  EXPECT_EQ((*taken)[0].job_id, (*leased)[0].job_id);
+  auto reply = scheduler_->Heartbeat(
+      w, "inc1", {{(*leased)[0].job_id, 1, 0.5, "", 0}, {(*leased)[1].job_id, 1, 0.5, "", 0}});
+  ASSERT_TRUE(reply.ok());
+  EXPECT_THAT(reply->cancel, ElementsAre(JobRef{(*leased)[0].job_id, 1}));
+  JobRecord resumed = Job((*leased)[1].job_id);
+  EXPECT_EQ(resumed.state, JobState::kRunning);
+  EXPECT_EQ(resumed.attempt, 1);
+  EXPECT_THAT(*Acquire("w2", "inc2"), IsEmpty());
+  EXPECT_TRUE(Complete(w, "inc1", (*leased)[1]).ok());
+  EXPECT_EQ(Complete(w, "inc1", (*leased)[0]).code(), absl::StatusCode::kFailedPrecondition);
+}
+
 TEST_F(SchedulerTest, LapsedLease_FailureReportIsRecordedAndASupersededProcessIsRefused) {
   Submit(Grid("smoke", 2));
   const std::string w = Register("w1", "old");
