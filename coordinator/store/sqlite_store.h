@@ -41,7 +41,7 @@ struct SqliteStoreOptions {
   int max_batches_per_transaction = 2000;
   // WAL size (pages) that wakes the checkpointer thread; 0 = SQLite's own checkpoints inside
   // the writer's commits (as for ":memory:", which has no WAL).
-  int checkpoint_after_pages = 8192;
+  int checkpoint_after_pages = 2048;  // 32 MiB of 16 KiB pages
 };
 
 class SqliteStore final : public Store {
