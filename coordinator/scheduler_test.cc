@@ -151,6 +151,18 @@ class SchedulerTest : public ::testing::Test {
     return future.get();
   }
 
+  // Submits `jobs` cells, leases them all to `worker` and lets the leases run out unreported.
+  std::vector<Assignment> LeaseAllThenLapse(const std::string& worker,
+                                            const std::string& incarnation, int jobs) {
+    Submit(Grid("smoke", jobs));
+    Register(worker, incarnation);
+    auto leased = Acquire(worker, incarnation, jobs);
+    EXPECT_TRUE(leased.ok() && static_cast<int>(leased->size()) == jobs);
+    clock_.Advance(absl::Seconds(21));
+    scheduler_->Tick();
+    return leased.ok() ? *leased : std::vector<Assignment>{};
+  }
+
   JobRecord Job(const std::string& job_id) {
     auto job = scheduler_->GetJob(job_id);
     EXPECT_TRUE(job.ok()) << job.status();
@@ -501,58 +513,49 @@ TEST_F(SchedulerTest, Restart_LapsedLeaseOfAJobStillRunningIsHandedBackOnRegistr
 }
 
 TEST_F(SchedulerTest, LapsedLease_HeartbeatOfItsWorkerResumesItUnlessItWasLeasedAgain) {
-  Submit(Grid("smoke", 2));
-  const std::string w = Register("w1", "inc1");
-  auto leased = Acquire(w, "inc1", 2);
-  ASSERT_THAT(*leased, SizeIs(2));
-  // The worker was stopped for longer than the lease; meanwhile job 1 went to another worker.
-  clock_.Advance(absl::Seconds(21));
-  scheduler_->Tick();
+  // The worker was stopped for longer than the lease; meanwhile job 0 went to another worker.
+  const std::string w = "w1";
+  const std::vector<Assignment> lapsed = LeaseAllThenLapse(w, "inc1", 2);
+  ASSERT_THAT(lapsed, SizeIs(2));
   Register("w2", "inc2");
   auto taken = Acquire("w2", "inc2");
   ASSERT_THAT(*taken, SizeIs(1));
-  EXPECT_EQ((*taken)[0].job_id, (*leased)[0].job_id);
+  EXPECT_EQ((*taken)[0].job_id, lapsed[0].job_id);
   auto reply = scheduler_->Heartbeat(
-      w, "inc1", {{(*leased)[0].job_id, 1, 0.5, "", 0}, {(*leased)[1].job_id, 1, 0.5, "", 0}});
+      w, "inc1", {{lapsed[0].job_id, 1, 0.5, "", 0}, {lapsed[1].job_id, 1, 0.5, "", 0}});
   ASSERT_TRUE(reply.ok());
-  EXPECT_THAT(reply->cancel, ElementsAre(JobRef{(*leased)[0].job_id, 1}));
-  JobRecord resumed = Job((*leased)[1].job_id);
+  EXPECT_THAT(reply->cancel, ElementsAre(JobRef{lapsed[0].job_id, 1}));
+  JobRecord resumed = Job(lapsed[1].job_id);
   EXPECT_EQ(resumed.state, JobState::kRunning);
   EXPECT_EQ(resumed.attempt, 1);
   EXPECT_THAT(*Acquire("w2", "inc2"), IsEmpty());
-  EXPECT_TRUE(Complete(w, "inc1", (*leased)[1]).ok());
-  EXPECT_EQ(Complete(w, "inc1", (*leased)[0]).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(Complete(w, "inc1", lapsed[1]).ok());
+  EXPECT_EQ(Complete(w, "inc1", lapsed[0]).code(), absl::StatusCode::kFailedPrecondition);
 }
 
 TEST_F(SchedulerTest, LapsedLease_FailureReportIsRecordedAndASupersededProcessIsRefused) {
-  Submit(Grid("smoke", 2));
-  const std::string w = Register("w1", "old");
-  auto leased = Acquire(w, "old", 2);
-  ASSERT_THAT(*leased, SizeIs(2));
-  clock_.Advance(absl::Seconds(21));
-  scheduler_->Tick();
+  const std::string w = "w1";
+  const std::vector<Assignment> lapsed = LeaseAllThenLapse(w, "old", 2);
+  ASSERT_THAT(lapsed, SizeIs(2));
   // A non-retryable failure of the lapsed attempt fails the job for good, with its details.
-  ASSERT_TRUE(Fail(w, "old", (*leased)[0], /*retryable=*/false).ok());
-  JobRecord failed = Job((*leased)[0].job_id);
+  ASSERT_TRUE(Fail(w, "old", lapsed[0], /*retryable=*/false).ok());
+  JobRecord failed = Job(lapsed[0].job_id);
   EXPECT_EQ(failed.state, JobState::kFailed);
   EXPECT_THAT(failed.error, HasSubstr("boom on stderr"));
   // A newer process took the name: the old one's report of the lapsed lease is refused.
   Register("w1", "new");
-  EXPECT_EQ(Complete(w, "old", (*leased)[1]).code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_EQ(Job((*leased)[1].job_id).state, JobState::kPending);
+  EXPECT_EQ(Complete(w, "old", lapsed[1]).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(Job(lapsed[1].job_id).state, JobState::kPending);
 }
 
 TEST_F(SchedulerTest, LapsedLease_ResultWhoseWriteFailsLeavesTheJobToBeLeasedAgain) {
-  Submit(Grid("smoke", 1));
-  const std::string w = Register("w1", "inc1");
-  auto leased = Acquire(w, "inc1");
-  ASSERT_THAT(*leased, SizeIs(1));
-  clock_.Advance(absl::Seconds(21));
-  scheduler_->Tick();
+  const std::string w = "w1";
+  const std::vector<Assignment> lapsed = LeaseAllThenLapse(w, "inc1", 1);
+  ASSERT_THAT(lapsed, SizeIs(1));
   faulty_->FailResults(true);
-  EXPECT_EQ(Complete(w, "inc1", (*leased)[0]).code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(Complete(w, "inc1", lapsed[0]).code(), absl::StatusCode::kUnavailable);
   faulty_->FailResults(false);
-  EXPECT_EQ(Job((*leased)[0].job_id).state, JobState::kPending);
+  EXPECT_EQ(Job(lapsed[0].job_id).state, JobState::kPending);
   auto again = Acquire(w, "inc1");
   ASSERT_THAT(*again, SizeIs(1));
   EXPECT_EQ((*again)[0].attempt, 2);
