@@ -24,7 +24,8 @@
 // as long as the lease has not been lost. A lapsed lease is still honoured while the job waits
 // in PENDING with the same attempt (not re-leased yet): a completion or failure report from
 // the same worker, under its current registration, is recorded for that attempt (a result
-// finished during a coordinator outage is not run again). Once the job is re-leased, the
+// finished during a coordinator outage is not run again), and a heartbeat or re-registration
+// of that worker listing the attempt resumes the lease. Once the job is re-leased, the
 // attempt number moves on and the old attempt is refused.
 //
 // Leases: a lease lasts lease_timeout from the lease or from the last heartbeat listing the
