@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "common/status/status_macros.h"
 #include "coordinator/store/schema.h"
 #include "spdlog/spdlog.h"
@@ -102,6 +103,26 @@ absl::StatusOr<StoredComparisons> ComputeAndStore(SQLite::Database& db, const st
   return stored;
 }
 
+// A grid value that names a parent's output (`layers: "{layer_select.range}"`) is shown as
+// what the parent produced ("3-5"): the layers the job actually trained. The reference
+// stays in the job's key and config.
+std::map<std::string, std::string> DisplayParams(
+    const JobRecord& job, const std::unordered_map<std::string, const JobRecord*>& job_by_id) {
+  std::map<std::string, std::string> params = job.params;
+  for (const std::string& parent_id : job.depends_on) {
+    auto parent = job_by_id.find(parent_id);
+    if (parent == job_by_id.end()) continue;
+    for (auto& [key, value] : params) {
+      if (value.find('{') == std::string::npos) continue;
+      for (const auto& [name, output] : parent->second->outputs) {
+        value = absl::StrReplaceAll(
+            value, {{absl::StrCat("{", parent->second->stage, ".", name, "}"), output}});
+      }
+    }
+  }
+  return params;
+}
+
 }  // namespace
 
 absl::StatusOr<std::vector<analysis::EvalResult>> LoadEvalResults(StoreReader& reader,
@@ -120,6 +141,7 @@ absl::StatusOr<std::vector<analysis::EvalResult>> LoadEvalResults(StoreReader& r
   // Rows arrive by job index, so results come out in job order; within a job, eval sets and
   // variants in order of first appearance.
   analysis::EvalResultBuilder builder;
+  std::unordered_map<std::string, std::map<std::string, std::string>> display_params;
   for (StoredExample& e : examples) {
     auto job = job_by_id.find(e.job_id);
     if (job == job_by_id.end() || e.attempt != latest_attempt[e.job_id]) continue;
@@ -131,8 +153,11 @@ absl::StatusOr<std::vector<analysis::EvalResult>> LoadEvalResults(StoreReader& r
     row.label = analysis::LabelName(e.row.label);
     row.margin_original = e.row.margin_original;
     row.margin_paraphrase = e.row.margin_paraphrase;
-    builder.Add(job->second->name, job->second->params, e.row.eval_set, e.row.variant,
-                std::move(row));
+    auto params = display_params.find(e.job_id);
+    if (params == display_params.end()) {
+      params = display_params.emplace(e.job_id, DisplayParams(*job->second, job_by_id)).first;
+    }
+    builder.Add(job->second->name, params->second, e.row.eval_set, e.row.variant, std::move(row));
   }
   std::vector<analysis::EvalResult> results = builder.Build();
   std::unordered_map<std::string, const JobRecord*> job_by_key;

@@ -283,6 +283,27 @@ TEST_F(SweepResultsTest, LoadEvalResults_SplitsVariantsAndPicksTheirMetrics) {
   EXPECT_EQ((*results)[1].arm_params.at("seed"), "0");
 }
 
+TEST_F(SweepResultsTest, LoadEvalResults_ShowsAParentReferenceInTheGridAsItsValue) {
+  // The demo's middle arm: `layers: "{layer_select.range}"`, resolved when it was leased.
+  JobRecord train = Job("r-1", 2, "train[layers={layer_select.range},seed=0]", "train_eval",
+                        {{"layers", "{layer_select.range}"}, {"seed", "0"}});
+  train.depends_on = {"r-1.1"};
+  WriteSweep("r-1", 5000,
+             {{Job("r-1", 0, "baseline", "eval", {}), BaselineRows()}, {train, ArmRows()}});
+  JobResult select;
+  select.outputs = {{"range", "3-5"}, {"layer", "4"}};
+  WriteJob(Job("r-1", 1, "layer_select", "layer_select", {}), select);
+
+  auto reader = StoreReader::OpenReadOnly(path_);
+  ASSERT_TRUE(reader.ok());
+  auto results = LoadEvalResults(**reader, "r-1");
+  ASSERT_TRUE(results.ok()) << results.status();
+  ASSERT_THAT(*results, SizeIs(2));
+  EXPECT_EQ((*results)[1].job_key, "train[layers={layer_select.range},seed=0]");
+  EXPECT_EQ((*results)[1].arm_params.at("layers"), "3-5");
+  EXPECT_EQ((*results)[1].arm_params.at("seed"), "0");
+}
+
 TEST_F(SweepResultsTest, TablesAndPlotComeFromTheRows) {
   WriteSweep("paper-1", 5000,
              {{Job("paper-1", 0, "baseline", "eval", {}), BaselineRows()},
