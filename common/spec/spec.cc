@@ -514,7 +514,10 @@ absl::StatusOr<json> Instantiate(const Template& t, const Cell& cell, absl::stri
         break;
       case Segment::kGridRef: {
         PCSWEEP_ASSIGN_OR_RETURN(json value, GridValue(segment, cell, t, job_key, errors));
-        out += CanonicalText(value);
+        const std::string text = CanonicalText(value);
+        // A grid value may itself name a parent's output: `layers: [early, "{select.range}"]`.
+        if (value.is_string()) parent_refs += CountParentRefs(text, after);
+        out += text;
         break;
       }
     }
@@ -1005,6 +1008,20 @@ absl::StatusOr<SweepSpec> ParseYaml(const YAML::Node& root, const Errors& errors
                            absl::StrCat(ref->second.second, " is ambiguous for job ", job.key,
                                         ": it matches ", matches, " jobs of stage '", parent.name,
                                         "' (shared grid keys: ", shared_text, ")"));
+        }
+        if (matches > 1) {
+          for (const auto& [key, value] : cell) {
+            if (!value.is_string() ||
+                CountParentRefs(value.get<std::string>(), {parent.name}) == 0) {
+              continue;
+            }
+            return errors.At(
+                stage.mark,
+                absl::StrCat(Describe(stage.where), ": grid value ", value.get<std::string>(),
+                             " of '", key, "' is ambiguous for job ", job.key, ": it matches ",
+                             matches, " jobs of stage '", parent.name,
+                             "' (shared grid keys: ", shared_text, ")"));
+          }
         }
       }
       std::sort(parent_hashes.begin(), parent_hashes.end());

@@ -28,6 +28,8 @@
 //   `{name.field}` picks a field of a map-valued grid key, or, when `name` is a stage listed
 //   in `after`, is a parent reference kept verbatim in `config`. Other text in braces is
 //   literal (`echo {"v": {x}}` only substitutes `{x}`); `{{` and `}}` are literal braces.
+//   A string grid value may itself hold a parent reference (`layers: [early,
+//   "{select.range}"]`): it is spliced, then resolved like one written in `job`.
 //   Scalars are spliced as canonical JSON (strings without quotes). A job that refers to
 //   parent stage P must match exactly one job of P (see depends_on), else it is ambiguous.
 // - Job kinds: `command` (keys: `command`, a string) and the engine kinds `pretrain`, `eval`,

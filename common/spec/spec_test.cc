@@ -468,6 +468,41 @@ TEST(InvalidSpecTest, ParentReferences) {
   EXPECT_EQ(ok.jobs[1].config.at("model"), "{pre.output_dir}/{x}");
 }
 
+TEST(ParseSweepSpecTest, AGridValueMayNameAParentOutput) {
+  // The paper demo's middle arm is the range an analysis stage selects.
+  SweepSpec spec = ParseOrDie(R"(name: s
+stages:
+  - {name: select, job: {kind: layer_select}}
+  - name: train
+    after: [select]
+    job: {kind: train_eval, layers: "{layers}", tag: "L{layers}"}
+    grid: {layers: [early, "{select.range}"]}
+)");
+  ASSERT_EQ(spec.jobs.size(), 3u);
+  const JobDefinition& selected = spec.jobs[2];
+  EXPECT_EQ(selected.params.at("layers"), "{select.range}");
+  EXPECT_EQ(selected.config.at("layers"), "{select.range}");
+  EXPECT_EQ(selected.depends_on, std::vector<std::string>{"select"});
+  absl::StatusOr<json> resolved =
+      ResolveParentOutputs(selected.config, {{"select", {{"range", "3-5"}}}});
+  ASSERT_TRUE(resolved.ok()) << resolved.status();
+  EXPECT_EQ(resolved->at("layers"), "3-5");
+  EXPECT_EQ(resolved->at("tag"), "L3-5");
+
+  // Such a value must pick exactly one parent job, as a reference in the job does.
+  EXPECT_EQ(ErrorOf(R"(name: s
+stages:
+  - {name: select, job: {kind: layer_select}, grid: {seed: [0, 1]}}
+  - name: train
+    after: [select]
+    job: {kind: train_eval, layers: "{layers}"}
+    grid: {layers: ["{select.range}"]}
+)"),
+            "s.yaml:4:5: stages[1]: grid value {select.range} of 'layers' is ambiguous for job "
+            "train[layers={select.range}]: it matches 2 jobs of stage 'select' (shared grid "
+            "keys: none)");
+}
+
 TEST(InvalidSpecTest, StageGraph) {
   EXPECT_EQ(ErrorOf(TwoStages("after: [pree]", "m")),
             "s.yaml:6:13: stages[1].after: unknown stage 'pree' (stages: ev, pre)");
