@@ -43,17 +43,20 @@ TEST(DemoSpecsTest, PaperAblation_PretrainBaselineAndTheFullGrid) {
   auto spec = ParseSweepSpec(ReadSpec(path), path);
   ASSERT_TRUE(spec.ok()) << spec.status();
   const StageCounts counts = Count(*spec);
-  EXPECT_EQ(counts.jobs.at("pretrain"), 1);
-  EXPECT_EQ(counts.jobs.at("baseline"), 1);
+  for (const char* stage :
+       {"pretrain", "baseline", "sae_train", "sae_transfer", "layer_select", "clamp"}) {
+    EXPECT_EQ(counts.jobs.at(stage), 1) << stage;
+  }
   EXPECT_EQ(counts.jobs.at("train"), 3 * 5 * 3);
-  EXPECT_EQ(counts.layers, (std::set<std::string>{"early", "middle", "all"}));
+  // The middle arm is the range the SAE analysis selects, resolved when the job is leased.
+  EXPECT_EQ(counts.layers, (std::set<std::string>{"early", "{layer_select.range}", "all"}));
   EXPECT_EQ(counts.losses, (std::set<std::string>{"ce_only", "combined", "consistency_only"}));
   EXPECT_EQ(counts.combined_lambdas, (std::set<std::string>{"0.5", "1", "2"}));
   EXPECT_EQ(counts.seeds, (std::set<std::string>{"0", "1", "2"}));
   for (const JobDefinition& job : spec->jobs) {
     if (job.stage != "train") continue;
-    // Every train job waits for the base model and for the baseline evaluation.
-    EXPECT_EQ(job.depends_on.size(), 2u) << job.key;
+    // Every train job waits for the base model, the baseline evaluation and layer_select.
+    EXPECT_EQ(job.depends_on.size(), 3u) << job.key;
     EXPECT_EQ(job.config.at("model_dir"), "{pretrain.model_dir}") << job.key;
   }
 }
@@ -88,7 +91,7 @@ TEST(DemoSpecsTest, ReducedDemo_Parses) {
   const std::string path = "tests/demo_reduced.yaml";
   auto spec = ParseSweepSpec(ReadSpec(path), path);
   ASSERT_TRUE(spec.ok()) << spec.status();
-  EXPECT_EQ(spec->jobs.size(), 4u);
+  EXPECT_EQ(spec->jobs.size(), 5u);
 }
 
 }  // namespace

@@ -22,6 +22,7 @@ namespace fs = std::filesystem;
 using ::pcsweep::testing::CommandResult;
 using ::pcsweep::testing::RunCommand;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 std::string EnvOr(const char* name, const std::string& fallback) {
   const char* value = std::getenv(name);
@@ -71,7 +72,7 @@ TEST_F(DemoSystemTest, ReducedDemo_TablesAndPlotComeFromTheDatabase) {
   ASSERT_TRUE(reader.ok()) << reader.status();
   auto sweep = (*reader)->GetSweep("demo-reduced");
   ASSERT_TRUE(sweep.ok()) << sweep.status();
-  EXPECT_EQ(sweep->succeeded, 4);
+  EXPECT_EQ(sweep->succeeded, 5);
   auto examples = (*reader)->ListExamples(sweep->sweep.sweep_id);
   ASSERT_TRUE(examples.ok());
   EXPECT_FALSE(examples->empty());
@@ -88,6 +89,9 @@ TEST_F(DemoSystemTest, ReducedDemo_TablesAndPlotComeFromTheDatabase) {
   EXPECT_THAT(main.out, HasSubstr("loss=combined"));
   EXPECT_THAT(main.out, HasSubstr("eval_mimic"));
   EXPECT_THAT(main.out, HasSubstr("eval_balanced"));
+  // The arm's layers are the range layer_select chose, and the table says why.
+  EXPECT_THAT(main.out, HasSubstr("Layer selection (layer_select): layers "));
+  EXPECT_THAT(main.out, Not(HasSubstr("{layer_select.range}")));
   for (const std::string table : {"ablation", "phenomena"}) {
     const CommandResult out =
         Run({"results", "demo-reduced", "--db", db_, "--table", table, "--format", "markdown"},

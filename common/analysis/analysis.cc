@@ -58,8 +58,9 @@ absl::StatusOr<std::vector<Prepared>> Prepare(absl::Span<const EvalResult> resul
     const std::string where =
         absl::StrCat("job '", result.job_key, "' eval set '", result.eval_set, "'");
     if (result.variant != "base" && result.variant != "adapted") {
-      // Other variants (e.g. SAE clamp settings) belong to other analyses.
-      if (warnings != nullptr) {
+      // Other variants belong to other analyses; "clamped" rows of a clamp_eval job are
+      // compared with the unclamped run inside the job (SaeSweepNotes).
+      if (warnings != nullptr && result.variant != "clamped") {
         warnings->push_back(absl::StrCat(where, ": variant '", result.variant,
                                          "' is neither base nor adapted; not compared"));
       }
@@ -946,6 +947,37 @@ std::string SaeTransferNote(const JobReport& job) {
                       ".");
 }
 
+std::string ClampNote(const JobReport& job) {
+  const double layer = MetricOr(job, "clamp.layer");
+  const double feature = MetricOr(job, "clamp.feature");
+  const double scale = MetricOr(job, "clamp.scale");
+  static constexpr absl::string_view kSuffix = ".clamp.flip_rate_change";
+  std::vector<std::string> sets;
+  for (const auto& [name, value] : job.metrics) {
+    if (name.size() <= kSuffix.size() || !absl::EndsWith(name, kSuffix)) continue;
+    const std::string set = name.substr(0, name.size() - kSuffix.size());
+    const double before = MetricOr(job, set + ".base.flip_rate");
+    const double after = MetricOr(job, set + ".flip_rate");
+    const double relative = MetricOr(job, set + ".clamp.relative_flip_reduction");
+    const double accuracy = MetricOr(job, set + ".clamp.accuracy_original_change");
+    std::string text = absl::StrFormat("%s flips %s -> %s", set, Percent(before), Percent(after));
+    if (!std::isnan(relative)) {
+      absl::StrAppend(&text, absl::StrFormat(" (%.1f%% fewer)", 100 * relative));
+    }
+    if (!std::isnan(accuracy)) {
+      absl::StrAppend(&text, absl::StrFormat(", accuracy %+.1f pts", 100 * accuracy));
+    }
+    sets.push_back(std::move(text));
+  }
+  if (std::isnan(layer) || std::isnan(feature) || sets.empty()) {
+    return absl::StrCat("Feature clamping (", job.job_key,
+                        "): the job reported no clamp.{layer, feature} or S.clamp.* metrics.");
+  }
+  return absl::StrFormat("Feature clamping (%s): SAE feature %.0f at layer %.0f scaled by %g: %s.",
+                         job.job_key, feature, layer, std::isnan(scale) ? 0.0 : scale,
+                         absl::StrJoin(sets, "; "));
+}
+
 }  // namespace
 
 std::vector<std::string> SaeSweepNotes(absl::Span<const JobReport> jobs) {
@@ -953,6 +985,7 @@ std::vector<std::string> SaeSweepNotes(absl::Span<const JobReport> jobs) {
   for (const JobReport& job : jobs) {
     if (job.kind == "layer_select") notes.push_back(LayerSelectNote(job));
     if (job.kind == "sae_transfer") notes.push_back(SaeTransferNote(job));
+    if (job.kind == "clamp_eval") notes.push_back(ClampNote(job));
   }
   return notes;
 }

@@ -217,7 +217,10 @@ struct JobReport {
 //    feature's score |corr(feature change, margin change)|, the pairs (flipped) it was
 //    measured on and the AUROC of flipped vs stable pairs;
 //  * per `sae_transfer` job, one line with each prompt set S (metrics S.r2_mean): mean R^2,
-//    its CI, the one-sided t-test p and whether the set passed.
+//    its CI, the one-sided t-test p and whether the set passed;
+//  * per `clamp_eval` job, the clamped feature, layer and scale, and per eval set S the flip
+//    rate unclamped -> clamped (S.base.flip_rate, S.flip_rate), the relative reduction and
+//    the accuracy change on the originals (S.clamp.*).
 // Jobs of other kinds give nothing; a layer_select job without its metrics says so.
 std::vector<std::string> SaeSweepNotes(absl::Span<const JobReport> jobs);
 

@@ -391,5 +391,26 @@ TEST(SaeSweepNotes, ExplainTheLayerSelectionAndTheTransferTest) {
                   "SAE transfer (t2): the job reported no S.r2_mean metrics."));
 }
 
+TEST(SaeSweepNotes, SayWhatClampingAFeatureDid) {
+  JobReport clamp{"clamp",
+                  "clamp_eval",
+                  {{"clamp.layer", 17},
+                   {"clamp.feature", 4242},
+                   {"clamp.scale", 0},
+                   {"mimic.base.flip_rate", 0.146},
+                   {"mimic.flip_rate", 0.1},
+                   {"mimic.clamp.flip_rate_change", -0.046},
+                   {"mimic.clamp.relative_flip_reduction", 0.315},
+                   {"mimic.clamp.accuracy_original_change", -0.013}},
+                  {}};
+  EXPECT_THAT(SaeSweepNotes({clamp}),
+              testing::ElementsAre("Feature clamping (clamp): SAE feature 4242 at layer 17 scaled "
+                                   "by 0: mimic flips 14.6% -> 10.0% (31.5% fewer), accuracy "
+                                   "-1.3 pts."));
+  EXPECT_THAT(SaeSweepNotes({JobReport{"c2", "clamp_eval", {}, {}}}),
+              testing::ElementsAre("Feature clamping (c2): the job reported no clamp.{layer, "
+                                   "feature} or S.clamp.* metrics."));
+}
+
 }  // namespace
 }  // namespace pcsweep::analysis

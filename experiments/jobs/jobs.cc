@@ -465,6 +465,8 @@ absl::Status ApplySynthOptions(JobSettings& s, data::SynthOptions* o) {
            {"eval_mimic_open_fraction", &o->eval_mimic_open_fraction}}) {
     PCSWEEP_ASSIGN_OR_RETURN(*field, s.Number(key, *field, 0, 1));
   }
+  PCSWEEP_ASSIGN_OR_RETURN(o->pretrain_bias_ambiguous_only,
+                           s.Bool("pretrain_bias_ambiguous_only", o->pretrain_bias_ambiguous_only));
   PCSWEEP_RETURN_IF_ERROR(s.CheckAllKeysUsed());
   auto valid = data::ValidateSynthOptions(*o);
   if (!valid.ok()) return Annotate(valid, "config.synth");
