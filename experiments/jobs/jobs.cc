@@ -28,6 +28,7 @@
 #include "experiments/engine/engine.h"
 #include "experiments/inputs/image.h"
 #include "experiments/inputs/tokenizer.h"
+#include "experiments/jobs/job_io.h"
 #include "experiments/jobs/job_settings.h"
 #include "experiments/runner/job_dispatch.h"
 #include "experiments/train/threads.h"
@@ -38,121 +39,8 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-using SteadyClock = std::chrono::steady_clock;
 
 constexpr int64_t kBig = int64_t{1} << 40;
-
-// ---------------------------------------------------------------------------------------
-// Job envelope, progress and results.
-
-struct JobContext {
-  std::string kind;
-  std::string output_dir;
-  JobSettings config{json::object(), "config"};
-};
-
-absl::StatusOr<JobContext> ReadJob(const json& job) {
-  JobContext ctx;
-  ctx.kind = job.value("kind", "");
-  json config = job.contains("config") && !job["config"].is_null() ? job["config"] : json::object();
-  if (!config.is_object()) return absl::InvalidArgumentError("job: \"config\" must be an object");
-  // Grid values the spec did not place into the config.
-  if (job.contains("params") && job["params"].is_object()) {
-    for (const auto& [key, value] : job["params"].items()) {
-      if (!config.contains(key)) config[key] = value;
-    }
-  }
-  ctx.config = JobSettings(config, "config");
-  if (job.contains("output_dir") && job["output_dir"].is_string()) {
-    ctx.output_dir = job["output_dir"].get<std::string>();
-  } else if (const char* env = std::getenv("PCSWEEP_OUTPUT_DIR"); env != nullptr) {
-    ctx.output_dir = env;
-  }
-  if (ctx.output_dir.empty()) {
-    return absl::InvalidArgumentError("job: needs \"output_dir\" (or $PCSWEEP_OUTPUT_DIR)");
-  }
-  std::error_code ec;
-  fs::create_directories(ctx.output_dir, ec);
-  if (ec)
-    return absl::InternalError(
-        absl::StrCat(ctx.output_dir, ": cannot create output folder: ", ec.message()));
-  return ctx;
-}
-
-// JSON progress lines on $PCSWEEP_PROGRESS_FD (worker/job_process.h) and a short human line
-// on stderr at most every few seconds.
-class Progress {
- public:
-  explicit Progress(std::string kind) : kind_(std::move(kind)) {
-    if (const char* env = std::getenv("PCSWEEP_PROGRESS_FD"); env != nullptr) {
-      int fd = -1;
-      if (absl::SimpleAtoi(env, &fd) && fd >= 0) fd_ = fd;
-    }
-  }
-  void Report(double fraction, const std::string& message, double eta_s = 0,
-              bool force_log = false) {
-    json line = {{"progress", std::clamp(fraction, 0.0, 1.0)}, {"message", message}};
-    if (eta_s > 0) line["eta_s"] = static_cast<int64_t>(eta_s + 0.5);
-    if (fd_ >= 0) {
-      const std::string text = line.dump() + "\n";
-      if (::write(fd_, text.data(), text.size()) < 0) fd_ = -1;  // the reader is gone: keep running
-    }
-    const auto now = SteadyClock::now();
-    if (force_log || now - last_log_ > std::chrono::seconds(3)) {
-      last_log_ = now;
-      std::fprintf(stderr, "[%s %3.0f%%] %s\n", kind_.c_str(),
-                   100.0 * std::clamp(fraction, 0.0, 1.0), message.c_str());
-    }
-  }
-
- private:
-  std::string kind_;
-  int fd_ = -1;
-  SteadyClock::time_point last_log_{};
-};
-
-absl::Status WriteTextFile(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << text;
-    out.flush();
-    if (!out.good()) return absl::InternalError(absl::StrCat(path, ": cannot write"));
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec)
-    return absl::InternalError(absl::StrCat(path, ": cannot rename into place: ", ec.message()));
-  return absl::OkStatus();
-}
-
-// Examples first, metrics and outputs last: a job whose metrics.json exists is complete.
-absl::Status WriteResults(const std::string& dir, const std::map<std::string, double>& metrics,
-                          const std::vector<data::ExampleRow>& rows,
-                          const std::map<std::string, std::string>& outputs) {
-  PCSWEEP_RETURN_IF_ERROR(data::WriteExamples((fs::path(dir) / "examples.jsonl").string(), rows));
-  json m = json::object();
-  for (const auto& [name, value] : metrics) {
-    if (std::isfinite(value)) m[name] = value;
-  }
-  json o = json::object();
-  for (const auto& [name, value] : outputs) o[name] = value;
-  PCSWEEP_RETURN_IF_ERROR(
-      WriteTextFile((fs::path(dir) / "outputs.json").string(), o.dump(2) + "\n"));
-  return WriteTextFile((fs::path(dir) / "metrics.json").string(), m.dump(2) + "\n");
-}
-
-absl::StatusOr<int> ConfigureThreads(JobSettings& config) {
-  int64_t fallback = 0;
-  if (const char* env = std::getenv("PCSWEEP_THREADS");
-      env != nullptr && !absl::SimpleAtoi(env, &fallback)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("$PCSWEEP_THREADS: expected an integer, got '", env, "'"));
-  }
-  PCSWEEP_ASSIGN_OR_RETURN(int64_t threads, config.Integer("threads", fallback, 0, 1024));
-  train::SetComputeThreads(static_cast<int>(threads));
-  return static_cast<int>(threads);
-}
 
 // ---------------------------------------------------------------------------------------
 // Eval sets.
@@ -418,16 +306,6 @@ absl::StatusOr<LoadedModel> LoadModel(const std::string& model_dir, const std::s
   if (!session.ok()) return Annotate(session.status(), model_dir);
   loaded.session = std::make_unique<train::ModelSession>(std::move(*session));
   return loaded;
-}
-
-absl::StatusOr<inputs::PromptOptions> ReadPromptOptions(JobSettings& config) {
-  inputs::PromptOptions prompt;
-  PCSWEEP_ASSIGN_OR_RETURN(prompt.prompt_template,
-                           config.String("prompt_template", prompt.prompt_template));
-  if (prompt.prompt_template.find("{question}") == std::string::npos) {
-    return absl::InvalidArgumentError("config.prompt_template: must contain {question}");
-  }
-  return prompt;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -841,24 +719,6 @@ absl::Status RunTrainEvalJob(const json& job) {
   progress.Report(1.0, "done", 0, true);
   return absl::OkStatus();
 }
-
-namespace {
-
-// The facade's last line of defence: no libtorch or library exception escapes a job.
-runner::JobHandler Guarded(const std::string& kind, absl::Status (*run)(const json&)) {
-  return [kind, run](const json& job) -> absl::Status {
-    try {
-      return run(job);
-    } catch (const c10::Error& e) {
-      return absl::InternalError(
-          absl::StrCat(kind, " job: libtorch: ", e.what_without_backtrace()));
-    } catch (const std::exception& e) {
-      return absl::InternalError(absl::StrCat(kind, " job: ", e.what()));
-    }
-  };
-}
-
-}  // namespace
 
 absl::Status RegisterTrainJobKinds() {
   PCSWEEP_RETURN_IF_ERROR(runner::RegisterJobKind("pretrain", Guarded("pretrain", RunPretrainJob)));

@@ -31,6 +31,7 @@
 #include "experiments/data/loaders.h"
 #include "experiments/data/selection.h"
 #include "experiments/engine/safetensors.h"
+#include "experiments/jobs/job_io.h"
 #include "experiments/jobs/job_settings.h"
 #include "experiments/runner/job_dispatch.h"
 #include "experiments/sae/prompt_runner.h"
@@ -46,108 +47,16 @@ namespace pcsweep::sae {
 namespace {
 
 namespace fs = std::filesystem;
+using jobs::ConfigureThreads;
+using jobs::Guarded;
+using jobs::JobContext;
 using jobs::JobSettings;
+using jobs::ReadJob;
+using jobs::ReadPromptOptions;
+using jobs::WriteTextFile;
 using nlohmann::json;
 
 constexpr int64_t kBig = int64_t{1} << 40;
-
-// ---------------------------------------------------------------------------------------
-// Job envelope, progress and results (the same file contract as experiments/jobs).
-
-struct JobContext {
-  std::string kind;
-  std::string output_dir;
-  JobSettings config{json::object(), "config"};
-};
-
-absl::StatusOr<JobContext> ReadJob(const json& job) {
-  JobContext ctx;
-  ctx.kind = job.value("kind", "");
-  json config = job.contains("config") && !job["config"].is_null() ? job["config"] : json::object();
-  if (!config.is_object()) return absl::InvalidArgumentError("job: \"config\" must be an object");
-  if (job.contains("params") && job["params"].is_object()) {
-    for (const auto& [key, value] : job["params"].items()) {
-      if (!config.contains(key)) config[key] = value;
-    }
-  }
-  ctx.config = JobSettings(config, "config");
-  if (job.contains("output_dir") && job["output_dir"].is_string()) {
-    ctx.output_dir = job["output_dir"].get<std::string>();
-  } else if (const char* env = std::getenv("PCSWEEP_OUTPUT_DIR"); env != nullptr) {
-    ctx.output_dir = env;
-  }
-  if (ctx.output_dir.empty())
-    return absl::InvalidArgumentError("job: needs \"output_dir\" (or $PCSWEEP_OUTPUT_DIR)");
-  std::error_code ec;
-  fs::create_directories(ctx.output_dir, ec);
-  if (ec)
-    return absl::InternalError(
-        absl::StrCat(ctx.output_dir, ": cannot create output folder: ", ec.message()));
-  return ctx;
-}
-
-class Progress {
- public:
-  explicit Progress(std::string kind) : kind_(std::move(kind)) {
-    if (const char* env = std::getenv("PCSWEEP_PROGRESS_FD"); env != nullptr) {
-      int fd = -1;
-      if (absl::SimpleAtoi(env, &fd) && fd >= 0) fd_ = fd;
-    }
-  }
-  void Report(double fraction, const std::string& message) {
-    fraction = std::clamp(fraction, 0.0, 1.0);
-    if (fd_ >= 0) {
-      const std::string text = json{{"progress", fraction}, {"message", message}}.dump() + "\n";
-      if (::write(fd_, text.data(), text.size()) < 0) fd_ = -1;
-    }
-    std::fprintf(stderr, "[%s %3.0f%%] %s\n", kind_.c_str(), 100.0 * fraction, message.c_str());
-  }
-
- private:
-  std::string kind_;
-  int fd_ = -1;
-};
-
-absl::Status WriteTextFile(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << text;
-    out.flush();
-    if (!out.good()) return absl::InternalError(absl::StrCat(path, ": cannot write"));
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec)
-    return absl::InternalError(absl::StrCat(path, ": cannot rename into place: ", ec.message()));
-  return absl::OkStatus();
-}
-
-// outputs.json then metrics.json: a job whose metrics.json exists is complete.
-absl::Status WriteResults(const std::string& dir, const std::map<std::string, double>& metrics,
-                          const std::map<std::string, std::string>& outputs) {
-  json m = json::object();
-  for (const auto& [name, value] : metrics) {
-    if (std::isfinite(value)) m[name] = value;
-  }
-  json o = json::object();
-  for (const auto& [name, value] : outputs) o[name] = value;
-  PCSWEEP_RETURN_IF_ERROR(
-      WriteTextFile((fs::path(dir) / "outputs.json").string(), o.dump(2) + "\n"));
-  return WriteTextFile((fs::path(dir) / "metrics.json").string(), m.dump(2) + "\n");
-}
-
-absl::StatusOr<int> ConfigureThreads(JobSettings& config) {
-  int64_t fallback = 0;
-  if (const char* env = std::getenv("PCSWEEP_THREADS");
-      env != nullptr && !absl::SimpleAtoi(env, &fallback)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("$PCSWEEP_THREADS: expected an integer, got '", env, "'"));
-  }
-  PCSWEEP_ASSIGN_OR_RETURN(int64_t threads, config.Integer("threads", fallback, 0, 1024));
-  if (threads > 0) at::set_num_threads(static_cast<int>(threads));
-  return static_cast<int>(threads);
-}
 
 // An integer that may arrive as a string from a placeholder ("{layer_select.feature}").
 absl::StatusOr<std::optional<int64_t>> IntegerOrString(JobSettings& config, const std::string& key,
@@ -168,16 +77,6 @@ absl::StatusOr<std::optional<int64_t>> IntegerOrString(JobSettings& config, cons
         absl::StrCat(config.Where(key), ": ", value, " is outside [", min, ", ", max, "]"));
   }
   return std::optional<int64_t>(value);
-}
-
-absl::StatusOr<inputs::PromptOptions> ReadPromptOptions(JobSettings& config,
-                                                        const std::string& fallback) {
-  inputs::PromptOptions prompt;
-  PCSWEEP_ASSIGN_OR_RETURN(prompt.prompt_template, config.String("prompt_template", fallback));
-  if (prompt.prompt_template.find("{question}") == std::string::npos) {
-    return absl::InvalidArgumentError("config.prompt_template: must contain {question}");
-  }
-  return prompt;
 }
 
 // Decoder layer of a setting: an integer, a numeric string, "middle" (num_layers / 2) or,
@@ -279,7 +178,7 @@ struct TrainedSae {
 // by a seeded shuffle) and measures it on the held-out prompts.
 absl::StatusOr<TrainedSae> TrainOnBenchmark(PromptRunner& runner, const std::string& train_file,
                                             int layer, SaeTrainSettings settings, int batch_size,
-                                            Progress* progress, double from, double to) {
+                                            jobs::Progress* progress, double from, double to) {
   PCSWEEP_ASSIGN_OR_RETURN(std::vector<data::Question> questions, LoadQuestions(train_file));
   std::mt19937_64 rng(settings.options.seed);
   std::shuffle(questions.begin(), questions.end(), rng);
@@ -364,7 +263,7 @@ void PutSummary(const std::string& prefix, const TransferSummary& s, double conf
 absl::Status RunSaeTrainJob(const json& job) {
   PCSWEEP_ASSIGN_OR_RETURN(JobContext ctx, ReadJob(job));
   JobSettings& config = ctx.config;
-  Progress progress("sae_train");
+  jobs::Progress progress("sae_train", /*log_every_report=*/true);
   PCSWEEP_ASSIGN_OR_RETURN(int threads, ConfigureThreads(config));
   PCSWEEP_ASSIGN_OR_RETURN(std::string model_dir, config.RequiredString("model_dir"));
   PCSWEEP_ASSIGN_OR_RETURN(std::string data_dir, config.String("data_dir", ""));
@@ -415,7 +314,7 @@ absl::Status RunSaeTrainJob(const json& job) {
                 "layer %d: held-out R² %.4f (95%% CI %.4f-%.4f, p(R² > %.2f) = %.2g), L0 %.1f",
                 layer, heldout.r2_mean, heldout.r2_ci_low, heldout.r2_ci_high, threshold,
                 heldout.p_value, heldout.l0_mean));
-  PCSWEEP_RETURN_IF_ERROR(WriteResults(
+  PCSWEEP_RETURN_IF_ERROR(jobs::WriteMetricsAndOutputs(
       ctx.output_dir, metrics,
       {{"sae_dir", sae_dir}, {"layer", absl::StrCat(layer)}, {"model_dir", model_dir}}));
   progress.Report(1.0, "done");
@@ -509,7 +408,7 @@ absl::StatusOr<JumpReluSae> LoadSaeFor(PromptRunner& runner, const std::string& 
 absl::Status RunSaeTransferJob(const json& job) {
   PCSWEEP_ASSIGN_OR_RETURN(JobContext ctx, ReadJob(job));
   JobSettings& config = ctx.config;
-  Progress progress("sae_transfer");
+  jobs::Progress progress("sae_transfer", /*log_every_report=*/true);
   PCSWEEP_ASSIGN_OR_RETURN(int threads, ConfigureThreads(config));
   PCSWEEP_ASSIGN_OR_RETURN(std::string model_dir, config.RequiredString("model_dir"));
   PCSWEEP_ASSIGN_OR_RETURN(std::string adapter_dir, config.String("adapter_dir", ""));
@@ -582,8 +481,8 @@ absl::Status RunSaeTransferJob(const json& job) {
   for (const json& row : per_prompt) lines += row.dump() + "\n";
   PCSWEEP_RETURN_IF_ERROR(
       WriteTextFile((fs::path(ctx.output_dir) / "r2_per_prompt.jsonl").string(), lines));
-  PCSWEEP_RETURN_IF_ERROR(WriteResults(ctx.output_dir, metrics,
-                                       {{"sae_dir", sae_dir}, {"layer", absl::StrCat(layer)}}));
+  PCSWEEP_RETURN_IF_ERROR(jobs::WriteMetricsAndOutputs(
+      ctx.output_dir, metrics, {{"sae_dir", sae_dir}, {"layer", absl::StrCat(layer)}}));
   progress.Report(1.0, "done");
   return absl::OkStatus();
 }
@@ -646,7 +545,7 @@ absl::StatusOr<std::vector<data::Pair>> LoadPairs(const std::string& path, int64
 absl::Status RunLayerSelectJob(const json& job) {
   PCSWEEP_ASSIGN_OR_RETURN(JobContext ctx, ReadJob(job));
   JobSettings& config = ctx.config;
-  Progress progress("layer_select");
+  jobs::Progress progress("layer_select", /*log_every_report=*/true);
   PCSWEEP_ASSIGN_OR_RETURN(int threads, ConfigureThreads(config));
   PCSWEEP_ASSIGN_OR_RETURN(std::string model_dir, config.RequiredString("model_dir"));
   PCSWEEP_ASSIGN_OR_RETURN(std::string adapter_dir, config.String("adapter_dir", ""));
@@ -838,16 +737,17 @@ absl::Status RunLayerSelectJob(const json& job) {
   metrics["layer_select.pairs"] = static_cast<double>(pairs.size());
   metrics["layer_select.flipped_pairs"] = static_cast<double>(flips);
   progress.Report(0.95, reason);
-  PCSWEEP_RETURN_IF_ERROR(WriteResults(ctx.output_dir, metrics,
-                                       {{"range", range_text},
-                                        {"layer", absl::StrCat(best->layer)},
-                                        {"feature", absl::StrCat(winner.feature)},
-                                        {"score", absl::StrFormat("%.4f", winner.score)},
-                                        {"auroc", absl::StrFormat("%.4f", winner.auroc)},
-                                        {"sae_dir", sae_dirs.at(best->layer)},
-                                        {"top_features", absl::StrJoin(top_text, "; ")},
-                                        {"reason", reason},
-                                        {"model_dir", model_dir}}));
+  PCSWEEP_RETURN_IF_ERROR(
+      jobs::WriteMetricsAndOutputs(ctx.output_dir, metrics,
+                                   {{"range", range_text},
+                                    {"layer", absl::StrCat(best->layer)},
+                                    {"feature", absl::StrCat(winner.feature)},
+                                    {"score", absl::StrFormat("%.4f", winner.score)},
+                                    {"auroc", absl::StrFormat("%.4f", winner.auroc)},
+                                    {"sae_dir", sae_dirs.at(best->layer)},
+                                    {"top_features", absl::StrJoin(top_text, "; ")},
+                                    {"reason", reason},
+                                    {"model_dir", model_dir}}));
   progress.Report(1.0, "done");
   return absl::OkStatus();
 }
@@ -941,7 +841,7 @@ absl::Status RunClampEvalJob(const json& job_in) {
   }
   PCSWEEP_ASSIGN_OR_RETURN(JobContext ctx, ReadJob(job));
   JobSettings& config = ctx.config;
-  Progress progress("clamp_eval");
+  jobs::Progress progress("clamp_eval", /*log_every_report=*/true);
   PCSWEEP_ASSIGN_OR_RETURN(int threads, ConfigureThreads(config));
   PCSWEEP_ASSIGN_OR_RETURN(std::string model_dir, config.RequiredString("model_dir"));
   PCSWEEP_ASSIGN_OR_RETURN(std::string adapter_dir, config.String("adapter_dir", ""));
@@ -1016,7 +916,7 @@ absl::Status RunClampEvalJob(const json& job_in) {
                                                 {"feature", absl::StrCat(*feature)},
                                                 {"scale", absl::StrCat(scale)}};
   if (!adapter_dir.empty()) outputs["adapter_dir"] = adapter_dir;
-  PCSWEEP_RETURN_IF_ERROR(WriteResults(ctx.output_dir, metrics, outputs));
+  PCSWEEP_RETURN_IF_ERROR(jobs::WriteMetricsAndOutputs(ctx.output_dir, metrics, outputs));
   progress.Report(1.0, "done");
   return absl::OkStatus();
 }
@@ -1026,18 +926,6 @@ absl::Status RunClampEvalJob(const json& job_in) {
 namespace {
 
 // libtorch throws; a job must end with one error line, never an abort.
-runner::JobHandler Guarded(const std::string& kind, absl::Status (*run)(const json&)) {
-  return [kind, run](const json& job) -> absl::Status {
-    try {
-      return run(job);
-    } catch (const c10::Error& e) {
-      return absl::InternalError(absl::StrCat(kind, ": libtorch: ", e.what_without_backtrace()));
-    } catch (const std::exception& e) {
-      return absl::InternalError(absl::StrCat(kind, ": ", e.what()));
-    }
-  };
-}
-
 }  // namespace
 
 absl::Status RegisterSaeJobKinds() {

@@ -1,0 +1,145 @@
+#include "experiments/jobs/job_io.h"
+
+#include <c10/util/Exception.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "common/status/status_macros.h"
+#include "experiments/train/threads.h"
+
+namespace pcsweep::jobs {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+absl::StatusOr<JobContext> ReadJob(const json& job) {
+  JobContext ctx;
+  ctx.kind = job.value("kind", "");
+  json config = job.contains("config") && !job["config"].is_null() ? job["config"] : json::object();
+  if (!config.is_object()) return absl::InvalidArgumentError("job: \"config\" must be an object");
+  // Grid values the spec did not place into the config.
+  if (job.contains("params") && job["params"].is_object()) {
+    for (const auto& [key, value] : job["params"].items()) {
+      if (!config.contains(key)) config[key] = value;
+    }
+  }
+  ctx.config = JobSettings(config, "config");
+  if (job.contains("output_dir") && job["output_dir"].is_string()) {
+    ctx.output_dir = job["output_dir"].get<std::string>();
+  } else if (const char* env = std::getenv("PCSWEEP_OUTPUT_DIR"); env != nullptr) {
+    ctx.output_dir = env;
+  }
+  if (ctx.output_dir.empty()) {
+    return absl::InvalidArgumentError("job: needs \"output_dir\" (or $PCSWEEP_OUTPUT_DIR)");
+  }
+  std::error_code ec;
+  fs::create_directories(ctx.output_dir, ec);
+  if (ec)
+    return absl::InternalError(
+        absl::StrCat(ctx.output_dir, ": cannot create output folder: ", ec.message()));
+  return ctx;
+}
+
+Progress::Progress(std::string kind, bool log_every_report)
+    : kind_(std::move(kind)), log_every_report_(log_every_report) {
+  if (const char* env = std::getenv("PCSWEEP_PROGRESS_FD"); env != nullptr) {
+    int fd = -1;
+    if (absl::SimpleAtoi(env, &fd) && fd >= 0) fd_ = fd;
+  }
+}
+
+void Progress::Report(double fraction, const std::string& message, double eta_s, bool force_log) {
+  fraction = std::clamp(fraction, 0.0, 1.0);
+  json line = {{"progress", fraction}, {"message", message}};
+  if (eta_s > 0) line["eta_s"] = static_cast<int64_t>(eta_s + 0.5);
+  if (fd_ >= 0) {
+    const std::string text = line.dump() + "\n";
+    if (::write(fd_, text.data(), text.size()) < 0) fd_ = -1;  // the reader is gone: keep running
+  }
+  const auto now = std::chrono::steady_clock::now();
+  if (log_every_report_ || force_log || now - last_log_ > std::chrono::seconds(3)) {
+    last_log_ = now;
+    std::fprintf(stderr, "[%s %3.0f%%] %s\n", kind_.c_str(), 100.0 * fraction, message.c_str());
+  }
+}
+
+absl::Status WriteTextFile(const std::string& path, const std::string& text) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << text;
+    out.flush();
+    if (!out.good()) return absl::InternalError(absl::StrCat(path, ": cannot write"));
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec)
+    return absl::InternalError(absl::StrCat(path, ": cannot rename into place: ", ec.message()));
+  return absl::OkStatus();
+}
+
+absl::Status WriteMetricsAndOutputs(const std::string& dir,
+                                    const std::map<std::string, double>& metrics,
+                                    const std::map<std::string, std::string>& outputs) {
+  json m = json::object();
+  for (const auto& [name, value] : metrics) {
+    if (std::isfinite(value)) m[name] = value;
+  }
+  json o = json::object();
+  for (const auto& [name, value] : outputs) o[name] = value;
+  PCSWEEP_RETURN_IF_ERROR(
+      WriteTextFile((fs::path(dir) / "outputs.json").string(), o.dump(2) + "\n"));
+  return WriteTextFile((fs::path(dir) / "metrics.json").string(), m.dump(2) + "\n");
+}
+
+absl::Status WriteResults(const std::string& dir, const std::map<std::string, double>& metrics,
+                          const std::vector<data::ExampleRow>& rows,
+                          const std::map<std::string, std::string>& outputs) {
+  PCSWEEP_RETURN_IF_ERROR(data::WriteExamples((fs::path(dir) / "examples.jsonl").string(), rows));
+  return WriteMetricsAndOutputs(dir, metrics, outputs);
+}
+
+absl::StatusOr<int> ConfigureThreads(JobSettings& config) {
+  int64_t fallback = 0;
+  if (const char* env = std::getenv("PCSWEEP_THREADS");
+      env != nullptr && !absl::SimpleAtoi(env, &fallback)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("$PCSWEEP_THREADS: expected an integer, got '", env, "'"));
+  }
+  PCSWEEP_ASSIGN_OR_RETURN(int64_t threads, config.Integer("threads", fallback, 0, 1024));
+  train::SetComputeThreads(static_cast<int>(threads));
+  return static_cast<int>(threads);
+}
+
+absl::StatusOr<inputs::PromptOptions> ReadPromptOptions(JobSettings& config,
+                                                        const std::string& fallback) {
+  inputs::PromptOptions prompt;
+  PCSWEEP_ASSIGN_OR_RETURN(prompt.prompt_template, config.String("prompt_template", fallback));
+  if (prompt.prompt_template.find("{question}") == std::string::npos) {
+    return absl::InvalidArgumentError("config.prompt_template: must contain {question}");
+  }
+  return prompt;
+}
+
+runner::JobHandler Guarded(const std::string& kind, absl::Status (*run)(const json& job)) {
+  return [kind, run](const json& job) -> absl::Status {
+    try {
+      return run(job);
+    } catch (const c10::Error& e) {
+      return absl::InternalError(
+          absl::StrCat(kind, " job: libtorch: ", e.what_without_backtrace()));
+    } catch (const std::exception& e) {
+      return absl::InternalError(absl::StrCat(kind, " job: ", e.what()));
+    }
+  };
+}
+
+}  // namespace pcsweep::jobs

@@ -1,0 +1,82 @@
+// The file contract every `pcsweep-run run --job` kind shares (experiments/jobs/README.md):
+// reading the job envelope, progress lines on $PCSWEEP_PROGRESS_FD, thread settings, the
+// prompt template, writing examples/outputs/metrics atomically, and the facade that turns
+// any exception of a job into a Status. Used by experiments/jobs and experiments/sae.
+//
+// Thread-safety: free functions use only their arguments; a Progress belongs to one job.
+#ifndef PCSWEEP_EXPERIMENTS_JOBS_JOB_IO_H_
+#define PCSWEEP_EXPERIMENTS_JOBS_JOB_IO_H_
+
+#include <chrono>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "experiments/data/examples_io.h"
+#include "experiments/inputs/tokenizer.h"
+#include "experiments/jobs/job_settings.h"
+#include "experiments/runner/job_dispatch.h"
+#include "nlohmann/json.hpp"
+
+namespace pcsweep::jobs {
+
+struct JobContext {
+  std::string kind;
+  std::string output_dir;
+  JobSettings config{nlohmann::json::object(), "config"};
+};
+
+// The job's kind, its settings (`config`, with `params` filling absent keys) and its output
+// folder (`output_dir`, else $PCSWEEP_OUTPUT_DIR), which is created.
+// Possible errors: InvalidArgument (config not an object, no output folder), Internal (the
+// folder cannot be created).
+absl::StatusOr<JobContext> ReadJob(const nlohmann::json& job);
+
+// JSON progress lines on $PCSWEEP_PROGRESS_FD (worker/job_process.h) and a human line on
+// stderr: every report with `log_every_report`, else at most every few seconds unless forced.
+class Progress {
+ public:
+  explicit Progress(std::string kind, bool log_every_report = false);
+  void Report(double fraction, const std::string& message, double eta_s = 0,
+              bool force_log = false);
+
+ private:
+  std::string kind_;
+  bool log_every_report_;
+  int fd_ = -1;
+  std::chrono::steady_clock::time_point last_log_{};
+};
+
+// Writes `text` to `path` through a temporary file and a rename.
+// Possible errors: Internal naming the file.
+absl::Status WriteTextFile(const std::string& path, const std::string& text);
+
+// outputs.json then metrics.json (non-finite metrics left out): a job whose metrics.json
+// exists is complete. Possible errors: those of WriteTextFile.
+absl::Status WriteMetricsAndOutputs(const std::string& dir,
+                                    const std::map<std::string, double>& metrics,
+                                    const std::map<std::string, std::string>& outputs);
+
+// examples.jsonl first, then WriteMetricsAndOutputs. Possible errors: Internal naming a file.
+absl::Status WriteResults(const std::string& dir, const std::map<std::string, double>& metrics,
+                          const std::vector<data::ExampleRow>& rows,
+                          const std::map<std::string, std::string>& outputs);
+
+// Intra-op threads from `threads`, else $PCSWEEP_THREADS, else libtorch's default (0), applied
+// with train::SetComputeThreads. Possible errors: InvalidArgument naming the key or variable.
+absl::StatusOr<int> ConfigureThreads(JobSettings& config);
+
+// `prompt_template` (default `fallback`), which must contain {question}.
+// Possible errors: InvalidArgument naming the key.
+absl::StatusOr<inputs::PromptOptions> ReadPromptOptions(
+    JobSettings& config, const std::string& fallback = inputs::PromptOptions().prompt_template);
+
+// `run` behind the facade's last line of defence: no libtorch or library exception escapes
+// a job; it becomes Internal "<kind> job: ...".
+runner::JobHandler Guarded(const std::string& kind, absl::Status (*run)(const nlohmann::json& job));
+
+}  // namespace pcsweep::jobs
+
+#endif  // PCSWEEP_EXPERIMENTS_JOBS_JOB_IO_H_
