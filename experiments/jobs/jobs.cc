@@ -16,6 +16,7 @@
 #include <tuple>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -354,6 +355,7 @@ absl::Status ApplySynthOptions(JobSettings& s, data::SynthOptions* o) {
 struct ModelShape {
   int64_t hidden = 64, intermediate = 128, layers = 8, heads = 4, kv_heads = 2, head_dim = 16;
   int64_t sliding_window = 512, full_every = 6;
+  double query_pre_attn_scalar = 0;  // 0: head_dim, as Gemma 3
   int64_t vision_hidden = 64, vision_intermediate = 128, vision_layers = 2, vision_heads = 2;
   int64_t image_size = 64, patch_size = 8, mm_tokens = 16;
   int64_t vocab_size =
@@ -381,6 +383,8 @@ absl::Status ReadModelShape(JobSettings& s, ModelShape* m) {
            {"vocab_size", &m->vocab_size, 64, 1 << 20}}) {
     PCSWEEP_ASSIGN_OR_RETURN(*field, s.Integer(key, *field, lo, hi));
   }
+  PCSWEEP_ASSIGN_OR_RETURN(m->query_pre_attn_scalar,
+                           s.Number("query_pre_attn_scalar", m->query_pre_attn_scalar, 0, 1 << 20));
   return s.CheckAllKeysUsed();
 }
 
@@ -395,7 +399,8 @@ absl::StatusOr<engine::Gemma3Config> MakeConfig(const ModelShape& m,
   c.text.num_attention_heads = m.heads;
   c.text.num_key_value_heads = m.kv_heads;
   c.text.head_dim = m.head_dim;
-  c.text.query_pre_attn_scalar = static_cast<double>(m.head_dim);
+  c.text.query_pre_attn_scalar =
+      m.query_pre_attn_scalar > 0 ? m.query_pre_attn_scalar : static_cast<double>(m.head_dim);
   c.text.sliding_window = m.sliding_window;
   c.text.layer_types.clear();
   for (int64_t i = 0; i < m.layers; ++i) {
@@ -453,6 +458,14 @@ absl::Status RunPretrainJob(const json& job) {
   PCSWEEP_ASSIGN_OR_RETURN(double init_std, config.Number("init_std", 0.02, 1e-6, 1));
   PCSWEEP_ASSIGN_OR_RETURN(int64_t max_questions,
                            config.Integer("max_pretrain_questions", 600, 0, kBig));
+  train::VisionWarmupOptions warmup;
+  PCSWEEP_ASSIGN_OR_RETURN(warmup.steps, config.Integer("vision_warmup_steps", 0, 0, kBig));
+  PCSWEEP_ASSIGN_OR_RETURN(warmup.lr, config.Number("vision_warmup_lr", warmup.lr, 1e-7, 1));
+  PCSWEEP_ASSIGN_OR_RETURN(int64_t warmup_batch,
+                           config.Integer("vision_warmup_batch_size", warmup.batch_size, 1, 4096));
+  warmup.batch_size = static_cast<int>(warmup_batch);
+  warmup.seed = options.seed;
+  PCSWEEP_ASSIGN_OR_RETURN(bool freeze_vision, config.Bool("freeze_vision", warmup.steps > 0));
   PCSWEEP_ASSIGN_OR_RETURN(bool evaluate, config.Bool("evaluate", true));
   PCSWEEP_ASSIGN_OR_RETURN(int64_t eval_batch, config.Integer("eval_batch_size", 64, 1, 1 << 20));
   PCSWEEP_ASSIGN_OR_RETURN(inputs::PromptOptions prompt, ReadPromptOptions(config));
@@ -503,10 +516,21 @@ absl::Status RunPretrainJob(const json& job) {
   PCSWEEP_ASSIGN_OR_RETURN(data::Dataset dataset,
                            data::LoadCanonicalJsonl(pretrain_path, data::LoadOptions{}));
   std::vector<train::LabeledPrompt> examples;
+  // Per image, what its questions say about its findings: the vision warm-up's labels.
+  std::map<std::string, int> finding_index;
+  std::map<std::string, train::ImageFindingLabels> image_labels;
   int64_t used_questions = 0;
   for (const data::Question& q : dataset.questions) {
     if (!q.is_yes_no()) continue;
-    if (max_questions > 0 && used_questions >= max_questions) break;
+    // The vision warm-up sees every image: its steps are cheap and it overfits a few hundred.
+    if (!q.finding.empty()) {
+      const int finding =
+          finding_index.emplace(q.finding, static_cast<int>(finding_index.size())).first->second;
+      train::ImageFindingLabels& labels = image_labels[q.image];
+      labels.image = q.image;
+      labels.known.emplace_back(finding, q.answer == data::Answer::kYes ? 1.f : 0.f);
+    }
+    if (max_questions > 0 && used_questions >= max_questions) continue;
     ++used_questions;
     examples.push_back({q.original_question, q.image, q.answer});
     for (const data::Paraphrase& p : q.paraphrases) {
@@ -517,21 +541,52 @@ absl::Status RunPretrainJob(const json& job) {
     return absl::InvalidArgumentError(absl::StrCat(pretrain_path, ": no yes/no questions"));
 
   train::TrainReport report;
+  std::map<std::string, double> metrics;
   int64_t parameter_count = 0;
   {
     engine::Gemma3Model model(model_config, torch::TensorOptions().dtype(torch::kFloat));
     train::InitializeRandomWeights(model, static_cast<uint64_t>(init_seed), init_std);
     PCSWEEP_ASSIGN_OR_RETURN(train::ModelSession session,
                              train::ModelSession::Create(model, &tokenizer, image_config, prompt));
-    std::vector<torch::Tensor> parameters = model->parameters();
-    for (const auto& p : parameters) parameter_count += p.numel();
-    progress.Report(0.1, absl::StrCat("pretraining on ", examples.size(), " prompts"), 0, true);
+    if (warmup.steps > 0) {
+      if (finding_index.empty()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            pretrain_path, ": config.vision_warmup_steps needs questions with a 'finding'"));
+      }
+      std::vector<train::ImageFindingLabels> labelled;
+      for (auto& [image, labels] : image_labels) labelled.push_back(std::move(labels));
+      warmup.num_findings = static_cast<int>(finding_index.size());
+      progress.Report(0.1, absl::StrCat("vision warm-up on ", labelled.size(), " images"), 0, true);
+      PCSWEEP_ASSIGN_OR_RETURN(
+          train::VisionWarmupReport vision,
+          train::WarmUpVision(session, labelled, warmup,
+                              ProgressCallback(&progress, 0.1, 0.3, "vision warm-up")));
+      metrics["vision_warmup.steps"] = static_cast<double>(vision.steps);
+      metrics["vision_warmup.seconds"] = vision.seconds;
+      metrics["vision_warmup.first_loss"] = vision.first_loss;
+      metrics["vision_warmup.last_loss"] = vision.last_loss;
+      metrics["vision_warmup.holdout_accuracy"] = vision.holdout_accuracy;
+      metrics["vision_warmup.holdout_images"] = static_cast<double>(vision.holdout_images);
+      progress.Report(0.3,
+                      absl::StrFormat("vision warm-up: loss %.3f -> %.3f, held-out accuracy %.3f",
+                                      vision.first_loss, vision.last_loss, vision.holdout_accuracy),
+                      0, true);
+    }
+    std::vector<torch::Tensor> parameters;
+    for (const auto& item : model->named_parameters()) {
+      parameter_count += item.value().numel();
+      const bool vision = absl::StartsWith(item.key(), "vision_tower") ||
+                          absl::StartsWith(item.key(), "multi_modal_projector");
+      if (!(freeze_vision && vision)) parameters.push_back(item.value());
+    }
+    const double from = warmup.steps > 0 ? 0.3 : 0.1;
+    progress.Report(from, absl::StrCat("pretraining on ", examples.size(), " prompts"), 0, true);
     PCSWEEP_ASSIGN_OR_RETURN(
-        report, train::TrainOnPrompts(session, parameters, examples, options,
-                                      ProgressCallback(&progress, 0.1, 0.85, "pretrain")));
+        report,
+        train::TrainOnPrompts(session, parameters, examples, options,
+                              ProgressCallback(&progress, from, 0.85, "pretrain"), freeze_vision));
     PCSWEEP_RETURN_IF_ERROR(train::SaveModelFolder(model, model_dir));
   }
-  std::map<std::string, double> metrics;
   PutTrainMetrics(report, &metrics);
   metrics["model.parameters"] = static_cast<double>(parameter_count);
   std::vector<data::ExampleRow> rows;

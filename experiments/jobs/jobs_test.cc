@@ -143,6 +143,25 @@ TEST_F(JobsTest, PretrainWritesALoadableHuggingFaceFolder) {
   EXPECT_FALSE(rows->empty());
 }
 
+TEST_F(JobsTest, VisionWarmUpLowersItsLossAndAttentionScaleReachesTheConfig) {
+  const std::string out = TempDir("warmup");
+  json config = TinyPretrainConfig();
+  config["model"]["query_pre_attn_scalar"] = 1;
+  config["vision_warmup_steps"] = 30;
+  config["vision_warmup_batch_size"] = 16;
+  config["evaluate"] = false;
+  ASSERT_TRUE(Run("pretrain", config, out).ok());
+  const json metrics = ReadJson(out + "/metrics.json");
+  EXPECT_EQ(metrics["vision_warmup.steps"], 30);
+  EXPECT_GT(metrics["vision_warmup.holdout_images"].get<double>(), 0);
+  EXPECT_LT(metrics["vision_warmup.last_loss"].get<double>(),
+            metrics["vision_warmup.first_loss"].get<double>() - 0.05);
+  EXPECT_EQ(metrics["train.steps"], 4);
+  const json saved =
+      ReadJson(ReadJson(out + "/outputs.json")["model_dir"].get<std::string>() + "/config.json");
+  EXPECT_EQ(saved["text_config"]["query_pre_attn_scalar"], 1.0);
+}
+
 TEST_F(JobsTest, TrainEvalLowersTrainingLossAndWritesEverything) {
   const std::string out = TempDir("train_eval");
   json config = TrainEvalConfig();

@@ -98,6 +98,18 @@ absl::StatusOr<const torch::Tensor*> ModelSession::Pixels(const std::string& ima
   return &pixels_.emplace(image, std::move(t)).first->second;
 }
 
+absl::StatusOr<torch::Tensor> ModelSession::PixelBatch(
+    const std::vector<const std::string*>& images) {
+  std::vector<torch::Tensor> pixels;
+  pixels.reserve(images.size());
+  for (const std::string* image : images) {
+    PCSWEEP_ASSIGN_OR_RETURN(const torch::Tensor* px, Pixels(*image));
+    pixels.push_back(*px);
+  }
+  if (pixels.empty()) return absl::InvalidArgumentError("no images");
+  return torch::stack(pixels);
+}
+
 absl::Status ModelSession::EnsureFeatures(const std::vector<PromptSpec>& prompts) {
   std::vector<std::string> missing;
   for (const PromptSpec& p : prompts) {
@@ -385,8 +397,8 @@ absl::StatusOr<TrainReport> TrainOnPairs(ModelSession& session,
 absl::StatusOr<TrainReport> TrainOnPrompts(ModelSession& session,
                                            const std::vector<torch::Tensor>& parameters,
                                            const std::vector<LabeledPrompt>& examples,
-                                           const TrainOptions& options,
-                                           const StepCallback& on_step) {
+                                           const TrainOptions& options, const StepCallback& on_step,
+                                           bool frozen_vision) {
   using Batch = std::vector<const LabeledPrompt*>;
   std::function<std::vector<Batch>(int)> micro_batches = [&](int epoch) {
     std::vector<size_t> order(examples.size());
@@ -411,7 +423,7 @@ absl::StatusOr<TrainReport> TrainOnPrompts(ModelSession& session,
       prompts.push_back({&e->question, &e->image});
       labels.push_back(AnswerIndex(e->answer));
     }
-    PCSWEEP_ASSIGN_OR_RETURN(torch::Tensor z, session.TwoWay(prompts, /*frozen_vision=*/false));
+    PCSWEEP_ASSIGN_OR_RETURN(torch::Tensor z, session.TwoWay(prompts, frozen_vision));
     PairLoss loss;
     loss.ce = torch::nn::functional::cross_entropy(z, torch::tensor(labels, torch::kLong));
     loss.consistency = torch::zeros({});
@@ -423,6 +435,131 @@ absl::StatusOr<TrainReport> TrainOnPrompts(ModelSession& session,
   };
   return RunTraining<Batch>(session, parameters, options, micro_batches, loss_of, examples_in,
                             on_step);
+}
+
+absl::StatusOr<VisionWarmupReport> WarmUpVision(ModelSession& session,
+                                                const std::vector<ImageFindingLabels>& images,
+                                                const VisionWarmupOptions& options,
+                                                const StepCallback& on_step) {
+  if (images.empty()) return absl::InvalidArgumentError("vision warm-up: no labelled images");
+  if (options.steps <= 0 || options.batch_size <= 0 || options.num_findings <= 0)
+    return absl::InvalidArgumentError(
+        "vision warm-up: steps, batch_size and findings must be positive");
+  return GuardTorch("vision warm-up", [&]() -> absl::StatusOr<VisionWarmupReport> {
+    const auto start = Clock::now();
+    torch::manual_seed(options.seed);
+    std::mt19937_64 rng(options.seed * 7919ULL + 17);
+    std::vector<size_t> order(images.size());
+    std::iota(order.begin(), order.end(), 0);
+    for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[rng() % i]);
+    const size_t holdout =
+        std::min(order.size() - 1, static_cast<size_t>(options.holdout_fraction * order.size()));
+    const std::vector<size_t> held(order.begin(), order.begin() + holdout);
+    std::vector<size_t> train(order.begin() + holdout, order.end());
+
+    auto targets_of = [&](const std::vector<size_t>& batch) {
+      std::vector<float> target(batch.size() * options.num_findings, 0.f), mask(target.size(), 0.f);
+      for (size_t i = 0; i < batch.size(); ++i) {
+        for (const auto& [finding, value] : images[batch[i]].known) {
+          target[i * options.num_findings + finding] = value;
+          mask[i * options.num_findings + finding] = 1.f;
+        }
+      }
+      const int64_t n = static_cast<int64_t>(batch.size());
+      return std::make_pair(torch::tensor(target).view({n, options.num_findings}),
+                            torch::tensor(mask).view({n, options.num_findings}));
+    };
+    auto pixels_of = [&](const std::vector<size_t>& batch) {
+      std::vector<const std::string*> paths;
+      for (size_t i : batch) paths.push_back(&images[i].image);
+      return session.PixelBatch(paths);
+    };
+
+    engine::Gemma3Model& model = session.model();
+    // Per-token weights: where in the film a density sits tells findings apart.
+    torch::nn::Linear head(torch::nn::LinearOptions(
+        model->config().text.hidden_size * model->config().mm_tokens_per_image,
+        options.num_findings));
+    std::vector<torch::Tensor> parameters = head->parameters();
+    for (const auto& item : model->named_parameters()) {
+      if (absl::StartsWith(item.key(), "vision_tower") ||
+          absl::StartsWith(item.key(), "multi_modal_projector")) {
+        parameters.push_back(item.value());
+      }
+    }
+    torch::optim::AdamW optimizer(parameters, torch::optim::AdamWOptions(options.lr));
+    VisionWarmupReport report;
+    report.train_images = static_cast<int64_t>(train.size());
+    report.holdout_images = static_cast<int64_t>(held.size());
+    std::vector<double> losses;
+    size_t cursor = train.size();
+    model->train();
+    for (int64_t step = 0; step < options.steps; ++step) {
+      std::vector<size_t> batch;
+      while (batch.size() < static_cast<size_t>(options.batch_size)) {
+        if (cursor == train.size()) {
+          for (size_t i = train.size(); i > 1; --i) std::swap(train[i - 1], train[rng() % i]);
+          cursor = 0;
+        }
+        batch.push_back(train[cursor++]);
+        if (batch.size() == train.size()) break;
+      }
+      PCSWEEP_ASSIGN_OR_RETURN(torch::Tensor pixels, pixels_of(batch));
+      auto [target, mask] = targets_of(batch);
+      const double lr = LearningRateAt(step, options.steps, std::min<int64_t>(10, options.steps),
+                                       options.lr, LrSchedule::kCosine);
+      for (auto& group : optimizer.param_groups())
+        static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+      optimizer.zero_grad();
+      const torch::Tensor logits = head(model->ImageFeatures(pixels).flatten(1));
+      const torch::Tensor loss =
+          (torch::binary_cross_entropy_with_logits(logits, target, {}, {}, at::Reduction::None) *
+           mask)
+              .sum() /
+          mask.sum().clamp_min(1);
+      loss.backward();
+      torch::nn::utils::clip_grad_norm_(parameters, 1.0);
+      optimizer.step();
+      losses.push_back(loss.item<double>());
+      if (on_step) {
+        StepLog log;
+        log.step = step + 1;
+        log.total_steps = options.steps;
+        log.loss = log.ce = losses.back();
+        log.lr = lr;
+        const double elapsed = SecondsSince(start);
+        log.examples_per_s = static_cast<double>((step + 1) * options.batch_size) / elapsed;
+        log.eta_s =
+            elapsed / static_cast<double>(step + 1) * static_cast<double>(options.steps - step - 1);
+        on_step(log);
+      }
+    }
+    model->eval();
+    auto mean_of = [](std::vector<double>::const_iterator a,
+                      std::vector<double>::const_iterator b) {
+      return b > a ? std::accumulate(a, b, 0.0) / static_cast<double>(b - a) : 0.0;
+    };
+    const size_t window = std::min<size_t>(10, losses.size());
+    report.first_loss = mean_of(losses.begin(), losses.begin() + window);
+    report.last_loss = mean_of(losses.end() - window, losses.end());
+    report.steps = options.steps;
+    if (!held.empty()) {
+      torch::NoGradGuard no_grad;
+      double correct = 0, total = 0;
+      for (size_t first = 0; first < held.size(); first += options.batch_size) {
+        const std::vector<size_t> batch(
+            held.begin() + first, held.begin() + std::min(held.size(), first + options.batch_size));
+        PCSWEEP_ASSIGN_OR_RETURN(torch::Tensor pixels, pixels_of(batch));
+        auto [target, mask] = targets_of(batch);
+        const torch::Tensor predicted = head(model->ImageFeatures(pixels).flatten(1)).gt(0);
+        correct += (predicted.eq(target.gt(0.5)).to(torch::kFloat) * mask).sum().item<double>();
+        total += mask.sum().item<double>();
+      }
+      report.holdout_accuracy = total > 0 ? correct / total : 0;
+    }
+    report.seconds = SecondsSince(start);
+    return report;
+  });
 }
 
 void InitializeRandomWeights(engine::Gemma3Model& model, uint64_t seed, double std) {

@@ -60,6 +60,10 @@ class ModelSession {
   int64_t tokens_seen() const { return tokens_seen_; }
   int64_t image_feature_computations() const { return feature_computations_; }
 
+  // Preprocessed pixels of `images` stacked as [N, 3, H, W] (cached per path). Errors: an
+  // image that cannot be read or preprocesses to another size than the vision tower's.
+  absl::StatusOr<torch::Tensor> PixelBatch(const std::vector<const std::string*>& images);
+
  private:
   ModelSession() = default;
   absl::StatusOr<const std::vector<int64_t>*> Tokens(const std::string& question);
@@ -157,15 +161,52 @@ struct LabeledPrompt {
 
 // Pretraining from random init: two-way CE at the first answer position on single prompts,
 // shuffled per epoch by seed, the vision tower trained too. Possible errors: as TrainOnPairs.
+// With `frozen_vision` the image embeddings are computed once per image without gradient
+// (leave the vision tower and projector out of `parameters`).
 absl::StatusOr<TrainReport> TrainOnPrompts(ModelSession& session,
                                            const std::vector<torch::Tensor>& parameters,
                                            const std::vector<LabeledPrompt>& examples,
                                            const TrainOptions& options,
-                                           const StepCallback& on_step = nullptr);
+                                           const StepCallback& on_step = nullptr,
+                                           bool frozen_vision = false);
 
 // Random initialisation as transformers does for Gemma 3 / SigLIP: normal(0, std) for
 // matrices and embeddings, zeros for biases and Gemma's (1 + w) RMSNorm weights, ones for
 // SigLIP LayerNorm weights. Every base parameter is made trainable.
+// What the questions of one image say about its findings: (finding index, 1 present /
+// 0 absent) for each finding asked about; findings nobody asked about are not scored.
+struct ImageFindingLabels {
+  std::string image;
+  std::vector<std::pair<int, float>> known;
+};
+
+struct VisionWarmupOptions {
+  int64_t steps = 0;
+  int batch_size = 64;  // images per step
+  double lr = 3e-3;
+  uint64_t seed = 0;
+  int num_findings = 0;
+  double holdout_fraction = 0.1;  // images kept out of training to measure accuracy
+};
+
+struct VisionWarmupReport {
+  int64_t steps = 0;
+  int64_t train_images = 0, holdout_images = 0;
+  double seconds = 0;
+  double first_loss = 0, last_loss = 0;  // mean masked BCE of the first / last 10 steps
+  double holdout_accuracy = 0;           // over the held-out (image, finding) labels
+};
+
+// Trains the vision tower and projector alone, before the language model sees them: a linear
+// head on the mean image embedding predicts which findings an image shows (masked BCE). This is
+// how Gemma 3 came to be (a SigLIP encoder pretrained first); a tower trained from scratch
+// through the language model gets almost no gradient while the model still reads the answer
+// off the wording. The head is discarded afterwards. Errors: no images, an unreadable image.
+absl::StatusOr<VisionWarmupReport> WarmUpVision(ModelSession& session,
+                                                const std::vector<ImageFindingLabels>& images,
+                                                const VisionWarmupOptions& options,
+                                                const StepCallback& on_step = nullptr);
+
 void InitializeRandomWeights(engine::Gemma3Model& model, uint64_t seed, double std = 0.02);
 
 // config.json in transformers 5.x style (rope_parameters, layer_types) for `config`.
