@@ -17,6 +17,7 @@
 #include "absl/strings/str_join.h"
 #include "common/status/status_macros.h"
 #include "experiments/engine/safetensors.h"
+#include "experiments/engine/torch_status.h"
 #include "experiments/engine/weight_names.h"
 
 namespace pcsweep::engine {
@@ -29,18 +30,6 @@ std::string ShapeString(at::IntArrayRef shape) {
 }
 std::string ShapeString(const std::vector<int64_t>& shape) {
   return absl::StrCat("[", absl::StrJoin(shape, ", "), "]");
-}
-
-// Runs `body`, turning libtorch and standard exceptions into a Status with `context`.
-template <typename Fn>
-auto Guard(absl::string_view context, Fn&& body) -> decltype(body()) {
-  try {
-    return body();
-  } catch (const c10::Error& e) {
-    return absl::InternalError(absl::StrCat(context, ": libtorch: ", e.what_without_backtrace()));
-  } catch (const std::exception& e) {
-    return absl::InternalError(absl::StrCat(context, ": ", e.what()));
-  }
 }
 
 torch::Tensor FromView(const TensorView& view) {
@@ -84,7 +73,7 @@ std::string RuntimeReport() {
 }
 
 absl::StatusOr<std::unique_ptr<Engine>> Engine::Load(const EngineOptions& options) {
-  return Guard(
+  return GuardTorch(
       absl::StrCat("loading ", options.model_dir),
       [&]() -> absl::StatusOr<std::unique_ptr<Engine>> {
         if (options.num_threads > 0) at::set_num_threads(options.num_threads);
@@ -245,7 +234,7 @@ absl::Status Engine::ValidateInputs(const ModelInputs& in) const {
 
 absl::StatusOr<ModelOutputs> Engine::Forward(const ModelInputs& inputs,
                                              const ForwardOptions& options) {
-  return Guard("forward", [&]() -> absl::StatusOr<ModelOutputs> {
+  return GuardTorch("forward", [&]() -> absl::StatusOr<ModelOutputs> {
     PCSWEEP_RETURN_IF_ERROR(ValidateInputs(inputs));
     for (int layer : options.capture_layers) {
       if (layer < 0 || layer >= config_.text.num_hidden_layers) {
@@ -258,7 +247,7 @@ absl::StatusOr<ModelOutputs> Engine::Forward(const ModelInputs& inputs,
 }
 
 absl::StatusOr<torch::Tensor> Engine::ImageFeatures(const torch::Tensor& pixel_values) {
-  return Guard("image features", [&]() -> absl::StatusOr<torch::Tensor> {
+  return GuardTorch("image features", [&]() -> absl::StatusOr<torch::Tensor> {
     const int64_t s = config_.vision.image_size;
     if (!pixel_values.defined() || pixel_values.dim() != 4 ||
         pixel_values.size(1) != config_.vision.num_channels || pixel_values.size(2) != s ||
@@ -275,7 +264,7 @@ absl::StatusOr<torch::Tensor> Engine::ImageFeatures(const torch::Tensor& pixel_v
 
 absl::Status Engine::AttachLora(const std::set<LoraTarget>& targets, const LoraSettings& settings,
                                 uint64_t seed) {
-  return Guard("attaching LoRA", [&]() -> absl::Status {
+  return GuardTorch("attaching LoRA", [&]() -> absl::Status {
     if (settings.r <= 0) return absl::InvalidArgumentError("LoRA r must be positive");
     for (const auto& t : targets) {
       if (t.layer < 0 || t.layer >= config_.text.num_hidden_layers) {
@@ -300,7 +289,7 @@ void Engine::DetachLora() {
 }
 
 absl::Status Engine::LoadAdapter(const std::string& dir) {
-  return Guard(absl::StrCat("loading adapter ", dir), [&]() -> absl::Status {
+  return GuardTorch(absl::StrCat("loading adapter ", dir), [&]() -> absl::Status {
     const std::string config_path = (fs::path(dir) / "adapter_config.json").string();
     const std::string weights_path = (fs::path(dir) / "adapter_model.safetensors").string();
     PCSWEEP_ASSIGN_OR_RETURN(std::string text, ReadText(config_path));
@@ -363,7 +352,7 @@ absl::Status Engine::LoadAdapter(const std::string& dir) {
 }
 
 absl::Status Engine::SaveAdapter(const std::string& dir) const {
-  return Guard(absl::StrCat("saving adapter ", dir), [&]() -> absl::Status {
+  return GuardTorch(absl::StrCat("saving adapter ", dir), [&]() -> absl::Status {
     if (lora_targets_.empty()) return absl::FailedPreconditionError("no LoRA adapter attached");
     std::error_code ec;
     fs::create_directories(dir, ec);
@@ -404,7 +393,7 @@ std::vector<torch::Tensor> Engine::LoraParameters() const {
 
 absl::StatusOr<std::vector<ScoreResult>> Engine::Score(const std::vector<ScoreRequest>& requests,
                                                        const ScoreOptions& options) {
-  return Guard("scoring", [&]() -> absl::StatusOr<std::vector<ScoreResult>> {
+  return GuardTorch("scoring", [&]() -> absl::StatusOr<std::vector<ScoreResult>> {
     if (options.yes_ids.empty() || options.no_ids.empty()) {
       return absl::InvalidArgumentError("scoring needs at least one yes id and one no id");
     }

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "experiments/engine/safetensors.h"
+#include "experiments/engine/torch_status.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -315,6 +316,22 @@ TEST_F(EngineTest, BadInputsFailWithoutCrashing) {
 // reference to fp32 round-off. Unrounded, each weight differs by up to 2^-9 relative, and
 // through 6 random layers the logits may move by a few percent of their range; 5% is the
 // bound (the measured figure is printed).
+TEST(GuardTorchTest, TurnsLibtorchAndStdExceptionsIntoStatusWithContext) {
+  const absl::Status shapes = GuardTorch("adding", []() -> absl::Status {
+    (void)(torch::zeros({2, 3}) + torch::zeros({4}));
+    return absl::OkStatus();
+  });
+  EXPECT_EQ(shapes.code(), absl::StatusCode::kInternal);
+  EXPECT_THAT(std::string(shapes.message()), ::testing::StartsWith("adding: libtorch: "));
+  EXPECT_THAT(std::string(shapes.message()), ::testing::Not(HasSubstr("Exception raised from")));
+  const absl::StatusOr<int> thrown =
+      GuardTorch("parsing", []() -> absl::StatusOr<int> { throw std::runtime_error("bad"); });
+  EXPECT_EQ(thrown.status().message(), "parsing: bad");
+  const absl::StatusOr<int> fine = GuardTorch("x", []() -> absl::StatusOr<int> { return 7; });
+  ASSERT_TRUE(fine.ok());
+  EXPECT_EQ(*fine, 7);
+}
+
 TEST(EngineFp32CheckpointTest, AgreesWithTheBf16ReferenceWithinBf16Rounding) {
   torch::NoGradGuard no_grad;
   EngineOptions o;

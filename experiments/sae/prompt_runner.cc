@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status/status_macros.h"
+#include "experiments/engine/torch_status.h"
 
 namespace pcsweep::sae {
 
@@ -83,7 +84,7 @@ absl::StatusOr<std::vector<PromptRun>> PromptRunner::Run(const std::vector<Promp
   engine_->model()->eval();
   const int64_t pad = tokenizer_->special_ids().pad;
   std::vector<PromptRun> runs(prompts.size());
-  try {
+  PCSWEEP_RETURN_IF_ERROR(engine::GuardTorch("running prompts", [&]() -> absl::Status {
     for (size_t start = 0; start < prompts.size(); start += static_cast<size_t>(batch_size)) {
       const size_t end = std::min(prompts.size(), start + static_cast<size_t>(batch_size));
       const int64_t n = static_cast<int64_t>(end - start);
@@ -136,10 +137,8 @@ absl::StatusOr<std::vector<PromptRun>> PromptRunner::Run(const std::vector<Promp
         }
       }
     }
-  } catch (const c10::Error& e) {
-    return absl::InternalError(
-        absl::StrCat("running prompts: libtorch: ", e.what_without_backtrace()));
-  }
+    return absl::OkStatus();
+  }));
   return runs;
 }
 

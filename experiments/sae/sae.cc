@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "common/status/status_macros.h"
 #include "experiments/engine/safetensors.h"
+#include "experiments/engine/torch_status.h"
 
 namespace pcsweep::sae {
 namespace {
@@ -52,16 +53,7 @@ std::string ShapeText(const torch::Tensor& t) {
   return s + "]";
 }
 
-template <typename F>
-auto GuardTorch(const std::string& what, F&& f) -> decltype(f()) {
-  try {
-    return f();
-  } catch (const c10::Error& e) {
-    return absl::InternalError(absl::StrCat(what, ": libtorch: ", e.what_without_backtrace()));
-  } catch (const std::exception& e) {
-    return absl::InternalError(absl::StrCat(what, ": ", e.what()));
-  }
-}
+using engine::GuardTorch;
 
 }  // namespace
 

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status/status_macros.h"
+#include "experiments/engine/torch_status.h"
 
 namespace pcsweep::sae {
 namespace {
@@ -75,7 +76,7 @@ absl::StatusOr<JumpReluSae> TrainJumpReluSae(
         "sparsity_coefficient non-negative");
   }
   const auto start = std::chrono::steady_clock::now();
-  try {
+  return engine::GuardTorch("SAE training", [&]() -> absl::StatusOr<JumpReluSae> {
     torch::manual_seed(o.seed);
     const torch::Tensor x = activations.to(torch::kFloat).contiguous();
     const int64_t n = x.size(0), d = x.size(1);
@@ -146,10 +147,7 @@ absl::StatusOr<JumpReluSae> TrainJumpReluSae(
           std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     }
     return JumpReluSae::FromTensors(enc, dec, benc, bdec, log_theta.detach().exp(), "trained SAE");
-  } catch (const c10::Error& e) {
-    return absl::InternalError(
-        absl::StrCat("SAE training: libtorch: ", e.what_without_backtrace()));
-  }
+  });
 }
 
 }  // namespace pcsweep::sae

@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status/status_macros.h"
 #include "experiments/engine/safetensors.h"
+#include "experiments/engine/torch_status.h"
 #include "nlohmann/json.hpp"
 
 namespace pcsweep::train {
@@ -25,17 +26,7 @@ double SecondsSince(Clock::time_point start) {
   return std::chrono::duration<double>(Clock::now() - start).count();
 }
 
-// libtorch throws c10::Error; every public entry point turns it into a Status here.
-template <typename F>
-auto GuardTorch(const std::string& what, F&& f) -> decltype(f()) {
-  try {
-    return f();
-  } catch (const c10::Error& e) {
-    return absl::InternalError(absl::StrCat(what, ": libtorch: ", e.what_without_backtrace()));
-  } catch (const std::exception& e) {
-    return absl::InternalError(absl::StrCat(what, ": ", e.what()));
-  }
-}
+using engine::GuardTorch;
 
 int64_t AnswerIndex(data::Answer answer) { return answer == data::Answer::kYes ? 0 : 1; }
 
