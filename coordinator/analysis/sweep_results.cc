@@ -2,7 +2,6 @@
 
 #include <SQLiteCpp/SQLiteCpp.h>
 
-#include <filesystem>
 #include <unordered_map>
 #include <utility>
 
@@ -15,31 +14,6 @@
 
 namespace pcsweep::coordinator {
 namespace {
-
-// Opens an existing database for writing the comparisons table only.
-absl::StatusOr<std::unique_ptr<SQLite::Database>> OpenForComparisons(const std::string& path) {
-  std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) {
-    return absl::NotFoundError(absl::StrCat(path, ": no such database file"));
-  }
-  std::unique_ptr<SQLite::Database> db;
-  try {
-    db = std::make_unique<SQLite::Database>(path, SQLite::OPEN_READWRITE);
-    db->setBusyTimeout(5000);
-  } catch (const std::exception& e) {
-    return SqliteError(e, absl::StrCat("opening ", path, " for writing comparisons"));
-  }
-  PCSWEEP_ASSIGN_OR_RETURN(int version, ReadSchemaVersion(*db));
-  const int latest = Migrations().back().version;
-  if (version == 0) {
-    return absl::FailedPreconditionError(absl::StrCat(path, " is not a pcsweep database"));
-  }
-  if (version > latest) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        path, ": database schema version ", version, " is newer than this pcsweep (", latest, ")"));
-  }
-  return db;
-}
 
 absl::Status ReplaceComparisons(SQLite::Database& db, const std::string& sweep_id,
                                 const std::vector<ComparisonRecord>& records) {
@@ -204,7 +178,8 @@ std::vector<ComparisonRecord> ToComparisonRecords(const std::string& sweep_id,
 absl::StatusOr<StoredComparisons> RecomputeComparisons(const std::string& db_path,
                                                        const std::string& id_or_name,
                                                        const analysis::AnalysisOptions& options) {
-  PCSWEEP_ASSIGN_OR_RETURN(auto db, OpenForComparisons(db_path));
+  PCSWEEP_ASSIGN_OR_RETURN(
+      auto db, OpenExistingDatabase(db_path, /*read_only=*/false, "for writing comparisons"));
   StoreReader reader(db.get());
   auto sweep = reader.GetSweep(id_or_name);
   if (!sweep.ok()) return Annotate(sweep.status(), db_path);
@@ -313,7 +288,8 @@ void ComparisonUpdater::Shutdown() {
 
 absl::StatusOr<std::vector<std::string>> ComparisonUpdater::RunOnce() {
   absl::MutexLock lock(&run_mu_);
-  PCSWEEP_ASSIGN_OR_RETURN(auto db, OpenForComparisons(options_.db_path));
+  PCSWEEP_ASSIGN_OR_RETURN(auto db, OpenExistingDatabase(options_.db_path, /*read_only=*/false,
+                                                         "for writing comparisons"));
   StoreReader reader(db.get());
   PCSWEEP_ASSIGN_OR_RETURN(std::vector<SweepSummary> sweeps, reader.ListSweeps());
   std::vector<std::string> updated;

@@ -3,6 +3,8 @@
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <sqlite3.h>
 
+#include <filesystem>
+
 #include "absl/strings/str_cat.h"
 
 namespace pcsweep::coordinator {
@@ -89,6 +91,35 @@ absl::Status Migrate(SQLite::Database& db, const std::vector<Migration>& migrati
     }
   }
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<SQLite::Database>> OpenExistingDatabase(const std::string& path,
+                                                                       bool read_only,
+                                                                       const std::string& purpose) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) {
+    return absl::NotFoundError(absl::StrCat(path, ": no such database file"));
+  }
+  std::unique_ptr<SQLite::Database> db;
+  try {
+    db = std::make_unique<SQLite::Database>(
+        path, read_only ? SQLite::OPEN_READONLY : SQLite::OPEN_READWRITE);
+    db->setBusyTimeout(5000);
+  } catch (const std::exception& e) {
+    return SqliteError(e, absl::StrCat("opening ", path, " ", purpose));
+  }
+  absl::StatusOr<int> version = ReadSchemaVersion(*db);
+  if (!version.ok()) return version.status();
+  const int latest = Migrations().back().version;
+  if (*version == 0) {
+    return absl::FailedPreconditionError(absl::StrCat(path, " is not a pcsweep database"));
+  }
+  if (*version > latest) {
+    return absl::FailedPreconditionError(absl::StrCat(path, ": database schema version ", *version,
+                                                      " is newer than this pcsweep (", latest,
+                                                      ")"));
+  }
+  return db;
 }
 
 absl::Status SqliteError(const std::exception& e, const std::string& context) {

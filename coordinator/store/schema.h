@@ -6,6 +6,7 @@
 #ifndef PCSWEEP_COORDINATOR_STORE_SCHEMA_H_
 #define PCSWEEP_COORDINATOR_STORE_SCHEMA_H_
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -34,6 +35,14 @@ absl::StatusOr<int> ReadSchemaVersion(SQLite::Database& db);
 // Possible errors: FailedPrecondition (file newer than `migrations`), Internal / DataLoss
 // (a migration failed; the file keeps its previous version).
 absl::Status Migrate(SQLite::Database& db, const std::vector<Migration>& migrations = Migrations());
+
+// Opens an existing pcsweep database file without migrating it, for readers and for writers
+// of derived tables (`read_only` or read-write; 5 s busy timeout). `purpose` names the use in
+// errors. Possible errors: NotFound (no file), FailedPrecondition (not a pcsweep database,
+// or a schema newer than this binary), DataLoss / Unavailable / Internal (SQLite).
+absl::StatusOr<std::unique_ptr<SQLite::Database>> OpenExistingDatabase(const std::string& path,
+                                                                       bool read_only,
+                                                                       const std::string& purpose);
 
 // Converts a SQLiteCpp exception into a Status: DataLoss for corrupt files, Unavailable for
 // I/O / full / busy conditions, Internal otherwise; the message starts with `context`.

@@ -2,7 +2,6 @@
 
 #include <SQLiteCpp/SQLiteCpp.h>
 
-#include <filesystem>
 
 #include "absl/strings/str_cat.h"
 #include "common/status/status_macros.h"
@@ -115,28 +114,10 @@ void AttachResults(SQLite::Database& db, std::vector<JobRecord>& jobs) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<StoreReader>> StoreReader::OpenReadOnly(const std::string& path) {
-  std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) {
-    return absl::NotFoundError(absl::StrCat(path, ": no such database file"));
-  }
-  std::unique_ptr<SQLite::Database> db;
-  try {
-    db = std::make_unique<SQLite::Database>(path, SQLite::OPEN_READONLY);
-    db->setBusyTimeout(5000);
-  } catch (const std::exception& e) {
-    return SqliteError(e, absl::StrCat("opening ", path, " read-only"));
-  }
+  PCSWEEP_ASSIGN_OR_RETURN(std::unique_ptr<SQLite::Database> db,
+                           OpenExistingDatabase(path, /*read_only=*/true, "read-only"));
   auto reader = std::make_unique<StoreReader>(db.get());
   reader->owned_db_ = std::move(db);
-  PCSWEEP_ASSIGN_OR_RETURN(int version, reader->SchemaVersion());
-  const int latest = Migrations().back().version;
-  if (version == 0) {
-    return absl::FailedPreconditionError(absl::StrCat(path, " is not a pcsweep database"));
-  }
-  if (version > latest) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        path, ": database schema version ", version, " is newer than this pcsweep (", latest, ")"));
-  }
   return reader;
 }
 

@@ -267,6 +267,29 @@ TEST_F(StoreTest, Open_RejectsNonDatabaseFilesAndMissingFilesClearly) {
   EXPECT_EQ(reader.status().code(), absl::StatusCode::kNotFound);
 }
 
+TEST_F(StoreTest, OpenExisting_RefusesForeignAndNewerFilesWithoutChangingThem) {
+  const std::string foreign = (dir_ / "foreign.db").string();
+  { SQLite::Database db(foreign, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE); }
+  for (bool read_only : {true, false}) {
+    auto db = OpenExistingDatabase(foreign, read_only, "for a test");
+    EXPECT_EQ(db.status().code(), absl::StatusCode::kFailedPrecondition) << db.status();
+    EXPECT_THAT(std::string(db.status().message()), HasSubstr("is not a pcsweep database"));
+  }
+  { ASSERT_TRUE(SqliteStore::Open(path_).ok()); }
+  const int newer = Migrations().back().version + 1;
+  {
+    SQLite::Database db(path_, SQLite::OPEN_READWRITE);
+    db.exec("UPDATE schema_version SET version = " + std::to_string(newer));
+  }
+  auto reader = StoreReader::OpenReadOnly(path_);
+  EXPECT_EQ(reader.status().code(), absl::StatusCode::kFailedPrecondition) << reader.status();
+  EXPECT_THAT(std::string(reader.status().message()), HasSubstr("is newer than this pcsweep"));
+  auto writer = OpenExistingDatabase(path_, /*read_only=*/false, "for writing comparisons");
+  EXPECT_EQ(writer.status().code(), absl::StatusCode::kFailedPrecondition);
+  SQLite::Database check(path_, SQLite::OPEN_READONLY);
+  EXPECT_EQ(check.execAndGet("SELECT MAX(version) FROM schema_version").getInt(), newer);
+}
+
 TEST_F(StoreTest, Reader_SeesCommittedWritesWhileTheStoreIsOpen) {
   auto store = SqliteStore::Open(path_);
   ASSERT_TRUE(store.ok());
