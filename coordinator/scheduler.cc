@@ -111,7 +111,7 @@ absl::Status Scheduler::LoadLocked(const StoreSnapshot& snapshot) {
       Job& job = jobs_[job_id];
       if (job.rec.state == JobState::kPending && job.unfinished_parents == 0) PushReadyLocked(job);
       if (IsActive(job.rec.state)) {
-        job.lease_deadline = now + options_.lease_timeout;
+        job.lease_deadline = now + options_.lease_timeout + options_.restart_lease_grace;
         active_[job_id] = job.lease_deadline;
       }
     }

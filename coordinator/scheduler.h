@@ -31,7 +31,7 @@
 // Leases: a lease lasts lease_timeout from the lease or from the last heartbeat listing the
 // job; Tick() expires overdue ones (the attempt fails, the job is retried with attempt + 1 up
 // to max_attempts). After a restart, LEASED/RUNNING jobs from the store get one fresh
-// lease_timeout so that re-registering workers keep them.
+// lease_timeout + restart_lease_grace so that re-registering workers keep them.
 //
 // Durability: state changes are applied in memory under a mutex and queued to the store in
 // order (the store writes on its own thread; no I/O under the mutex). CompleteJob and FailJob
@@ -69,7 +69,11 @@ namespace pcsweep::coordinator {
 struct SchedulerOptions {
   absl::Duration heartbeat_interval = absl::Seconds(5);  // told to workers
   absl::Duration lease_timeout = absl::Seconds(20);      // lease without heartbeat
-  Clock* clock = Clock::Real();                          // Not owned; must outlive the scheduler.
+  // Extra time for leases restored after a restart: workers retry an unreachable coordinator
+  // with a backoff of up to 5 s, so a short lease_timeout alone would expire leases whose
+  // workers are alive and about to re-attach.
+  absl::Duration restart_lease_grace = absl::Seconds(10);
+  Clock* clock = Clock::Real();  // Not owned; must outlive the scheduler.
 };
 
 struct JobRef {

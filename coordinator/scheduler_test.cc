@@ -436,7 +436,8 @@ TEST_F(SchedulerTest, Restart_LeasesOfWorkersThatDoNotComeBackExpireAfterTheTime
   const std::string w = Register("w1", "inc1");
   auto leased = Acquire(w, "inc1");
   Restart();
-  clock_.Advance(absl::Seconds(19));
+  // lease_timeout 20 s + restart_lease_grace 10 s.
+  clock_.Advance(absl::Seconds(29));
   scheduler_->Tick();
   EXPECT_EQ(Job((*leased)[0].job_id).state, JobState::kLeased);
   clock_.Advance(absl::Seconds(2));
@@ -451,7 +452,7 @@ TEST_F(SchedulerTest, Restart_ResultOfALapsedLeaseIsTakenUntilTheJobIsLeasedAgai
   ASSERT_THAT(*leased, SizeIs(2));
   // The coordinator restarts; the worker comes back only after the fresh lease ran out.
   Restart();
-  clock_.Advance(absl::Seconds(21));
+  clock_.Advance(absl::Seconds(31));
   scheduler_->Tick();
   ASSERT_EQ(Job((*leased)[0].job_id).state, JobState::kPending);
   ASSERT_EQ(Job((*leased)[1].job_id).state, JobState::kPending);
@@ -496,7 +497,7 @@ TEST_F(SchedulerTest, Restart_LapsedLeaseOfAJobStillRunningIsHandedBackOnRegistr
   auto leased = Acquire(w, "inc1");
   ASSERT_THAT(*leased, SizeIs(1));
   Restart();
-  clock_.Advance(absl::Seconds(21));
+  clock_.Advance(absl::Seconds(31));
   scheduler_->Tick();
   ASSERT_EQ(Job((*leased)[0].job_id).state, JobState::kPending);
   RegisterResult registered;
