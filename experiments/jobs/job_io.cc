@@ -9,16 +9,21 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/status/status_macros.h"
+#include "experiments/data/loaders.h"
+#include "experiments/data/selection.h"
 #include "experiments/train/threads.h"
 
 namespace pcsweep::jobs {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
+
+constexpr int64_t kMaxCount = int64_t{1} << 40;
 
 absl::StatusOr<JobContext> ReadJob(const json& job) {
   JobContext ctx;
@@ -140,6 +145,115 @@ runner::JobHandler Guarded(const std::string& kind, absl::Status (*run)(const js
       return absl::InternalError(absl::StrCat(kind, " job: ", e.what()));
     }
   };
+}
+
+// ---------------------------------------------------------------------------------------
+// Eval sets.
+
+absl::StatusOr<std::vector<EvalSetSpec>> ReadEvalSets(JobSettings& config,
+                                                      const std::string& data_dir, bool required) {
+  PCSWEEP_ASSIGN_OR_RETURN(int64_t max_pairs, config.Integer("max_eval_pairs", 0, 0, kMaxCount));
+  PCSWEEP_ASSIGN_OR_RETURN(int64_t eval_seed, config.Integer("eval_seed", 0, 0, kMaxCount));
+  PCSWEEP_ASSIGN_OR_RETURN(bool keep_inverting, config.Bool("keep_inverting", false));
+  std::optional<json> raw = config.Raw("eval_sets");
+  if (!raw.has_value()) {
+    if (data_dir.empty()) {
+      if (!required) return std::vector<EvalSetSpec>();
+      return absl::InvalidArgumentError(
+          "config.eval_sets: required when config.data_dir is not given");
+    }
+    raw = json::array({"eval_mimic", "eval_balanced"});
+  }
+  if (raw->is_string()) raw = json::array({*raw});
+  if (!raw->is_array())
+    return absl::InvalidArgumentError("config.eval_sets: expected a list of names or objects");
+  std::vector<EvalSetSpec> specs;
+  std::set<std::string> names;
+  for (size_t i = 0; i < raw->size(); ++i) {
+    const json& item = (*raw)[i];
+    const std::string where = absl::StrCat("config.eval_sets[", i, "]");
+    EvalSetSpec spec;
+    spec.max_pairs = max_pairs;
+    spec.seed = static_cast<uint64_t>(eval_seed);
+    spec.keep_inverting = keep_inverting;
+    if (item.is_string()) {
+      const std::string s = item.get<std::string>();
+      const fs::path p(s);
+      if (p.has_extension()) {
+        spec.path = s;
+        spec.name = p.stem().string();
+      } else {
+        if (data_dir.empty()) {
+          return absl::InvalidArgumentError(
+              absl::StrCat(where, ": '", s, "' is a name but config.data_dir is not set"));
+        }
+        spec.name = s;
+        spec.path = (fs::path(data_dir) / (s + ".jsonl")).string();
+      }
+    } else if (item.is_object()) {
+      JobSettings e(item, where);
+      PCSWEEP_ASSIGN_OR_RETURN(spec.path, e.RequiredString("path"));
+      PCSWEEP_ASSIGN_OR_RETURN(spec.name, e.String("name", fs::path(spec.path).stem().string()));
+      PCSWEEP_ASSIGN_OR_RETURN(spec.format, e.String("format", ""));
+      PCSWEEP_ASSIGN_OR_RETURN(spec.image_root, e.String("image_root", ""));
+      PCSWEEP_ASSIGN_OR_RETURN(spec.max_pairs, e.Integer("max_pairs", max_pairs, 0, kMaxCount));
+      PCSWEEP_ASSIGN_OR_RETURN(spec.balanced, e.Bool("balanced", false));
+      PCSWEEP_ASSIGN_OR_RETURN(spec.keep_inverting, e.Bool("keep_inverting", keep_inverting));
+      PCSWEEP_RETURN_IF_ERROR(e.CheckAllKeysUsed());
+      if (!data_dir.empty() && fs::path(spec.path).is_relative() && !fs::exists(spec.path)) {
+        spec.path = (fs::path(data_dir) / spec.path).string();
+      }
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat(where, ": expected a name or an object"));
+    }
+    if (spec.name.empty() || spec.name.find('.') != std::string::npos) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": name '", spec.name, "' must be non-empty without dots"));
+    }
+    if (!names.insert(spec.name).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": eval set name '", spec.name, "' is used twice"));
+    }
+    specs.push_back(std::move(spec));
+  }
+  return specs;
+}
+
+namespace {
+
+absl::StatusOr<EvalSet> LoadEvalSet(const EvalSetSpec& spec) {
+  data::Format format;
+  if (spec.format.empty()) {
+    PCSWEEP_ASSIGN_OR_RETURN(format, data::GuessFormat(spec.path));
+  } else {
+    PCSWEEP_ASSIGN_OR_RETURN(format, data::ParseFormat(spec.format));
+  }
+  data::LoadOptions load;
+  load.image_root = spec.image_root;
+  auto dataset = data::LoadDataset(spec.path, format, load);
+  if (!dataset.ok()) return Annotate(dataset.status(), absl::StrCat("eval set '", spec.name, "'"));
+  data::SelectionOptions select;
+  select.keep_inverting = spec.keep_inverting;
+  select.balanced = spec.balanced;
+  select.max_pairs = static_cast<size_t>(spec.max_pairs);
+  select.seed = spec.seed;
+  EvalSet set{spec.name, data::SelectPairs(dataset->questions, select)};
+  if (set.pairs.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(spec.path, ": eval set '", spec.name, "' has no yes/no pairs"));
+  }
+  return set;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<EvalSet>> LoadEvalSets(const std::vector<EvalSetSpec>& specs) {
+  std::vector<EvalSet> sets;
+  for (const auto& spec : specs) {
+    PCSWEEP_ASSIGN_OR_RETURN(EvalSet set, LoadEvalSet(spec));
+    sets.push_back(std::move(set));
+  }
+  return sets;
 }
 
 }  // namespace pcsweep::jobs

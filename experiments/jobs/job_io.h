@@ -15,6 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "experiments/data/examples_io.h"
+#include "experiments/data/types.h"
 #include "experiments/inputs/tokenizer.h"
 #include "experiments/jobs/job_settings.h"
 #include "experiments/runner/job_dispatch.h"
@@ -75,6 +76,34 @@ absl::StatusOr<inputs::PromptOptions> ReadPromptOptions(
 
 // `run` behind the facade's last line of defence: no libtorch or library exception escapes
 // a job; it becomes Internal "<kind> job: ...".
+// One evaluation set of a job: `eval_sets` entries are names (`<data_dir>/<name>.jsonl`),
+// paths, or objects {name, path, format, image_root, max_pairs, balanced, keep_inverting};
+// `max_eval_pairs`, `eval_seed` and `keep_inverting` are the defaults of every entry.
+struct EvalSetSpec {
+  std::string name;
+  std::string path;
+  std::string format;  // "" = from the extension
+  std::string image_root;
+  int64_t max_pairs = 0;
+  bool balanced = false;
+  bool keep_inverting = false;
+  uint64_t seed = 0;
+};
+
+struct EvalSet {
+  std::string name;
+  std::vector<data::Pair> pairs;
+};
+
+// Reads `eval_sets` and its defaults from `config`. Without `eval_sets` the sets are
+// eval_mimic and eval_balanced of `data_dir`, or none (an error when `required`) without it.
+// Errors name the entry: `config.eval_sets[1]: name 'a.b' must be non-empty without dots`.
+absl::StatusOr<std::vector<EvalSetSpec>> ReadEvalSets(JobSettings& config,
+                                                      const std::string& data_dir, bool required);
+
+// Loads and selects the pairs of each set. Errors: an unreadable file, a set without pairs.
+absl::StatusOr<std::vector<EvalSet>> LoadEvalSets(const std::vector<EvalSetSpec>& specs);
+
 runner::JobHandler Guarded(const std::string& kind, absl::Status (*run)(const nlohmann::json& job));
 
 }  // namespace pcsweep::jobs

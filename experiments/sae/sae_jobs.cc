@@ -48,6 +48,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using jobs::ConfigureThreads;
+using jobs::EvalSet;
 using jobs::Guarded;
 using jobs::JobContext;
 using jobs::JobSettings;
@@ -757,42 +758,6 @@ absl::Status RunLayerSelectJob(const json& job) {
 
 namespace {
 
-struct EvalSet {
-  std::string name;
-  std::vector<data::Pair> pairs;
-};
-
-absl::StatusOr<std::vector<EvalSet>> ReadEvalSets(JobSettings& config,
-                                                  const std::string& data_dir) {
-  PCSWEEP_ASSIGN_OR_RETURN(int64_t max_pairs, config.Integer("max_eval_pairs", 0, 0, kBig));
-  PCSWEEP_ASSIGN_OR_RETURN(int64_t seed, config.Integer("eval_seed", 0, 0, kBig));
-  PCSWEEP_ASSIGN_OR_RETURN(bool keep_inverting, config.Bool("keep_inverting", false));
-  json raw = config.Raw("eval_sets").value_or(json::array({"eval_mimic", "eval_balanced"}));
-  if (raw.is_string()) raw = json::array({raw});
-  if (!raw.is_array() || raw.empty())
-    return absl::InvalidArgumentError("config.eval_sets: expected a list of names or paths");
-  std::vector<EvalSet> sets;
-  for (size_t i = 0; i < raw.size(); ++i) {
-    if (!raw[i].is_string()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("config.eval_sets[", i, "]: expected a name or a path"));
-    }
-    const std::string entry = raw[i].get<std::string>();
-    std::string path = entry;
-    if (!fs::path(entry).has_extension()) {
-      if (data_dir.empty()) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "config.eval_sets[", i, "]: '", entry, "' is a name but config.data_dir is not set"));
-      }
-      path = (fs::path(data_dir) / (entry + ".jsonl")).string();
-    }
-    auto pairs = LoadPairs(path, max_pairs, static_cast<uint64_t>(seed), keep_inverting);
-    if (!pairs.ok()) return Annotate(pairs.status(), absl::StrCat("config.eval_sets[", i, "]"));
-    sets.push_back({fs::path(entry).stem().string(), std::move(*pairs)});
-  }
-  return sets;
-}
-
 absl::StatusOr<analysis::ConsistencyMetrics> Score(const EvalSet& set,
                                                    const std::vector<PairMargins>& margins,
                                                    const std::string& variant,
@@ -856,7 +821,10 @@ absl::Status RunClampEvalJob(const json& job_in) {
   PCSWEEP_ASSIGN_OR_RETURN(std::string variant, config.String("variant", "clamped"));
   PCSWEEP_ASSIGN_OR_RETURN(inputs::PromptOptions prompt,
                            ReadPromptOptions(config, inputs::PromptOptions().prompt_template));
-  PCSWEEP_ASSIGN_OR_RETURN(std::vector<EvalSet> sets, ReadEvalSets(config, data_dir));
+  PCSWEEP_ASSIGN_OR_RETURN(std::vector<jobs::EvalSetSpec> set_specs,
+                           jobs::ReadEvalSets(config, data_dir, /*required=*/true));
+  if (set_specs.empty()) return absl::InvalidArgumentError("config.eval_sets: empty list");
+  PCSWEEP_ASSIGN_OR_RETURN(std::vector<EvalSet> sets, jobs::LoadEvalSets(set_specs));
   std::optional<json> layer_raw = config.Raw("layer");
   config.Raw("seed");
   PCSWEEP_RETURN_IF_ERROR(config.CheckAllKeysUsed());

@@ -349,17 +349,18 @@ TEST_F(SaeJobsTest, TrainTransferSelectClamp) {
   EXPECT_THAT(status.message(), HasSubstr("unknown key 'lyers'"));
 
   const std::string clamp_out = *root_ + "/clamp";
-  status =
-      RunClampEvalJob({{"kind", "clamp_eval"},
-                       {"output_dir", clamp_out},
-                       {"config",
-                        {{"threads", 1},
-                         {"model_dir", *model_dir_},
-                         {"data_dir", *data_dir_},
-                         {"eval_sets", {"eval_mimic"}},
-                         {"sae_dir", selected["sae_dir"]},
-                         {"feature", selected["feature"]},  // a string, as a placeholder gives it
-                         {"scale", 1.0}}}});
+  status = RunClampEvalJob(
+      {{"kind", "clamp_eval"},
+       {"output_dir", clamp_out},
+       {"config",
+        {{"threads", 1},
+         {"model_dir", *model_dir_},
+         {"data_dir", *data_dir_},
+         // The same eval-set entries as eval/train_eval (objects, caps).
+         {"eval_sets", {{{"name", "eval_mimic"}, {"path", "eval_mimic.jsonl"}, {"max_pairs", 5}}}},
+         {"sae_dir", selected["sae_dir"]},
+         {"feature", selected["feature"]},  // a string, as a placeholder gives it
+         {"scale", 1.0}}}});
   ASSERT_TRUE(status.ok()) << status;
   const json clamp = ReadJson(clamp_out + "/metrics.json");
   // Scale 1 changes nothing: the clamped run equals the unclamped one.
@@ -367,6 +368,7 @@ TEST_F(SaeJobsTest, TrainTransferSelectClamp) {
   EXPECT_EQ(clamp["eval_mimic.accuracy_all"], clamp["eval_mimic.base.accuracy_all"]);
   EXPECT_EQ(clamp["eval_mimic.clamp.flip_rate_change"], 0.0);
   EXPECT_EQ(clamp["clamp.layer"], layer);
+  EXPECT_EQ(clamp["eval_mimic.pairs"], 5);
 
   status = RunClampEvalJob({{"kind", "clamp_eval"},
                             {"output_dir", clamp_out + "_bad"},
