@@ -2,7 +2,6 @@
 
 #include <SQLiteCpp/SQLiteCpp.h>
 
-
 #include "absl/strings/str_cat.h"
 #include "common/status/status_macros.h"
 #include "coordinator/store/schema.h"

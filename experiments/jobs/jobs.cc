@@ -16,7 +16,6 @@
 #include <tuple>
 #include <vector>
 
-#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -405,7 +404,7 @@ absl::Status RunPretrainJob(const json& job) {
   for (const data::Question& q : dataset.questions) {
     if (!q.is_yes_no()) continue;
     // The vision warm-up sees every image: its steps are cheap and it overfits a few hundred.
-    if (!q.finding.empty()) {
+    if (warmup.steps > 0 && !q.finding.empty()) {
       const int finding =
           finding_index.emplace(q.finding, static_cast<int>(finding_index.size())).first->second;
       train::ImageFindingLabels& labels = image_labels[q.image];
@@ -457,9 +456,8 @@ absl::Status RunPretrainJob(const json& job) {
     std::vector<torch::Tensor> parameters;
     for (const auto& item : model->named_parameters()) {
       parameter_count += item.value().numel();
-      const bool vision = absl::StartsWith(item.key(), "vision_tower") ||
-                          absl::StartsWith(item.key(), "multi_modal_projector");
-      if (!(freeze_vision && vision)) parameters.push_back(item.value());
+      if (!(freeze_vision && train::IsVisionParameter(item.key())))
+        parameters.push_back(item.value());
     }
     const double from = warmup.steps > 0 ? 0.3 : 0.1;
     progress.Report(from, absl::StrCat("pretraining on ", examples.size(), " prompts"), 0, true);

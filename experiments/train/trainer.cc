@@ -30,6 +30,11 @@ using engine::GuardTorch;
 
 int64_t AnswerIndex(data::Answer answer) { return answer == data::Answer::kYes ? 0 : 1; }
 
+// Fisher-Yates with our own draws: std::shuffle's algorithm is implementation-defined.
+void ShuffleIndices(std::vector<size_t>& indices, std::mt19937_64& rng) {
+  for (size_t i = indices.size(); i > 1; --i) std::swap(indices[i - 1], indices[rng() % i]);
+}
+
 }  // namespace
 
 absl::StatusOr<ModelSession> ModelSession::Create(engine::Gemma3Model model,
@@ -395,8 +400,7 @@ absl::StatusOr<TrainReport> TrainOnPrompts(ModelSession& session,
     std::vector<size_t> order(examples.size());
     std::iota(order.begin(), order.end(), 0);
     std::mt19937_64 rng(options.seed * 1000003ULL + static_cast<uint64_t>(epoch));
-    // Fisher-Yates with our own draws: std::shuffle's algorithm is implementation-defined.
-    for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[rng() % i]);
+    ShuffleIndices(order, rng);
     std::vector<Batch> batches;
     for (size_t i = 0; i < order.size(); i += options.batch_size) {
       Batch b;
@@ -428,6 +432,10 @@ absl::StatusOr<TrainReport> TrainOnPrompts(ModelSession& session,
                             on_step);
 }
 
+bool IsVisionParameter(const std::string& name) {
+  return absl::StartsWith(name, "vision_tower") || absl::StartsWith(name, "multi_modal_projector");
+}
+
 absl::StatusOr<VisionWarmupReport> WarmUpVision(ModelSession& session,
                                                 const std::vector<ImageFindingLabels>& images,
                                                 const VisionWarmupOptions& options,
@@ -442,7 +450,7 @@ absl::StatusOr<VisionWarmupReport> WarmUpVision(ModelSession& session,
     std::mt19937_64 rng(options.seed * 7919ULL + 17);
     std::vector<size_t> order(images.size());
     std::iota(order.begin(), order.end(), 0);
-    for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[rng() % i]);
+    ShuffleIndices(order, rng);
     const size_t holdout =
         std::min(order.size() - 1, static_cast<size_t>(options.holdout_fraction * order.size()));
     const std::vector<size_t> held(order.begin(), order.begin() + holdout);
@@ -473,10 +481,7 @@ absl::StatusOr<VisionWarmupReport> WarmUpVision(ModelSession& session,
         options.num_findings));
     std::vector<torch::Tensor> parameters = head->parameters();
     for (const auto& item : model->named_parameters()) {
-      if (absl::StartsWith(item.key(), "vision_tower") ||
-          absl::StartsWith(item.key(), "multi_modal_projector")) {
-        parameters.push_back(item.value());
-      }
+      if (IsVisionParameter(item.key())) parameters.push_back(item.value());
     }
     torch::optim::AdamW optimizer(parameters, torch::optim::AdamWOptions(options.lr));
     VisionWarmupReport report;
@@ -489,7 +494,7 @@ absl::StatusOr<VisionWarmupReport> WarmUpVision(ModelSession& session,
       std::vector<size_t> batch;
       while (batch.size() < static_cast<size_t>(options.batch_size)) {
         if (cursor == train.size()) {
-          for (size_t i = train.size(); i > 1; --i) std::swap(train[i - 1], train[rng() % i]);
+          ShuffleIndices(train, rng);
           cursor = 0;
         }
         batch.push_back(train[cursor++]);

@@ -180,6 +180,10 @@ struct ImageFindingLabels {
   std::vector<std::pair<int, float>> known;
 };
 
+// Whether a Gemma3Model parameter name (as named_parameters() gives it) belongs to the
+// vision tower or the multimodal projector: what WarmUpVision trains and freeze_vision freezes.
+bool IsVisionParameter(const std::string& name);
+
 struct VisionWarmupOptions {
   int64_t steps = 0;
   int batch_size = 64;  // images per step
