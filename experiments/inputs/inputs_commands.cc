@@ -7,8 +7,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/status/status_macros.h"
+#include "experiments/engine/safetensors.h"
 #include "experiments/inputs/image.h"
-#include "experiments/inputs/safetensors_writer.h"
 #include "experiments/inputs/tokenizer.h"
 
 namespace pcsweep::inputs {
@@ -33,7 +33,8 @@ absl::Status RunPreprocess(const PreprocessArgs& args, std::ostream& out) {
   const std::vector<int64_t> shape = {static_cast<int64_t>(args.images.size()), 3, args.size,
                                       args.size};
   PCSWEEP_RETURN_IF_ERROR(
-      WriteSafetensors(args.out, {OutputTensor::F32("pixel_values", shape, std::move(values))}));
+      engine::WriteSafetensors(args.out, {{"pixel_values", engine::DType::kF32, shape,
+                                           values.data(), values.size() * sizeof(float)}}));
   out << "wrote pixel_values [" << absl::StrJoin(shape, ", ") << "] to " << args.out << "\n";
   return absl::OkStatus();
 }
@@ -67,11 +68,14 @@ absl::Status RunTokenize(const TokenizeArgs& args, std::ostream& out) {
       << absl::StrJoin(answers.no_pieces, " ") << ")\n";
   if (!args.out.empty()) {
     const int64_t length = static_cast<int64_t>(prompt.input_ids.size());
-    PCSWEEP_RETURN_IF_ERROR(WriteSafetensors(
-        args.out,
-        {OutputTensor::I64("input_ids", {1, length}, prompt.input_ids),
-         OutputTensor::I64("attention_mask", {1, length}, std::vector<int64_t>(length, 1)),
-         OutputTensor::I64("token_type_ids", {1, length}, prompt.token_type_ids)}));
+    const std::vector<int64_t> attention_mask(static_cast<size_t>(length), 1);
+    const auto i64 = [length](const char* name, const std::vector<int64_t>& values) {
+      return engine::TensorToWrite{
+          name, engine::DType::kI64, {1, length}, values.data(), values.size() * sizeof(int64_t)};
+    };
+    PCSWEEP_RETURN_IF_ERROR(engine::WriteSafetensors(
+        args.out, {i64("input_ids", prompt.input_ids), i64("attention_mask", attention_mask),
+                   i64("token_type_ids", prompt.token_type_ids)}));
     out << "wrote input_ids, attention_mask, token_type_ids [1, " << length << "] to " << args.out
         << "\n";
   }

@@ -1,24 +1,22 @@
-// Test-only: reads a whole safetensors file into plain buffers (F32, I64, U8) so the
-// inputs tests can compare with the HF/PIL fixtures without libtorch. Not for production
-// use: the engine's reader (experiments/engine) is the real one.
+// Test-only: a whole safetensors file copied into plain buffers (F32, I64, U8), read through
+// the engine's torch-free reader, so the inputs tests compare with the HF/PIL fixtures
+// without libtorch.
 #ifndef PCSWEEP_EXPERIMENTS_INPUTS_TESTING_SAFETENSORS_H_
 #define PCSWEEP_EXPERIMENTS_INPUTS_TESTING_SAFETENSORS_H_
 
 #include <cstdint>
 #include <cstring>
-#include <fstream>
 #include <map>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
-#include "nlohmann/json.hpp"
+#include "experiments/engine/safetensors.h"
 
 namespace pcsweep::inputs::testing {
 
 struct LoadedTensor {
-  std::string dtype;
+  std::string dtype;  // "F32", "I64", ...
   std::vector<int64_t> shape;
   std::string bytes;
 
@@ -30,30 +28,15 @@ struct LoadedTensor {
   }
 };
 
-// Throws std::runtime_error on malformed files (tests only).
+// Throws std::runtime_error with the reader's message on a missing or malformed file.
 inline std::map<std::string, LoadedTensor> ReadSafetensors(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error("cannot open " + path);
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  const std::string data = buffer.str();
-  if (data.size() < 8) throw std::runtime_error(path + ": too short");
-  uint64_t header_size = 0;
-  for (int i = 7; i >= 0; --i)
-    header_size = (header_size << 8) | static_cast<unsigned char>(data[i]);
-  if (8 + header_size > data.size()) throw std::runtime_error(path + ": header out of range");
-  const auto header = nlohmann::json::parse(data.substr(8, header_size));
+  auto file = engine::SafetensorsFile::Open(path);
+  if (!file.ok()) throw std::runtime_error(std::string(file.status().message()));
   std::map<std::string, LoadedTensor> tensors;
-  for (const auto& [name, meta] : header.items()) {
-    if (name == "__metadata__") continue;
-    LoadedTensor t;
-    t.dtype = meta.at("dtype").get<std::string>();
-    t.shape = meta.at("shape").get<std::vector<int64_t>>();
-    const auto offsets = meta.at("data_offsets").get<std::vector<uint64_t>>();
-    if (8 + header_size + offsets.at(1) > data.size())
-      throw std::runtime_error(path + ": " + name + " out of range");
-    t.bytes = data.substr(8 + header_size + offsets[0], offsets[1] - offsets[0]);
-    tensors.emplace(name, std::move(t));
+  for (const std::string& name : (*file)->names()) {
+    const engine::TensorView view = *(*file)->Get(name);
+    tensors[name] = {engine::DTypeName(view.dtype), view.shape,
+                     std::string(reinterpret_cast<const char*>(view.data), view.nbytes)};
   }
   return tensors;
 }

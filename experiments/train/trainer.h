@@ -187,7 +187,9 @@ bool IsVisionParameter(const std::string& name);
 struct VisionWarmupOptions {
   int64_t steps = 0;
   int batch_size = 64;  // images per step
-  double lr = 3e-3;
+  // 1e-3: held-out accuracy 0.685 after 300 steps on 4,000 images, against 0.588 at 3e-3
+  // and 0.675 at 5e-4 (synthetic benchmark, clear_subtlety_max 0.2).
+  double lr = 1e-3;
   uint64_t seed = 0;
   int num_findings = 0;
   double holdout_fraction = 0.1;  // images kept out of training to measure accuracy
