@@ -108,6 +108,8 @@ void AddDataCommands(CLI::App& app) {
                     "Pretrain: P(neutral register)");
   synth->add_flag("--bias-ambiguous-only", synth_options->pretrain_bias_ambiguous_only,
                   "Pretrain: bias the wording only where the image is ambiguous");
+  synth->add_flag("--conspicuous-findings", synth_options->conspicuous_findings,
+                  "Nodules and consolidations larger and in fixed lung zones");
   synth->add_option("--ambiguous-fraction", synth_options->ambiguous_fraction,
                     "Share of present findings drawn nearly invisible");
   synth->add_option("--mimic-fraction", synth_options->mimic_fraction,

@@ -160,12 +160,14 @@ std::vector<uint8_t> Render(int size, const Anatomy& a,
         if (consol.drawn && consol.side == side) {
           const double ccx = lcx + side * consol.pos_u * a.lung_half * 0.5;
           const double ccy = a.lung_top + consol.pos_v * lung_height;
-          const double r = 0.08 + 0.04 * consol.strength;
+          const double r =
+              consol.conspicuous ? 0.09 + 0.07 * consol.strength : 0.08 + 0.04 * consol.strength;
           const double d2 = ((x - ccx) * (x - ccx) + (y - ccy) * (y - ccy)) / (r * r);
           if (d2 < 1) {
             const double blob = (1 - d2) * (1 - d2);
             const double mod = 0.5 + 0.5 * ValueNoise(a.texture_seed ^ 0x5bd1e995ULL, x, y, 10);
-            air *= 1 - Clamp01(blob * mod * (0.1 + 0.75 * consol.strength));
+            const double density = consol.conspicuous ? 0.9 : 0.75;
+            air *= 1 - Clamp01(blob * mod * (0.1 + density * consol.strength));
           }
         }
         if (ptx.drawn && ptx.side == side && width > 0.05) {
@@ -210,9 +212,11 @@ std::vector<uint8_t> Render(int size, const Anatomy& a,
         const double lcx = a.cx + nodule.side * a.thorax_half * 0.48;
         const double nx = lcx + nodule.side * nodule.pos_u * a.lung_half;
         const double ny = a.lung_top + nodule.pos_v * lung_height;
-        const double r = 0.028 + 0.02 * nodule.strength;
+        const double r =
+            nodule.conspicuous ? 0.03 + 0.05 * nodule.strength : 0.028 + 0.02 * nodule.strength;
         const double d2 = ((x - nx) * (x - nx) + (y - ny) * (y - ny)) / (r * r);
-        if (d2 < 1) intensity += (1 - d2) * (1 - d2) * (0.02 + 0.28 * nodule.strength);
+        const double density = nodule.conspicuous ? 0.4 : 0.28;
+        if (d2 < 1) intensity += (1 - d2) * (1 - d2) * (0.02 + density * nodule.strength);
       }
       // Exposure and quantum mottle.
       intensity = intensity * a.gain + (HashUnit(a.grain_seed, i, j) - 0.5) * 0.03;
@@ -347,6 +351,12 @@ absl::StatusOr<Generated> GenerateSplit(const SynthOptions& o, const SplitPlan& 
         d.side = rng.Bernoulli(0.5) ? 1 : -1;
         d.pos_u = rng.Uniform(-0.6, 0.6);
         d.pos_v = f == 4 ? rng.Uniform(0.45, 0.8) : rng.Uniform(0.25, 0.75);
+        if (o.conspicuous_findings) {
+          // The same draws, squeezed into a fixed zone: the other images stay byte-identical.
+          d.conspicuous = true;
+          d.pos_u *= 0.15;
+          d.pos_v = f == 4 ? 0.6 + (d.pos_v - 0.625) * (0.1 / 0.35) : 0.35 + (d.pos_v - 0.5) * 0.2;
+        }
         subtlety[f] = -1;
         ambiguous_image[f] = false;
         if (present) {
@@ -530,6 +540,7 @@ ojson OptionsJson(const SynthOptions& o) {
   j["pretrain_aligned"] = o.pretrain_aligned;
   j["pretrain_neutral"] = o.pretrain_neutral;
   j["pretrain_bias_ambiguous_only"] = o.pretrain_bias_ambiguous_only;
+  j["conspicuous_findings"] = o.conspicuous_findings;
   j["inverting_negation_fraction"] = o.inverting_negation_fraction;
   j["eval_mimic_open_fraction"] = o.eval_mimic_open_fraction;
   return j;

@@ -79,6 +79,12 @@ struct SynthOptions {
   // The wording cue then never competes with a clear image, which keeps the pretrained
   // model's accuracy up while it still leans on wording where the image is ambiguous.
   bool pretrain_bias_ambiguous_only = false;
+  // When true, nodules and consolidations sit in fixed lung zones (upper and lower; the side
+  // stays random) and clear ones are drawn larger and denser, as the other three findings
+  // already are. A from-scratch model reads findings at a fixed place far more easily: a
+  // vision encoder trained alone reaches 0.97 held-out accuracy in 300 steps instead of 0.83
+  // (benchmark without ambiguous images). Changes every image that shows either finding.
+  bool conspicuous_findings = false;
 
   // Share of negation_pattern paraphrases that invert the answer ("Can X be ruled out?",
   // op_match=false); the rest are answer-preserving double negations.
@@ -125,6 +131,7 @@ struct FindingDraw {
   double strength = 0;
   int side = 1;                   // -1 image left (patient right), +1 image right.
   double pos_u = 0, pos_v = 0.5;  // Where in the lung (nodule, consolidation).
+  bool conspicuous = false;       // Nodule and consolidation larger (conspicuous_findings).
 };
 std::vector<uint8_t> RenderRadiograph(int size, uint64_t seed,
                                       const FindingDraw (&findings)[kNumFindings]);

@@ -343,6 +343,41 @@ TEST(RenderTest, FindingsChangePixelsMoreWhenLessSubtle) {
   }
 }
 
+TEST(RenderTest, ConspicuousNodulesAndConsolidationsChangeMorePixels) {
+  FindingDraw none[kNumFindings];
+  const std::vector<uint8_t> base = RenderRadiograph(64, 42, none);
+  for (int f : {3, 4}) {
+    double change[2] = {0, 0};
+    for (int conspicuous = 0; conspicuous < 2; ++conspicuous) {
+      FindingDraw draws[kNumFindings];
+      draws[f] = {true, 0.9, 1, 0.0, 0.5, conspicuous == 1};
+      const std::vector<uint8_t> img = RenderRadiograph(64, 42, draws);
+      for (size_t i = 0; i < img.size(); ++i) change[conspicuous] += std::abs(img[i] - base[i]);
+    }
+    EXPECT_GT(change[1], 1.5 * change[0]) << kFindings[f];
+  }
+}
+
+TEST_F(SynthTest, ConspicuousFindingsOnlyRedrawImagesThatShowThem) {
+  SynthOptions o = SmallOptions(7);  // First()'s options
+  o.conspicuous_findings = true;
+  const fs::path dir =
+      fs::path(::testing::TempDir()) / ("pcsweep_synth_conspicuous_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  ASSERT_TRUE(GenerateSyntheticBenchmark(o, dir.string()).ok());
+  // Same questions and answers; only images with a nodule or consolidation differ.
+  EXPECT_EQ(ReadFile(dir / "train.jsonl"), ReadFile(First() / "train.jsonl"));
+  int changed = 0, total = 0;
+  for (const auto& entry : fs::directory_iterator(First() / "images" / "train")) {
+    ++total;
+    if (ReadFile(entry.path()) != ReadFile(dir / "images" / "train" / entry.path().filename()))
+      ++changed;
+  }
+  EXPECT_GT(changed, 0);
+  EXPECT_LT(changed, total);
+  fs::remove_all(dir);
+}
+
 TEST(RenderTest, LooksLikeAChestFilm) {
   FindingDraw none[kNumFindings];
   const std::vector<uint8_t> img = RenderRadiograph(64, 3, none);

@@ -227,6 +227,8 @@ absl::Status ApplySynthOptions(JobSettings& s, data::SynthOptions* o) {
   }
   PCSWEEP_ASSIGN_OR_RETURN(o->pretrain_bias_ambiguous_only,
                            s.Bool("pretrain_bias_ambiguous_only", o->pretrain_bias_ambiguous_only));
+  PCSWEEP_ASSIGN_OR_RETURN(o->conspicuous_findings,
+                           s.Bool("conspicuous_findings", o->conspicuous_findings));
   PCSWEEP_RETURN_IF_ERROR(s.CheckAllKeysUsed());
   auto valid = data::ValidateSynthOptions(*o);
   if (!valid.ok()) return Annotate(valid, "config.synth");
