@@ -53,12 +53,12 @@ std::map<std::string, std::string> AllFiles(const fs::path& root) {
 // Generated once per seed for the whole suite (generation is the slow part).
 class SynthTest : public ::testing::Test {
  protected:
-  static fs::path Generate(uint64_t seed, const std::string& name) {
+  static fs::path Generate(const SynthOptions& options, const std::string& name) {
     // Per process: ctest may run several tests of this suite at once.
     const fs::path dir = fs::path(::testing::TempDir()) /
                          ("pcsweep_synth_" + name + "_" + std::to_string(::getpid()));
     fs::remove_all(dir);
-    auto summary = GenerateSyntheticBenchmark(SmallOptions(seed), dir.string());
+    auto summary = GenerateSyntheticBenchmark(options, dir.string());
     EXPECT_TRUE(summary.ok()) << summary.status();
     return dir;
   }
@@ -67,7 +67,7 @@ class SynthTest : public ::testing::Test {
   static const fs::path& Second() { return Lazy(second_, 7, "b"); }
   static const fs::path& OtherSeed() { return Lazy(other_seed_, 8, "c"); }
   static const fs::path& Lazy(fs::path*& slot, uint64_t seed, const std::string& name) {
-    if (slot == nullptr) slot = new fs::path(Generate(seed, name));
+    if (slot == nullptr) slot = new fs::path(Generate(SmallOptions(seed), name));
     return *slot;
   }
   static void TearDownTestSuite() {
@@ -361,10 +361,8 @@ TEST(RenderTest, ConspicuousNodulesAndConsolidationsChangeMorePixels) {
 TEST_F(SynthTest, ConspicuousFindingsOnlyRedrawImagesThatShowThem) {
   SynthOptions o = SmallOptions(7);  // First()'s options
   o.conspicuous_findings = true;
-  const fs::path dir =
-      fs::path(::testing::TempDir()) / ("pcsweep_synth_conspicuous_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  ASSERT_TRUE(GenerateSyntheticBenchmark(o, dir.string()).ok());
+  const fs::path dir = Generate(o, "conspicuous");
+  ASSERT_FALSE(HasFailure());
   // Same questions and answers; only images with a nodule or consolidation differ.
   EXPECT_EQ(ReadFile(dir / "train.jsonl"), ReadFile(First() / "train.jsonl"));
   int changed = 0, total = 0;
