@@ -588,7 +588,7 @@ absl::StatusOr<table::Table> MainTable(absl::Span<const EvalResult> results,
                             {"p acc z (Holm)", Align::kRight},
                             {"p acc McNemar (Holm)", Align::kRight},
                             {"n pairs", Align::kRight},
-                            {"Collapse", Align::kCenter}}));
+                            {"Majority class", Align::kRight}}));
   std::vector<const Prepared*> adapted;
   for (const auto& [arm, base] : analysis.baseline_of) adapted.push_back(arm);
   std::sort(adapted.begin(), adapted.end(), RunLess);
@@ -608,7 +608,9 @@ absl::StatusOr<table::Table> MainTable(absl::Span<const EvalResult> results,
           ProportionWithCi(m.flipped_pairs, m.pairs, options.confidence),
           MarginWithCi(p.margin_diffs, options.confidence),
           ProportionWithCi(m.correct_originals, m.questions, options.confidence),
-          absl::StrCat(m.pairs), m.collapsed ? "COLLAPSED" : ""};
+          absl::StrCat(m.pairs),
+          absl::StrFormat("%.1f%%%s", 100 * m.majority_class_rate,
+                          m.collapsed ? " COLLAPSED" : "")};
     };
     // Each baseline row is followed by the runs compared with it.
     for (const Prepared* b : baselines) {
@@ -647,8 +649,8 @@ absl::StatusOr<table::Table> MainTable(absl::Span<const EvalResult> results,
       "paired by pair/question; Wilcoxon: signed-rank on paired |dm| changes. Holm-adjusted "
       "across arms in parentheses.");
   out.AddNote(absl::StrFormat(
-      "COLLAPSED: one answer for >= %.0f%% of prompts although the labels are not that "
-      "lopsided.",
+      "Majority class: share of prompts given the more frequent answer; COLLAPSED: one answer "
+      "for >= %.0f%% of prompts although the labels are not that lopsided.",
       100 * options.collapse_threshold));
   for (const std::string& w : analysis.sweep.warnings) out.AddNote("Warning: " + w);
   return out;

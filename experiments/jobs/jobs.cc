@@ -341,6 +341,10 @@ absl::Status RunPretrainJob(const json& job) {
   PCSWEEP_ASSIGN_OR_RETURN(double init_std, config.Number("init_std", 0.02, 1e-6, 1));
   PCSWEEP_ASSIGN_OR_RETURN(int64_t max_questions,
                            config.Integer("max_pretrain_questions", 600, 0, kBig));
+  // Texts per question (the original first, then paraphrases taken in turn from a rotating
+  // start so every paraphrase kind is used); 0 keeps all of them.
+  PCSWEEP_ASSIGN_OR_RETURN(int64_t texts_per_question,
+                           config.Integer("texts_per_question", 0, 0, 64));
   train::VisionWarmupOptions warmup;
   PCSWEEP_ASSIGN_OR_RETURN(warmup.steps, config.Integer("vision_warmup_steps", 0, 0, kBig));
   PCSWEEP_ASSIGN_OR_RETURN(warmup.lr, config.Number("vision_warmup_lr", warmup.lr, 1e-7, 1));
@@ -414,11 +418,15 @@ absl::Status RunPretrainJob(const json& job) {
       labels.known.emplace_back(finding, q.answer == data::Answer::kYes ? 1.f : 0.f);
     }
     if (max_questions > 0 && used_questions >= max_questions) continue;
-    ++used_questions;
     examples.push_back({q.original_question, q.image, q.answer});
-    for (const data::Paraphrase& p : q.paraphrases) {
+    const size_t n = q.paraphrases.size();
+    const size_t take =
+        texts_per_question > 0 ? std::min(n, static_cast<size_t>(texts_per_question - 1)) : n;
+    for (size_t j = 0; j < take; ++j) {
+      const data::Paraphrase& p = q.paraphrases[(static_cast<size_t>(used_questions) + j) % n];
       examples.push_back({p.text, q.image, p.op_match ? q.answer : data::Invert(q.answer)});
     }
+    ++used_questions;
   }
   if (examples.empty())
     return absl::InvalidArgumentError(absl::StrCat(pretrain_path, ": no yes/no questions"));
@@ -471,6 +479,8 @@ absl::Status RunPretrainJob(const json& job) {
   }
   PutTrainMetrics(report, &metrics);
   metrics["model.parameters"] = static_cast<double>(parameter_count);
+  metrics["pretrain.questions"] = static_cast<double>(used_questions);
+  metrics["pretrain.prompts"] = static_cast<double>(examples.size());
   std::vector<data::ExampleRow> rows;
   if (evaluate && !eval_specs.empty()) {
     progress.Report(0.87, "evaluating the saved model", 0, true);

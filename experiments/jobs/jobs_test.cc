@@ -162,6 +162,25 @@ TEST_F(JobsTest, VisionWarmUpLowersItsLossAndAttentionScaleReachesTheConfig) {
   EXPECT_EQ(saved["text_config"]["query_pre_attn_scalar"], 1.0);
 }
 
+TEST_F(JobsTest, TextsPerQuestionKeepsTheOriginalAndThatManyMinusOneParaphrases) {
+  const std::string out = TempDir("texts_per_question");
+  json config = TinyPretrainConfig();
+  config["max_pretrain_questions"] = 20;
+  config["texts_per_question"] = 3;
+  config["max_steps"] = 1;
+  config["evaluate"] = false;
+  ASSERT_TRUE(Run("pretrain", config, out).ok());
+  json metrics = ReadJson(out + "/metrics.json");
+  EXPECT_EQ(metrics["pretrain.questions"], 20);
+  EXPECT_EQ(metrics["pretrain.prompts"], 60);
+
+  const std::string all = TempDir("texts_per_question_default");
+  config.erase("texts_per_question");  // default: the original and all five paraphrases
+  ASSERT_TRUE(Run("pretrain", config, all).ok());
+  metrics = ReadJson(all + "/metrics.json");
+  EXPECT_EQ(metrics["pretrain.prompts"], 120);
+}
+
 TEST_F(JobsTest, TrainEvalLowersTrainingLossAndWritesEverything) {
   const std::string out = TempDir("train_eval");
   json config = TrainEvalConfig();
