@@ -609,8 +609,7 @@ absl::StatusOr<table::Table> MainTable(absl::Span<const EvalResult> results,
           MarginWithCi(p.margin_diffs, options.confidence),
           ProportionWithCi(m.correct_originals, m.questions, options.confidence),
           absl::StrCat(m.pairs),
-          absl::StrFormat("%.1f%%%s", 100 * m.majority_class_rate,
-                          m.collapsed ? " COLLAPSED" : "")};
+          absl::StrCat(Percent(m.majority_class_rate), m.collapsed ? " COLLAPSED" : "")};
     };
     // Each baseline row is followed by the runs compared with it.
     for (const Prepared* b : baselines) {
@@ -623,10 +622,9 @@ absl::StatusOr<table::Table> MainTable(absl::Span<const EvalResult> results,
         const Comparison* flip_z = FindComparison(analysis.sweep, *a, "flip_rate", "z_test");
         const Comparison* margin = FindComparison(analysis.sweep, *a, "margin_diff", "wilcoxon");
         const Comparison* acc_z = FindComparison(analysis.sweep, *a, "accuracy", "z_test");
-        const std::string reduction =
-            margin == nullptr || std::isnan(margin->relative_change)
-                ? "-"
-                : absl::StrFormat("%.1f%%", -100 * margin->relative_change);
+        const std::string reduction = margin == nullptr || std::isnan(margin->relative_change)
+                                          ? "-"
+                                          : Percent(-margin->relative_change);
         PCSWEEP_RETURN_IF_ERROR(
             out.AddRow({eval_set, RunLabel(*a), c[0],
                         absl::StrFormat("%+.1f", 100 * flip_z->change), PWithHolm(flip_z),
@@ -964,7 +962,7 @@ std::string ClampNote(const JobReport& job) {
     const double accuracy = MetricOr(job, set + ".clamp.accuracy_original_change");
     std::string text = absl::StrFormat("%s flips %s -> %s", set, Percent(before), Percent(after));
     if (!std::isnan(relative)) {
-      absl::StrAppend(&text, absl::StrFormat(" (%.1f%% fewer)", 100 * relative));
+      absl::StrAppend(&text, " (", Percent(relative), " fewer)");
     }
     if (!std::isnan(accuracy)) {
       absl::StrAppend(&text, absl::StrFormat(", accuracy %+.1f pts", 100 * accuracy));
