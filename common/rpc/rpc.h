@@ -4,10 +4,10 @@
 #ifndef PCSWEEP_COMMON_RPC_RPC_H_
 #define PCSWEEP_COMMON_RPC_RPC_H_
 
+#include <grpcpp/grpcpp.h>
+
 #include <memory>
 #include <string>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -26,15 +26,16 @@ struct ChannelOptions {
 };
 
 // A channel to `target` ("host:port") with keepalive and 64 MiB message limits.
-std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target, const ChannelOptions& options);
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target,
+                                           const ChannelOptions& options);
 
 // Sets the deadline `now + timeout` and the bearer token on a client context.
 void PrepareContext(grpc::ClientContext* context, absl::Duration timeout, const std::string& token);
 
 struct ServerOptions {
   std::string listen = "127.0.0.1:50551";  // port 0 picks a free port
-  std::string token;                        // required bearer token; empty = no auth
-  std::string tls_cert_pem;                 // with tls_key_pem: serve TLS
+  std::string token;                       // required bearer token; empty = no auth
+  std::string tls_cert_pem;                // with tls_key_pem: serve TLS
   std::string tls_key_pem;
 };
 

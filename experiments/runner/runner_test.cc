@@ -75,8 +75,9 @@ class RunnerTest : public ::testing::Test {
 
 TEST_F(RunnerTest, ForwardWritesTensorsMatchingTransformers) {
   const std::string out = (dir_ / "out.safetensors").string();
-  Result r = RunBinary("forward --model " + TestData("model_bf16") + " --bf16-rope-freqs --inputs " +
-                 TestData("reference.safetensors") + " --out " + out);
+  Result r =
+      RunBinary("forward --model " + TestData("model_bf16") + " --bf16-rope-freqs --inputs " +
+                TestData("reference.safetensors") + " --out " + out);
   ASSERT_EQ(r.code, 0) << r.output;
   auto ours = SafetensorsFile::Open(out);
   auto ref = SafetensorsFile::Open(TestData("reference.safetensors"));
@@ -91,9 +92,10 @@ TEST_F(RunnerTest, ForwardWritesTensorsMatchingTransformers) {
 
 TEST_F(RunnerTest, ForwardWithAdapterMatchesLoraLogits) {
   const std::string out = (dir_ / "lora.safetensors").string();
-  Result r = RunBinary("forward --model " + TestData("model_bf16") + " --bf16-rope-freqs --adapter " +
-                 TestData("lora_adapter") + " --dtype fp32 --inputs " +
-                 TestData("reference.safetensors") + " --out " + out);
+  Result r =
+      RunBinary("forward --model " + TestData("model_bf16") + " --bf16-rope-freqs --adapter " +
+                TestData("lora_adapter") + " --dtype fp32 --inputs " +
+                TestData("reference.safetensors") + " --out " + out);
   ASSERT_EQ(r.code, 0) << r.output;
   auto ours = SafetensorsFile::Open(out);
   auto ref = SafetensorsFile::Open(TestData("reference.safetensors"));
@@ -110,8 +112,9 @@ TEST_F(RunnerTest, ForwardWithAdapterMatchesLoraLogits) {
 }
 
 TEST_F(RunnerTest, ErrorsAreOneClearLine) {
-  Result r = RunBinary("forward --model " + (dir_ / "none").string() + " --inputs " +
-                 TestData("reference.safetensors") + " --out " + (dir_ / "x.safetensors").string());
+  Result r =
+      RunBinary("forward --model " + (dir_ / "none").string() + " --inputs " +
+                TestData("reference.safetensors") + " --out " + (dir_ / "x.safetensors").string());
   EXPECT_EQ(r.code, 1);
   EXPECT_THAT(r.output, HasSubstr("pcsweep-run: "));
   EXPECT_THAT(r.output, HasSubstr("config"));
