@@ -65,7 +65,8 @@ class CoordinatorServerImpl final : public CoordinatorServer {
     coordinator::SqliteStoreOptions store_options;
     store_options.hooks = metrics_hooks_.get();
     store_options.clock = options.clock;
-    PCSWEEP_ASSIGN_OR_RETURN(store_, coordinator::SqliteStore::Open(options.db_path, store_options));
+    PCSWEEP_ASSIGN_OR_RETURN(store_,
+                             coordinator::SqliteStore::Open(options.db_path, store_options));
     coordinator::SchedulerOptions scheduler_options;
     scheduler_options.heartbeat_interval = options.heartbeat_interval;
     scheduler_options.lease_timeout = options.lease_timeout;

@@ -22,8 +22,8 @@ Scheduler::AcquireCallback TimedAcquire(SchedulerHooks* hooks, const Clock* cloc
   if (hooks == nullptr) return done;
   return [hooks, clock, start = clock->Now(),
           done = std::move(done)](absl::StatusOr<std::vector<Assignment>> result) {
-    hooks->OnAcquireAnswered(clock->Now() - start, result.ok() ? static_cast<int>(result->size()) : 0,
-                             result.status());
+    hooks->OnAcquireAnswered(clock->Now() - start,
+                             result.ok() ? static_cast<int>(result->size()) : 0, result.status());
     done(std::move(result));
   };
 }

@@ -56,8 +56,8 @@ class Counter {
 class Histogram {
  public:
   struct Snapshot {
-    std::vector<double> bounds;           // upper bounds, ascending, without +Inf
-    std::vector<uint64_t> cumulative;     // per bound, then one for +Inf (= count)
+    std::vector<double> bounds;        // upper bounds, ascending, without +Inf
+    std::vector<uint64_t> cumulative;  // per bound, then one for +Inf (= count)
     double sum = 0;
     uint64_t count = 0;
   };

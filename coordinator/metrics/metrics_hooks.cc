@@ -14,9 +14,9 @@ absl::StatusOr<std::unique_ptr<MetricsHooks>> MetricsHooks::Create(MetricsRegist
       hooks->failures_,
       registry->AddCounter("pcsweep_job_failures_total",
                            "Jobs that failed for good (attempts exhausted or not retryable)."));
-  PCSWEEP_ASSIGN_OR_RETURN(
-      hooks->retries_, registry->AddCounter("pcsweep_job_retries_total",
-                                            "Failed or expired attempts queued to run again."));
+  PCSWEEP_ASSIGN_OR_RETURN(hooks->retries_,
+                           registry->AddCounter("pcsweep_job_retries_total",
+                                                "Failed or expired attempts queued to run again."));
   PCSWEEP_ASSIGN_OR_RETURN(
       hooks->lease_expiries_,
       registry->AddCounter("pcsweep_lease_expiries_total",
@@ -24,9 +24,9 @@ absl::StatusOr<std::unique_ptr<MetricsHooks>> MetricsHooks::Create(MetricsRegist
   constexpr char kAcquire[] = "pcsweep_acquire_job_seconds";
   constexpr char kAcquireHelp[] =
       "AcquireJob latency from the call to its answer, a long poll's wait included.";
-  PCSWEEP_ASSIGN_OR_RETURN(hooks->acquire_assigned_,
-                           registry->AddHistogram(kAcquire, kAcquireHelp, LatencyBuckets(),
-                                                  {{"outcome", "assigned"}}));
+  PCSWEEP_ASSIGN_OR_RETURN(
+      hooks->acquire_assigned_,
+      registry->AddHistogram(kAcquire, kAcquireHelp, LatencyBuckets(), {{"outcome", "assigned"}}));
   PCSWEEP_ASSIGN_OR_RETURN(
       hooks->acquire_empty_,
       registry->AddHistogram(kAcquire, kAcquireHelp, LatencyBuckets(), {{"outcome", "empty"}}));
@@ -39,12 +39,12 @@ absl::StatusOr<std::unique_ptr<MetricsHooks>> MetricsHooks::Create(MetricsRegist
   PCSWEEP_ASSIGN_OR_RETURN(hooks->complete_recorded_,
                            registry->AddHistogram(kComplete, kCompleteHelp, LatencyBuckets(),
                                                   {{"outcome", "recorded"}}));
-  PCSWEEP_ASSIGN_OR_RETURN(hooks->complete_refused_,
-                           registry->AddHistogram(kComplete, kCompleteHelp, LatencyBuckets(),
-                                                  {{"outcome", "refused"}}));
-  PCSWEEP_ASSIGN_OR_RETURN(hooks->complete_error_,
-                           registry->AddHistogram(kComplete, kCompleteHelp, LatencyBuckets(),
-                                                  {{"outcome", "error"}}));
+  PCSWEEP_ASSIGN_OR_RETURN(
+      hooks->complete_refused_,
+      registry->AddHistogram(kComplete, kCompleteHelp, LatencyBuckets(), {{"outcome", "refused"}}));
+  PCSWEEP_ASSIGN_OR_RETURN(
+      hooks->complete_error_,
+      registry->AddHistogram(kComplete, kCompleteHelp, LatencyBuckets(), {{"outcome", "error"}}));
   PCSWEEP_ASSIGN_OR_RETURN(
       hooks->store_write_,
       registry->AddHistogram("pcsweep_store_write_seconds",
@@ -58,12 +58,14 @@ absl::StatusOr<std::unique_ptr<MetricsHooks>> MetricsHooks::Create(MetricsRegist
 }
 
 void MetricsHooks::OnAcquireAnswered(absl::Duration latency, int jobs, const absl::Status& status) {
-  Histogram* histogram = !status.ok() ? acquire_error_ : jobs > 0 ? acquire_assigned_ : acquire_empty_;
+  Histogram* histogram = !status.ok() ? acquire_error_
+                         : jobs > 0   ? acquire_assigned_
+                                      : acquire_empty_;
   histogram->Observe(absl::ToDoubleSeconds(latency));
 }
 
 void MetricsHooks::OnCompleteAnswered(absl::Duration latency, const absl::Status& status) {
-  Histogram* histogram = status.ok() ? complete_recorded_
+  Histogram* histogram = status.ok()                          ? complete_recorded_
                          : absl::IsFailedPrecondition(status) ? complete_refused_
                                                               : complete_error_;
   histogram->Observe(absl::ToDoubleSeconds(latency));

@@ -39,13 +39,12 @@ TEST(PrometheusTextTest, CounterFamilyHasHelpTypeAndOneSamplePerLabelSet) {
   EXPECT_EQ(*again, *a);
   (*again)->Increment();
 
-  EXPECT_THAT(Lines(registry.Render()),
-              ElementsAre("# HELP pcsweep_things_total Things seen.",
-                          "# TYPE pcsweep_things_total counter", "pcsweep_things_total 3",
-                          "# HELP pcsweep_codes_total By code.",
-                          "# TYPE pcsweep_codes_total counter",
-                          "pcsweep_codes_total{code=\"200\"} 2",
-                          "pcsweep_codes_total{code=\"404\"} 0"));
+  EXPECT_THAT(
+      Lines(registry.Render()),
+      ElementsAre("# HELP pcsweep_things_total Things seen.", "# TYPE pcsweep_things_total counter",
+                  "pcsweep_things_total 3", "# HELP pcsweep_codes_total By code.",
+                  "# TYPE pcsweep_codes_total counter", "pcsweep_codes_total{code=\"200\"} 2",
+                  "pcsweep_codes_total{code=\"404\"} 0"));
 }
 
 TEST(PrometheusTextTest, LabelValuesEscapeBackslashQuoteAndNewline) {
@@ -72,19 +71,19 @@ TEST(PrometheusTextTest, HelpEscapesBackslashAndNewlineButNotQuotes) {
 
 TEST(PrometheusTextTest, HistogramBucketsAreCumulativeEndWithInfThenSumAndCount) {
   MetricsRegistry registry;
-  auto h = registry.AddHistogram("pcsweep_call_seconds", "Calls.", {0.1, 1, 10},
-                                 {{"outcome", "ok"}});
+  auto h =
+      registry.AddHistogram("pcsweep_call_seconds", "Calls.", {0.1, 1, 10}, {{"outcome", "ok"}});
   ASSERT_TRUE(h.ok()) << h.status();
   for (double v : {0.05, 0.1, 0.5, 2.0, 100.0}) (*h)->Observe(v);
-  EXPECT_THAT(Lines(registry.Render()),
-              ElementsAre("# HELP pcsweep_call_seconds Calls.",
-                          "# TYPE pcsweep_call_seconds histogram",
-                          "pcsweep_call_seconds_bucket{outcome=\"ok\",le=\"0.1\"} 2",
-                          "pcsweep_call_seconds_bucket{outcome=\"ok\",le=\"1\"} 3",
-                          "pcsweep_call_seconds_bucket{outcome=\"ok\",le=\"10\"} 4",
-                          "pcsweep_call_seconds_bucket{outcome=\"ok\",le=\"+Inf\"} 5",
-                          "pcsweep_call_seconds_sum{outcome=\"ok\"} 102.65",
-                          "pcsweep_call_seconds_count{outcome=\"ok\"} 5"));
+  EXPECT_THAT(
+      Lines(registry.Render()),
+      ElementsAre("# HELP pcsweep_call_seconds Calls.", "# TYPE pcsweep_call_seconds histogram",
+                  "pcsweep_call_seconds_bucket{outcome=\"ok\",le=\"0.1\"} 2",
+                  "pcsweep_call_seconds_bucket{outcome=\"ok\",le=\"1\"} 3",
+                  "pcsweep_call_seconds_bucket{outcome=\"ok\",le=\"10\"} 4",
+                  "pcsweep_call_seconds_bucket{outcome=\"ok\",le=\"+Inf\"} 5",
+                  "pcsweep_call_seconds_sum{outcome=\"ok\"} 102.65",
+                  "pcsweep_call_seconds_count{outcome=\"ok\"} 5"));
 }
 
 TEST(PrometheusTextTest, SampleValuesUseShortestRoundTripAndSpecialNames) {
@@ -103,7 +102,9 @@ TEST(PrometheusTextTest, GaugeCollectorRunsAtEveryRender) {
   int calls = 0;
   ASSERT_TRUE(registry
                   .AddGauge("pcsweep_queue_depth", "Depth.",
-                            [&calls](std::vector<GaugeSample>& out) { out.push_back({{}, ++calls}); })
+                            [&calls](std::vector<GaugeSample>& out) {
+                              out.push_back({{}, static_cast<double>(++calls)});
+                            })
                   .ok());
   EXPECT_THAT(registry.Render(), HasSubstr("\npcsweep_queue_depth 1\n"));
   EXPECT_THAT(registry.Render(), HasSubstr("\npcsweep_queue_depth 2\n"));
@@ -176,8 +177,10 @@ TEST(MetricsHooksTest, EverySeriesIsExportedFromTheStartAndCountsOutcomes) {
   EXPECT_THAT(after, HasSubstr("pcsweep_acquire_job_seconds_count{outcome=\"assigned\"} 1\n"));
   EXPECT_THAT(after,
               HasSubstr("pcsweep_acquire_job_seconds_bucket{outcome=\"assigned\",le=\"0.005\"} 1"));
-  EXPECT_THAT(after, HasSubstr("pcsweep_acquire_job_seconds_bucket{outcome=\"empty\",le=\"10\"} 0"));
-  EXPECT_THAT(after, HasSubstr("pcsweep_acquire_job_seconds_bucket{outcome=\"empty\",le=\"30\"} 1"));
+  EXPECT_THAT(after,
+              HasSubstr("pcsweep_acquire_job_seconds_bucket{outcome=\"empty\",le=\"10\"} 0"));
+  EXPECT_THAT(after,
+              HasSubstr("pcsweep_acquire_job_seconds_bucket{outcome=\"empty\",le=\"30\"} 1"));
   EXPECT_THAT(after, HasSubstr("pcsweep_acquire_job_seconds_count{outcome=\"error\"} 1\n"));
   EXPECT_THAT(after, HasSubstr("pcsweep_complete_job_seconds_count{outcome=\"recorded\"} 1\n"));
   EXPECT_THAT(after, HasSubstr("pcsweep_complete_job_seconds_count{outcome=\"refused\"} 1\n"));

@@ -18,17 +18,17 @@ absl::Status RegisterCoordinatorGauges(MetricsRegistry* registry, const Schedule
           }
         }
       }));
-  PCSWEEP_RETURN_IF_ERROR(registry->AddGauge(
-      "pcsweep_sweeps", "Sweeps by state (finished: no unfinished job).",
-      [scheduler](std::vector<GaugeSample>& out) {
-        int active = 0;
-        int finished = 0;
-        for (const SweepSummary& s : scheduler->ListSweeps()) {
-          (s.sweep.finished_ms > 0 ? finished : active)++;
-        }
-        out.push_back({{{"state", "active"}}, static_cast<double>(active)});
-        out.push_back({{{"state", "finished"}}, static_cast<double>(finished)});
-      }));
+  PCSWEEP_RETURN_IF_ERROR(
+      registry->AddGauge("pcsweep_sweeps", "Sweeps by state (finished: no unfinished job).",
+                         [scheduler](std::vector<GaugeSample>& out) {
+                           int active = 0;
+                           int finished = 0;
+                           for (const SweepSummary& s : scheduler->ListSweeps()) {
+                             (s.sweep.finished_ms > 0 ? finished : active)++;
+                           }
+                           out.push_back({{{"state", "active"}}, static_cast<double>(active)});
+                           out.push_back({{{"state", "finished"}}, static_cast<double>(finished)});
+                         }));
   // One ListWorkers per scrape for both worker gauges would need shared state between
   // collectors; the list is small, so each reads it.
   PCSWEEP_RETURN_IF_ERROR(registry->AddGauge(
@@ -42,15 +42,15 @@ absl::Status RegisterCoordinatorGauges(MetricsRegistry* registry, const Schedule
         out.push_back({{{"state", "alive"}}, static_cast<double>(alive)});
         out.push_back({{{"state", "lost"}}, static_cast<double>(lost)});
       }));
-  PCSWEEP_RETURN_IF_ERROR(registry->AddGauge(
-      "pcsweep_worker_slots", "Job slots of the alive workers.",
-      [scheduler](std::vector<GaugeSample>& out) {
-        int slots = 0;
-        for (const WorkerStatus& w : scheduler->ListWorkers()) {
-          if (w.worker.state == "alive") slots += w.worker.slots;
-        }
-        out.push_back({{}, static_cast<double>(slots)});
-      }));
+  PCSWEEP_RETURN_IF_ERROR(
+      registry->AddGauge("pcsweep_worker_slots", "Job slots of the alive workers.",
+                         [scheduler](std::vector<GaugeSample>& out) {
+                           int slots = 0;
+                           for (const WorkerStatus& w : scheduler->ListWorkers()) {
+                             if (w.worker.state == "alive") slots += w.worker.slots;
+                           }
+                           out.push_back({{}, static_cast<double>(slots)});
+                         }));
   if (store_queue_depth) {
     PCSWEEP_RETURN_IF_ERROR(registry->AddGauge(
         "pcsweep_store_queue_depth", "Store batches queued for the writer and not yet committed.",

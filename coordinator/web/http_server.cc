@@ -102,12 +102,14 @@ class HttpServerImpl final : public HttpServer {
           absl::StrCat("--http: '", options.listen, "' is not HOST:PORT"));
     }
     std::string host = colon == std::string::npos ? "" : options.listen.substr(0, colon);
-    if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+    if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+      host = host.substr(1, host.size() - 2);
     if (host.empty()) host = "127.0.0.1";
     const bool tls = !options.tls_cert_file.empty() || !options.tls_key_file.empty();
     if (tls) {
       if (options.tls_cert_file.empty() || options.tls_key_file.empty()) {
-        return absl::InvalidArgumentError("--http with TLS needs both a certificate and a key file");
+        return absl::InvalidArgumentError(
+            "--http with TLS needs both a certificate and a key file");
       }
       for (const std::string& file : {options.tls_cert_file, options.tls_key_file}) {
         if (!std::filesystem::exists(file)) {
@@ -120,9 +122,9 @@ class HttpServerImpl final : public HttpServer {
       server_ = std::make_unique<httplib::Server>();
     }
     if (!server_->is_valid()) {
-      return absl::InvalidArgumentError(absl::StrCat("--http: the TLS certificate ", options.tls_cert_file,
-                                                     " or key ", options.tls_key_file,
-                                                     " does not load"));
+      return absl::InvalidArgumentError(absl::StrCat("--http: the TLS certificate ",
+                                                     options.tls_cert_file, " or key ",
+                                                     options.tls_key_file, " does not load"));
     }
     const int threads = options.threads;
     const int max_queued = options.max_queued;
@@ -131,7 +133,8 @@ class HttpServerImpl final : public HttpServer {
     };
     server_->set_read_timeout(Micros(options.read_timeout));
     server_->set_write_timeout(Micros(options.write_timeout));
-    server_->set_keep_alive_timeout(std::max<time_t>(1, absl::ToInt64Seconds(options.keep_alive_timeout)));
+    server_->set_keep_alive_timeout(
+        std::max<time_t>(1, absl::ToInt64Seconds(options.keep_alive_timeout)));
     server_->set_keep_alive_max_count(100);
     server_->set_payload_max_length(64 << 10);
     // httplib's default is SO_REUSEPORT, which would let a second coordinator bind the same
@@ -141,13 +144,14 @@ class HttpServerImpl final : public HttpServer {
       setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
     });
     // Every request, whatever its method and path, goes to the service.
-    server_->set_pre_routing_handler([service](const httplib::Request& req, httplib::Response& res) {
-      WebResponse response = service->Handle(ToWebRequest(req));
-      res.status = response.status;
-      for (const auto& [name, value] : response.headers) res.set_header(name, value);
-      res.set_content(std::move(response.body), response.content_type.c_str());
-      return httplib::Server::HandlerResponse::Handled;
-    });
+    server_->set_pre_routing_handler(
+        [service](const httplib::Request& req, httplib::Response& res) {
+          WebResponse response = service->Handle(ToWebRequest(req));
+          res.status = response.status;
+          for (const auto& [name, value] : response.headers) res.set_header(name, value);
+          res.set_content(std::move(response.body), response.content_type.c_str());
+          return httplib::Server::HandlerResponse::Handled;
+        });
     server_->set_exception_handler([](const httplib::Request& req, httplib::Response& res,
                                       std::exception_ptr error) {
       std::string what = "unknown error";
@@ -161,15 +165,16 @@ class HttpServerImpl final : public HttpServer {
       res.status = 500;
       res.set_content(absl::StrCat("internal error: ", what, "\n"), "text/plain; charset=utf-8");
     });
-    port_ = port == 0 ? server_->bind_to_any_port(host) : (server_->bind_to_port(host, port) ? port : -1);
+    port_ = port == 0 ? server_->bind_to_any_port(host)
+                      : (server_->bind_to_port(host, port) ? port : -1);
     if (port_ <= 0) {
-      return absl::UnavailableError(
-          absl::StrCat("--http: cannot listen on ", options.listen, " (address in use or invalid?)"));
+      return absl::UnavailableError(absl::StrCat("--http: cannot listen on ", options.listen,
+                                                 " (address in use or invalid?)"));
     }
     const std::string shown = host == "0.0.0.0" || host == "::" ? "127.0.0.1" : host;
-    url_ = absl::StrCat(tls ? "https://" : "http://",
-                        shown.find(':') != std::string::npos ? absl::StrCat("[", shown, "]") : shown,
-                        ":", port_);
+    url_ = absl::StrCat(
+        tls ? "https://" : "http://",
+        shown.find(':') != std::string::npos ? absl::StrCat("[", shown, "]") : shown, ":", port_);
     thread_ = std::thread([this] { server_->listen_after_bind(); });
     // stop() is a no-op until the loop runs: wait for it so that Shutdown() cannot miss it.
     for (int i = 0; i < 5000 && !server_->is_running(); ++i) {
@@ -199,7 +204,7 @@ class HttpServerImpl final : public HttpServer {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOptions& options,
-                                                               WebService* service) {
+                                                              WebService* service) {
   auto server = std::make_unique<HttpServerImpl>();
   absl::Status status = server->Init(options, service);
   if (!status.ok()) {

@@ -3,11 +3,10 @@
 // slow clients that must stall neither the coordinator nor, for longer than the timeouts,
 // the web view.
 #include <arpa/inet.h>
+#include <httplib.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include <httplib.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -121,9 +120,8 @@ TEST_F(HttpServerTest, ServesTheSweepPagesApiAndMetrics) {
   EXPECT_EQ(metrics->status, 200);
   EXPECT_EQ(metrics->get_header_value("Content-Type"), "text/plain; version=0.0.4; charset=utf-8");
   EXPECT_THAT(metrics->body, HasSubstr("# TYPE pcsweep_jobs gauge\n"));
-  EXPECT_THAT(metrics->body,
-              HasSubstr(absl::StrCat("pcsweep_jobs{sweep=\"", sweep_id,
-                                     "\",name=\"tiny\",state=\"pending\"} 3\n")));
+  EXPECT_THAT(metrics->body, HasSubstr(absl::StrCat("pcsweep_jobs{sweep=\"", sweep_id,
+                                                    "\",name=\"tiny\",state=\"pending\"} 3\n")));
   EXPECT_THAT(metrics->body, HasSubstr("pcsweep_sweeps{state=\"active\"} 1\n"));
   EXPECT_THAT(metrics->body, HasSubstr("pcsweep_workers{state=\"alive\"} 0\n"));
   EXPECT_THAT(metrics->body, HasSubstr("\npcsweep_store_queue_depth "));
@@ -249,8 +247,8 @@ TEST_F(HttpServerTest, SlowClientsStallNeitherTheCoordinatorNorTheWebViewBeyondT
   EXPECT_EQ(nlohmann::json::parse(page->body)["sweeps"].size(), 2u);
   const absl::Duration waited = absl::Now() - start;
   EXPECT_LT(waited, absl::Seconds(15));
-  std::cout << "a good request behind 8 stalled connections waited "
-            << absl::FormatDuration(waited) << std::endl;
+  std::cout << "a good request behind 8 stalled connections waited " << absl::FormatDuration(waited)
+            << std::endl;
   for (int fd : stalled) ::close(fd);
   // Shutting down is not held up by them either.
   const absl::Time stop = absl::Now();

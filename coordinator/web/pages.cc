@@ -14,8 +14,8 @@ namespace {
 
 using progress::HumanDuration;
 
-constexpr const char* kJobStates[] = {"pending",   "leased",    "running", "succeeded",
-                                      "failed",    "cancelled", "reused"};
+constexpr const char* kJobStates[] = {"pending", "leased",    "running", "succeeded",
+                                      "failed",  "cancelled", "reused"};
 
 int CountOf(const SweepSummary& s, absl::string_view state) {
   if (state == "pending") return s.pending;
@@ -40,8 +40,8 @@ std::string StateBadge(absl::string_view state) {
 std::string ProgressHtml(double fraction, absl::string_view label) {
   if (!std::isfinite(fraction)) fraction = 0;
   fraction = std::clamp(fraction, 0.0, 1.0);
-  return absl::StrFormat("<progress value=\"%.3f\" max=\"1\"></progress> <span>%s</span>",
-                         fraction, HtmlEscape(label));
+  return absl::StrFormat("<progress value=\"%.3f\" max=\"1\"></progress> <span>%s</span>", fraction,
+                         HtmlEscape(label));
 }
 
 std::string Percent(double fraction) {
@@ -54,15 +54,15 @@ std::string AgoText(int64_t ms, absl::Time now) {
 }
 
 std::string Option(absl::string_view value, absl::string_view label, bool selected) {
-  return absl::StrCat("<option value=\"", HtmlEscape(value), "\"", selected ? " selected" : "",
-                      ">", HtmlEscape(label), "</option>");
+  return absl::StrCat("<option value=\"", HtmlEscape(value), "\"", selected ? " selected" : "", ">",
+                      HtmlEscape(label), "</option>");
 }
 
 std::string JobRow(const JobView& v, const std::vector<std::string>& param_keys) {
   const JobRecord& job = v.job;
-  std::string row = absl::StrCat("<tr class=\"state-", v.state, "\" title=\"", HtmlEscape(job.name),
-                                 "\"><td class=\"num\">", job.index, "</td><td>",
-                                 HtmlEscape(job.stage), "</td>");
+  std::string row =
+      absl::StrCat("<tr class=\"state-", v.state, "\" title=\"", HtmlEscape(job.name),
+                   "\"><td class=\"num\">", job.index, "</td><td>", HtmlEscape(job.stage), "</td>");
   for (const std::string& key : param_keys) {
     auto it = job.params.find(key);
     absl::StrAppend(&row, "<td>", it == job.params.end() ? "" : HtmlEscape(it->second), "</td>");
@@ -73,17 +73,19 @@ std::string JobRow(const JobView& v, const std::vector<std::string>& param_keys)
   }
   absl::StrAppend(&row, "<td>", StateBadge(v.state), "</td><td class=\"num\">", job.attempt, "/",
                   job.max_attempts, "</td><td>",
-                  job.worker_id.empty() ? "-" : HtmlEscape(job.worker_id), "</td><td class=\"bar\">",
-                  ProgressHtml(v.progress, progress_label), "</td><td class=\"num\">",
-                  HumanDuration(v.elapsed), "</td><td class=\"num\">",
+                  job.worker_id.empty() ? "-" : HtmlEscape(job.worker_id),
+                  "</td><td class=\"bar\">", ProgressHtml(v.progress, progress_label),
+                  "</td><td class=\"num\">", HumanDuration(v.elapsed), "</td><td class=\"num\">",
                   v.eta ? HumanDuration(*v.eta, false) : "-", "</td></tr>\n");
   return row;
 }
 
 std::string JobGrid(const SweepView& view) {
-  std::string out = "<div id=\"grid\" data-live><div class=\"scroll\"><table id=\"jobs\" class=\"grid\">";
+  std::string out =
+      "<div id=\"grid\" data-live><div class=\"scroll\"><table id=\"jobs\" class=\"grid\">";
   absl::StrAppend(&out, "<thead><tr><th>#</th><th>stage</th>");
-  for (const std::string& key : view.param_keys) absl::StrAppend(&out, "<th>", HtmlEscape(key), "</th>");
+  for (const std::string& key : view.param_keys)
+    absl::StrAppend(&out, "<th>", HtmlEscape(key), "</th>");
   absl::StrAppend(&out,
                   "<th>state</th><th>attempt</th><th>worker</th><th>progress</th><th>elapsed</th>"
                   "<th>ETA</th></tr></thead><tbody>\n");
@@ -108,8 +110,8 @@ std::string FailedJobs(const SweepView& view) {
       const std::string first_line = error.substr(0, error.find('\n'));
       absl::StrAppend(&out, "<details class=\"failure\" id=\"failure-", HtmlEscape(v.job.job_id),
                       "\"><summary><b>", HtmlEscape(v.job.name), "</b> (attempt ", v.job.attempt,
-                      "/", v.job.max_attempts, "): ", HtmlEscape(first_line),
-                      "</summary><pre>", HtmlEscape(error), "</pre></details>\n");
+                      "/", v.job.max_attempts, "): ", HtmlEscape(first_line), "</summary><pre>",
+                      HtmlEscape(error), "</pre></details>\n");
     }
   }
   out += "</div>\n";
@@ -123,7 +125,8 @@ std::string FilterForm(const SweepView& view) {
   out += Option("active", "active (leased or running)", view.filter.state == "active");
   out += "</select></label> <label>stage <select name=\"stage\">";
   out += Option("", "all", view.filter.stage.empty());
-  for (const std::string& stage : view.stages) out += Option(stage, stage, view.filter.stage == stage);
+  for (const std::string& stage : view.stages)
+    out += Option(stage, stage, view.filter.stage == stage);
   absl::StrAppend(&out, "</select></label> <button type=\"submit\">Filter</button> <a href=\"",
                   SweepUrl(view.summary.summary.sweep.sweep_id), "\">clear</a></form>\n");
   return out;
@@ -133,9 +136,10 @@ std::string ResultsSections(const std::string& sweep_id) {
   const std::string base = SweepUrl(sweep_id);
   std::string out = "<h2>Results</h2>\n";
   for (const char* kind : {"main", "ablation", "phenomena"}) {
-    absl::StrAppend(&out, "<section class=\"results\"><h3>", kind, " table</h3><div data-fragment-url=\"",
-                    base, "/tables/", kind, "\"><p class=\"muted\">loading…</p><noscript><a href=\"",
-                    base, "/tables/", kind, "\">open the ", kind, " table</a></noscript></div></section>\n");
+    absl::StrAppend(&out, "<section class=\"results\"><h3>", kind,
+                    " table</h3><div data-fragment-url=\"", base, "/tables/", kind,
+                    "\"><p class=\"muted\">loading…</p><noscript><a href=\"", base, "/tables/",
+                    kind, "\">open the ", kind, " table</a></noscript></div></section>\n");
   }
   absl::StrAppend(&out, "<section class=\"results\"><h3>figure</h3><div data-fragment-url=\"", base,
                   "/figure\"><p class=\"muted\">loading…</p><noscript><a href=\"", base,
@@ -202,12 +206,12 @@ std::string Page(absl::string_view title, absl::string_view body, int poll_ms) {
 
 std::string SummaryHtml(const SweepSummaryView& view, bool with_count_ids) {
   const SweepSummary& s = view.summary;
-  std::string out = absl::StrCat("<div class=\"summary\"><p>", StateBadge(view.state), " ",
-                                 ProgressHtml(view.progress, absl::StrCat(view.done, " of ", s.total,
-                                                                          " jobs done (",
-                                                                          Percent(view.progress), ")")),
-                                 " · ", view.summary.sweep.finished_ms > 0 ? "took " : "elapsed ",
-                                 HumanDuration(view.age, false));
+  std::string out = absl::StrCat(
+      "<div class=\"summary\"><p>", StateBadge(view.state), " ",
+      ProgressHtml(view.progress, absl::StrCat(view.done, " of ", s.total, " jobs done (",
+                                               Percent(view.progress), ")")),
+      " · ", view.summary.sweep.finished_ms > 0 ? "took " : "elapsed ",
+      HumanDuration(view.age, false));
   if (view.eta) absl::StrAppend(&out, " · ETA ", HumanDuration(*view.eta, false));
   out += "</p><ul class=\"counts\">";
   const std::string base = SweepUrl(s.sweep.sweep_id);
@@ -234,7 +238,8 @@ std::string SweepOptionsHtml(const std::vector<SweepSummaryView>& sweeps,
 
 std::string TableKindOptionsHtml(absl::string_view selected) {
   std::string out;
-  for (const char* kind : {"main", "ablation", "phenomena"}) out += Option(kind, kind, selected == kind);
+  for (const char* kind : {"main", "ablation", "phenomena"})
+    out += Option(kind, kind, selected == kind);
   return out;
 }
 
@@ -254,21 +259,30 @@ std::string SweepLive(const SweepView& view) {
 std::string SweepPage(const SweepView& view, const std::vector<SweepSummaryView>& others) {
   const SweepRecord& sweep = view.summary.summary.sweep;
   const std::string base = SweepUrl(sweep.sweep_id);
-  std::string out = absl::StrCat("<h1>", HtmlEscape(sweep.name), " <small>", HtmlEscape(sweep.sweep_id),
-                                 "</small></h1>\n<div id=\"live\" data-live-url=\"", base, "/live",
-                                 FilterQuery(view.filter), "\">\n");
-  absl::StrAppend(&out, "<div id=\"summary\" data-live>", SummaryHtml(view.summary, true), "</div>\n",
-                  FilterForm(view), JobGrid(view), FailedJobs(view), "</div>\n",
+  std::string out =
+      absl::StrCat("<h1>", HtmlEscape(sweep.name), " <small>", HtmlEscape(sweep.sweep_id),
+                   "</small></h1>\n<div id=\"live\" data-live-url=\"", base, "/live",
+                   FilterQuery(view.filter), "\">\n");
+  absl::StrAppend(&out, "<div id=\"summary\" data-live>", SummaryHtml(view.summary, true),
+                  "</div>\n", FilterForm(view), JobGrid(view), FailedJobs(view), "</div>\n",
                   ResultsSections(sweep.sweep_id));
-  absl::StrAppend(&out,
-                  "<h2>Compare</h2><form class=\"filter\" method=\"get\" action=\"/compare\">"
-                  "<input type=\"hidden\" name=\"a\" value=\"",
-                  HtmlEscape(sweep.sweep_id), "\"><label>with <select name=\"b\">",
-                  SweepOptionsHtml(others, ""),
-                  "</select></label> <label>table <select name=\"table\">", TableKindOptionsHtml("main"),
-                  "</select></label> <button type=\"submit\">Side by side</button></form>\n");
-  absl::StrAppend(&out, "<p class=\"muted\">JSON: <a href=\"/api", base, "\">/api", HtmlEscape(base),
-                  "</a> · <a href=\"/api", base, "/tables/main\">tables/main</a> · <a href=\"/api", base,
+  if (others.empty()) {
+    out +=
+        "<h2>Compare</h2><p class=\"muted\">Submit another sweep to compare it with this "
+        "one.</p>\n";
+  } else {
+    absl::StrAppend(&out,
+                    "<h2>Compare</h2><form class=\"filter\" method=\"get\" action=\"/compare\">"
+                    "<input type=\"hidden\" name=\"a\" value=\"",
+                    HtmlEscape(sweep.sweep_id), "\"><label>with <select name=\"b\">",
+                    SweepOptionsHtml(others, ""),
+                    "</select></label> <label>table <select name=\"table\">",
+                    TableKindOptionsHtml("main"),
+                    "</select></label> <button type=\"submit\">Side by side</button></form>\n");
+  }
+  absl::StrAppend(&out, "<p class=\"muted\">JSON: <a href=\"/api", base, "\">/api",
+                  HtmlEscape(base), "</a> · <a href=\"/api", base,
+                  "/tables/main\">tables/main</a> · <a href=\"/api", base,
                   "/tables/ablation\">tables/ablation</a> · <a href=\"/api", base,
                   "/tables/phenomena\">tables/phenomena</a></p>\n");
   return out;
@@ -293,7 +307,8 @@ std::string SweepsLive(const std::vector<SweepSummaryView>& sweeps) {
     absl::StrAppend(&out, "<td class=\"num\">", HumanDuration(it->age, false), "</td></tr>\n");
   }
   out += "</tbody></table></div>";
-  if (sweeps.empty()) out += "<p class=\"muted\">No sweeps yet: <code>pcsweep submit SPEC</code>.</p>";
+  if (sweeps.empty())
+    out += "<p class=\"muted\">No sweeps yet: <code>pcsweep submit SPEC</code>.</p>";
   out += "</div>\n";
   return out;
 }
@@ -341,8 +356,9 @@ std::string WorkersLive(const std::vector<WorkerStatus>& workers, absl::Time now
   }
   out += "</tbody></table></div>";
   if (workers.empty()) {
-    out += "<p class=\"muted\">No worker registered: <code>pcsweep worker --coordinator HOST:PORT "
-           "--slots N</code>.</p>";
+    out +=
+        "<p class=\"muted\">No worker registered: <code>pcsweep worker --coordinator HOST:PORT "
+        "--slots N</code>.</p>";
   }
   out += "</div>\n";
   return out;
@@ -363,8 +379,9 @@ std::string ErrorBody(int status, absl::string_view message) {
   std::string out = absl::StrCat("<h1>", status, " · ", title, "</h1>\n<p class=\"error\">",
                                  HtmlEscape(message), "</p>\n");
   if (status == 401) {
-    out += "<p>This coordinator runs with <code>--token-file</code>. Sign in with any user name "
-           "and the token as the password, or send <code>Authorization: Bearer TOKEN</code>.</p>";
+    out +=
+        "<p>This coordinator runs with <code>--token-file</code>. Sign in with any user name "
+        "and the token as the password, or send <code>Authorization: Bearer TOKEN</code>.</p>";
   }
   out += "<p><a href=\"/\">All sweeps</a></p>\n";
   return out;

@@ -17,7 +17,8 @@ MATCHER_P2(StatusIs, code, substring, "") {
 }
 
 TEST(PagesTest, EscapesHtmlAndEncodesUrls) {
-  EXPECT_EQ(HtmlEscape(R"(<a href="x">&'</a>)"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;&lt;/a&gt;");
+  EXPECT_EQ(HtmlEscape(R"(<a href="x">&'</a>)"),
+            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;&lt;/a&gt;");
   EXPECT_EQ(UrlEncode("paper ablation/1?x=é"), "paper%20ablation%2F1%3Fx%3D%C3%A9");
   EXPECT_EQ(UrlEncode("smoke-1_a.b~"), "smoke-1_a.b~");
 }
@@ -32,7 +33,8 @@ TEST(PagesTest, PageLoadsItsOwnAssetsAndHasNoInlineScriptOrStyle) {
   EXPECT_THAT(page, Not(HasSubstr("http://")));
   EXPECT_THAT(page, Not(HasSubstr("https://")));
   EXPECT_TRUE(FindAsset("app.js").ok());
-  EXPECT_THAT(FindAsset("x.js").status(), StatusIs(absl::StatusCode::kNotFound, "no static file 'x.js'"));
+  EXPECT_THAT(FindAsset("x.js").status(),
+              StatusIs(absl::StatusCode::kNotFound, "no static file 'x.js'"));
 }
 
 TEST(PagesTest, SweepPageEscapesJobTextAndGivesCountIds) {
@@ -87,8 +89,13 @@ TEST(ResultsHtmlTest, TableHasTheJsonCellsInColumnOrderEscapedWithCollapseMarked
   EXPECT_THAT(*html, HasSubstr("<table class=\"results\" id=\"table-main\">"));
   EXPECT_THAT(*html, HasSubstr("<p class=\"table-title\">Main &lt;table&gt;</p>"));
   EXPECT_THAT(*html, HasSubstr("<th class=\"left\">run</th><th class=\"right\">flip rate</th>"));
-  EXPECT_THAT(*html, HasSubstr("<tr><td class=\"left\">base&lt;1&gt;</td><td class=\"right\">16.5%</td></tr>"));
-  EXPECT_THAT(*html, HasSubstr("<td class=\"left\">consistency</td><td class=\"right collapsed\">0.0% COLLAPSED</td>"));
+  EXPECT_THAT(
+      *html,
+      HasSubstr("<tr><td class=\"left\">base&lt;1&gt;</td><td class=\"right\">16.5%</td></tr>"));
+  EXPECT_THAT(
+      *html,
+      HasSubstr(
+          "<td class=\"left\">consistency</td><td class=\"right collapsed\">0.0% COLLAPSED</td>"));
   EXPECT_THAT(*html, HasSubstr("<li>n &amp; m</li>"));
 }
 

@@ -56,8 +56,8 @@ absl::StatusOr<std::string> ResultsCache::Get(const std::string& sweep_id, Resul
   }
   if (result.wait_for(std::chrono::milliseconds(absl::ToInt64Milliseconds(wait))) !=
       std::future_status::ready) {
-    return absl::DeadlineExceededError(
-        absl::StrCat("the results of sweep ", sweep_id, " are still being computed; reload shortly"));
+    return absl::DeadlineExceededError(absl::StrCat("the results of sweep ", sweep_id,
+                                                    " are still being computed; reload shortly"));
   }
   return result.get();
 }

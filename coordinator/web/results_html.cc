@@ -25,7 +25,8 @@ std::string CompareColumn(const CompareSide& side) {
 }  // namespace
 
 absl::StatusOr<std::string> ResultsTableHtml(absl::string_view json, absl::string_view kind) {
-  nlohmann::ordered_json doc = nlohmann::ordered_json::parse(json, nullptr, /*allow_exceptions=*/false);
+  nlohmann::ordered_json doc =
+      nlohmann::ordered_json::parse(json, nullptr, /*allow_exceptions=*/false);
   if (doc.is_discarded() || !doc.is_object()) {
     return absl::InvalidArgumentError("results table: not a JSON object");
   }
@@ -52,20 +53,22 @@ absl::StatusOr<std::string> ResultsTableHtml(absl::string_view json, absl::strin
   }
   out += "</tr></thead><tbody>\n";
   for (const auto& row : doc["rows"]) {
-    if (!row.is_object()) return absl::InvalidArgumentError("results table: a row is not an object");
+    if (!row.is_object())
+      return absl::InvalidArgumentError("results table: a row is not an object");
     out += "<tr>";
     for (const auto& [name, align] : columns) {
       const std::string text = row.contains(name) ? CellText(row[name]) : "";
       const bool collapsed = absl::StrContains(text, "COLLAPSED");
-      absl::StrAppend(&out, "<td class=\"", HtmlEscape(align), collapsed ? " collapsed" : "",
-                      "\">", HtmlEscape(text), "</td>");
+      absl::StrAppend(&out, "<td class=\"", HtmlEscape(align), collapsed ? " collapsed" : "", "\">",
+                      HtmlEscape(text), "</td>");
     }
     out += "</tr>\n";
   }
   out += "</tbody></table></div>";
   if (doc.contains("notes") && doc["notes"].is_array() && !doc["notes"].empty()) {
     out += "<ul class=\"notes\">";
-    for (const auto& note : doc["notes"]) absl::StrAppend(&out, "<li>", HtmlEscape(CellText(note)), "</li>");
+    for (const auto& note : doc["notes"])
+      absl::StrAppend(&out, "<li>", HtmlEscape(CellText(note)), "</li>");
     out += "</ul>";
   }
   out += "</div>\n";
@@ -73,9 +76,10 @@ absl::StatusOr<std::string> ResultsTableHtml(absl::string_view json, absl::strin
 }
 
 std::string FigureHtml(const std::string& sweep_id, const std::string& version) {
-  return absl::StrCat("<img class=\"figure\" alt=\"flip rate and margin difference by layer range\" "
-                      "src=\"/sweeps/",
-                      UrlEncode(sweep_id), "/figure.svg?v=", UrlEncode(version), "\">\n");
+  return absl::StrCat(
+      "<img class=\"figure\" alt=\"flip rate and margin difference by layer range\" "
+      "src=\"/sweeps/",
+      UrlEncode(sweep_id), "/figure.svg?v=", UrlEncode(version), "\">\n");
 }
 
 std::string UnavailableHtml(absl::string_view message) {
@@ -87,11 +91,13 @@ std::string ComparePage(const CompareSide& a, const CompareSide& b, absl::string
   const std::string& a_id = a.summary.summary.sweep.sweep_id;
   const std::string& b_id = b.summary.summary.sweep.sweep_id;
   return absl::StrCat(
-      "<h1>", HtmlEscape(a.summary.summary.sweep.name), " vs ", HtmlEscape(b.summary.summary.sweep.name),
-      " <small>", HtmlEscape(kind), " table</small></h1>\n<form class=\"filter\" method=\"get\" "
+      "<h1>", HtmlEscape(a.summary.summary.sweep.name), " vs ",
+      HtmlEscape(b.summary.summary.sweep.name), " <small>", HtmlEscape(kind),
+      " table</small></h1>\n<form class=\"filter\" method=\"get\" "
       "action=\"/compare\"><select name=\"a\">",
-      SweepOptionsHtml(sweeps, a_id), "</select> <select name=\"b\">", SweepOptionsHtml(sweeps, b_id),
-      "</select> <select name=\"table\">", TableKindOptionsHtml(kind),
+      SweepOptionsHtml(sweeps, a_id), "</select> <select name=\"b\">",
+      SweepOptionsHtml(sweeps, b_id), "</select> <select name=\"table\">",
+      TableKindOptionsHtml(kind),
       "</select> <button type=\"submit\">Compare</button></form>\n<div class=\"compare\">",
       CompareColumn(a), CompareColumn(b), "</div>\n");
 }

@@ -44,9 +44,8 @@ JobView MakeJobView(const JobRecord& job, absl::Time now) {
 
 absl::StatusOr<JobFilter> ParseJobFilter(const std::string& state, const std::string& stage,
                                          const std::string& limit) {
-  static const std::set<std::string> kStates = {"",          "pending", "leased",    "running",
-                                                "succeeded", "failed",  "cancelled", "active",
-                                                "reused"};
+  static const std::set<std::string> kStates = {
+      "", "pending", "leased", "running", "succeeded", "failed", "cancelled", "active", "reused"};
   JobFilter filter;
   filter.state = absl::AsciiStrToLower(state);
   if (kStates.count(filter.state) == 0) {
@@ -78,9 +77,10 @@ SweepSummaryView BuildSummaryView(const SweepSummary& summary, const std::vector
   view.done = summary.succeeded + summary.failed + summary.cancelled;
   view.progress = summary.total > 0 ? static_cast<double>(view.done) / summary.total : 0;
   const absl::Time end = finished ? absl::FromUnixMillis(summary.sweep.finished_ms) : now;
-  view.age = summary.sweep.created_ms > 0
-                 ? std::max(absl::ZeroDuration(), end - absl::FromUnixMillis(summary.sweep.created_ms))
-                 : absl::ZeroDuration();
+  view.age =
+      summary.sweep.created_ms > 0
+          ? std::max(absl::ZeroDuration(), end - absl::FromUnixMillis(summary.sweep.created_ms))
+          : absl::ZeroDuration();
   if (!finished) {
     // Throughput since the first job of this sweep started (reused cells cost nothing).
     int64_t first_start = 0;
@@ -131,9 +131,8 @@ nlohmann::ordered_json SummaryJson(const SweepSummaryView& view) {
   out["done"] = view.done;
   out["progress"] = view.progress;
   out["eta_ms"] = OptionalMs(view.eta);
-  out["counts"] = {{"pending", s.pending},     {"leased", s.leased},
-                   {"running", s.running},     {"succeeded", s.succeeded},
-                   {"failed", s.failed},       {"cancelled", s.cancelled},
+  out["counts"] = {{"pending", s.pending},     {"leased", s.leased}, {"running", s.running},
+                   {"succeeded", s.succeeded}, {"failed", s.failed}, {"cancelled", s.cancelled},
                    {"reused", s.reused}};
   return out;
 }
@@ -142,9 +141,8 @@ nlohmann::ordered_json SweepJson(const SweepView& view) {
   nlohmann::ordered_json out;
   out["sweep"] = SummaryJson(view.summary);
   out["stages"] = view.stages;
-  out["filter"] = {{"state", view.filter.state},
-                   {"stage", view.filter.stage},
-                   {"limit", view.filter.limit}};
+  out["filter"] = {
+      {"state", view.filter.state}, {"stage", view.filter.stage}, {"limit", view.filter.limit}};
   out["matching"] = view.matching;
   nlohmann::ordered_json jobs = nlohmann::ordered_json::array();
   for (const JobView& v : view.jobs) {
@@ -192,13 +190,13 @@ nlohmann::ordered_json WorkersJson(const std::vector<WorkerStatus>& workers, abs
     j["gpus"] = std::move(gpus);
     j["state"] = w.worker.state;
     j["last_heartbeat_ms"] = w.worker.last_heartbeat_ms;
-    j["last_heartbeat_age_ms"] =
-        w.worker.last_heartbeat_ms > 0
-            ? nlohmann::ordered_json(absl::ToInt64Milliseconds(
-                  now - absl::FromUnixMillis(w.worker.last_heartbeat_ms)))
-            : nlohmann::ordered_json(nullptr);
+    j["last_heartbeat_age_ms"] = w.worker.last_heartbeat_ms > 0
+                                     ? nlohmann::ordered_json(absl::ToInt64Milliseconds(
+                                           now - absl::FromUnixMillis(w.worker.last_heartbeat_ms)))
+                                     : nlohmann::ordered_json(nullptr);
     nlohmann::ordered_json running = nlohmann::ordered_json::array();
-    for (const JobRef& r : w.running) running.push_back({{"job_id", r.job_id}, {"attempt", r.attempt}});
+    for (const JobRef& r : w.running)
+      running.push_back({{"job_id", r.job_id}, {"attempt", r.attempt}});
     j["running"] = std::move(running);
     list.push_back(std::move(j));
   }

@@ -64,8 +64,9 @@ SweepSummary Summary(const std::vector<JobRecord>& jobs, int64_t finished_ms = 0
 }
 
 std::vector<JobRecord> FourJobs() {
-  std::vector<JobRecord> jobs = {Job(0, "pre", JobState::kSucceeded), Job(1, "train", JobState::kRunning),
-                                 Job(2, "train", JobState::kFailed), Job(3, "train", JobState::kPending)};
+  std::vector<JobRecord> jobs = {
+      Job(0, "pre", JobState::kSucceeded), Job(1, "train", JobState::kRunning),
+      Job(2, "train", JobState::kFailed), Job(3, "train", JobState::kPending)};
   jobs[0].started_ms = kNowMs - 50'000;
   jobs[0].finished_ms = kNowMs - 40'000;
   jobs[1].started_ms = kNowMs - 10'000;
@@ -138,7 +139,8 @@ TEST(ViewsTest, FilterSelectsByStateAndStageAndCountsBeyondTheLimit) {
 }
 
 TEST(ViewsTest, ReusedJobsAreTheirOwnStateAndCountAsSucceeded) {
-  std::vector<JobRecord> jobs = {Job(0, "a", JobState::kSucceeded), Job(1, "a", JobState::kSucceeded)};
+  std::vector<JobRecord> jobs = {Job(0, "a", JobState::kSucceeded),
+                                 Job(1, "a", JobState::kSucceeded)};
   jobs[1].reused_from = "old-1.0";
   EXPECT_EQ(JobStateLabel(jobs[1]), "reused");
   auto reused = ParseJobFilter("reused", "", "");
@@ -190,8 +192,10 @@ TEST(AuthTest, CredentialComesFromBearerOrFromBasicsPassword) {
 TEST(AuthTest, TokenCheckerAcceptsOnlyTheToken) {
   TokenChecker checker("s3cret");
   EXPECT_TRUE(checker.Check("s3cret").ok());
-  EXPECT_THAT(checker.Check(""), StatusIs(absl::StatusCode::kUnauthenticated, "credentials required"));
-  EXPECT_THAT(checker.Check("s3cre"), StatusIs(absl::StatusCode::kUnauthenticated, "wrong credentials"));
+  EXPECT_THAT(checker.Check(""),
+              StatusIs(absl::StatusCode::kUnauthenticated, "credentials required"));
+  EXPECT_THAT(checker.Check("s3cre"),
+              StatusIs(absl::StatusCode::kUnauthenticated, "wrong credentials"));
   EXPECT_THAT(checker.Check("s3cret!"), StatusIs(absl::StatusCode::kUnauthenticated, "wrong"));
   EXPECT_TRUE(ConstantTimeEquals("", ""));
   EXPECT_FALSE(ConstantTimeEquals("a", ""));

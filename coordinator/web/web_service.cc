@@ -74,7 +74,8 @@ WebResponse WebService::Handle(const WebRequest& request) {
   const bool api = !parts.empty() && parts[0] == "api";
   WebResponse response;
   if (request.method != "GET" && request.method != "HEAD") {
-    response = Error(405, absl::StrCat(request.method, " is not served here: the web view is read-only"), api);
+    response = Error(
+        405, absl::StrCat(request.method, " is not served here: the web view is read-only"), api);
     response.headers.emplace_back("Allow", "GET, HEAD");
   } else if (parts.size() == 2 && parts[0] == "static") {
     absl::StatusOr<StaticAsset> asset = FindAsset(parts[1]);
@@ -93,7 +94,8 @@ WebResponse WebService::Handle(const WebRequest& request) {
     if (!allowed.ok()) {
       response = Error(HttpStatusOf(allowed), std::string(allowed.message()), api);
       if (response.status == 401) {
-        response.headers.emplace_back("WWW-Authenticate", "Basic realm=\"pcsweep\", charset=\"UTF-8\"");
+        response.headers.emplace_back("WWW-Authenticate",
+                                      "Basic realm=\"pcsweep\", charset=\"UTF-8\"");
         response.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"pcsweep\"");
       }
     } else {
@@ -107,8 +109,10 @@ WebResponse WebService::Handle(const WebRequest& request) {
   }
   response.headers.emplace_back("X-Content-Type-Options", "nosniff");
   response.headers.emplace_back("Referrer-Policy", "no-referrer");
-  if (response.content_type == kHtml) response.headers.emplace_back("Content-Security-Policy", kPageCsp);
-  if (!(parts.size() == 2 && parts[0] == "static")) response.headers.emplace_back("Cache-Control", "no-store");
+  if (response.content_type == kHtml)
+    response.headers.emplace_back("Content-Security-Policy", kPageCsp);
+  if (!(parts.size() == 2 && parts[0] == "static"))
+    response.headers.emplace_back("Cache-Control", "no-store");
   if (auto counter = metrics_->AddCounter("pcsweep_http_requests_total",
                                           "Requests to the web view and /metrics by HTTP status.",
                                           {{"code", absl::StrCat(response.status)}});
@@ -156,8 +160,7 @@ WebResponse WebService::Route(const WebRequest& request, const std::vector<std::
       return TableFragment(parts[2], parts[4], true);
     }
   }
-  return Error(404, absl::StrCat("no page at ", request.path),
-               n > 0 && parts[0] == "api");
+  return Error(404, absl::StrCat("no page at ", request.path), n > 0 && parts[0] == "api");
 }
 
 WebResponse WebService::Error(int status, const std::string& message, bool api) {
@@ -174,7 +177,8 @@ WebResponse WebService::Error(int status, const std::string& message, bool api) 
 WebResponse WebService::SweepsPage(bool fragment) {
   std::vector<SweepSummaryView> views;
   const absl::Time now = options_.clock->Now();
-  for (const SweepSummary& s : scheduler_->ListSweeps()) views.push_back(BuildSummaryView(s, {}, now));
+  for (const SweepSummary& s : scheduler_->ListSweeps())
+    views.push_back(BuildSummaryView(s, {}, now));
   if (fragment) return Html(SweepsLive(views));
   return Html(Page("Sweeps", web::SweepsPage(views), options_.poll_ms));
 }
@@ -200,12 +204,14 @@ WebResponse WebService::SweepPage(const std::string& id, const WebRequest& reque
   } else {
     std::vector<SweepSummaryView> others;
     for (const SweepSummary& s : scheduler_->ListSweeps()) {
-      if (s.sweep.sweep_id != sweep->first.sweep.sweep_id) others.push_back(BuildSummaryView(s, {}, now));
+      if (s.sweep.sweep_id != sweep->first.sweep.sweep_id)
+        others.push_back(BuildSummaryView(s, {}, now));
     }
     response = Html(Page(sweep->first.sweep.name, web::SweepPage(view, others), options_.poll_ms));
   }
   response.headers.emplace_back("X-Pcsweep-Version", ResultsVersion(sweep->first));
-  response.headers.emplace_back("X-Pcsweep-Finished", sweep->first.sweep.finished_ms > 0 ? "1" : "0");
+  response.headers.emplace_back("X-Pcsweep-Finished",
+                                sweep->first.sweep.finished_ms > 0 ? "1" : "0");
   return response;
 }
 
@@ -215,7 +221,8 @@ WebResponse WebService::SweepApi(const std::string& id, const WebRequest& reques
   auto filter = ParseJobFilter(QueryValue(request, "state"), QueryValue(request, "stage"),
                                QueryValue(request, "limit"));
   if (!filter.ok()) return Error(400, std::string(filter.status().message()), true);
-  return Json(SweepJson(BuildSweepView(sweep->first, sweep->second, *filter, options_.clock->Now())));
+  return Json(
+      SweepJson(BuildSweepView(sweep->first, sweep->second, *filter, options_.clock->Now())));
 }
 
 WebResponse WebService::TableFragment(const std::string& id, const std::string& kind, bool api) {
@@ -230,7 +237,8 @@ WebResponse WebService::TableFragment(const std::string& id, const std::string& 
       results_->Get(summary->sweep.sweep_id, *report_kind, table::Format::kJson,
                     ResultsVersion(*summary), options_.render_wait);
   if (api) {
-    if (!json.ok()) return Error(HttpStatusOf(json.status()), std::string(json.status().message()), true);
+    if (!json.ok())
+      return Error(HttpStatusOf(json.status()), std::string(json.status().message()), true);
     WebResponse response;
     response.content_type = kJson;
     response.body = *std::move(json);
@@ -250,29 +258,33 @@ WebResponse WebService::FigureFragment(const std::string& id, bool svg) {
     return Error(404, "this coordinator has no database file to render results from", false);
   }
   const std::string version = ResultsVersion(*summary);
-  absl::StatusOr<std::string> figure = results_->Get(
-      summary->sweep.sweep_id, ResultsReportKind::kPlot, table::Format::kText, version,
-      options_.render_wait);
+  absl::StatusOr<std::string> figure =
+      results_->Get(summary->sweep.sweep_id, ResultsReportKind::kPlot, table::Format::kText,
+                    version, options_.render_wait);
   if (!svg) {
     return Html(figure.ok() ? FigureHtml(summary->sweep.sweep_id, version)
                             : UnavailableHtml(figure.status().message()));
   }
-  if (!figure.ok()) return Error(HttpStatusOf(figure.status()), std::string(figure.status().message()), false);
+  if (!figure.ok())
+    return Error(HttpStatusOf(figure.status()), std::string(figure.status().message()), false);
   WebResponse response;
   response.content_type = "image/svg+xml";
   response.body = *std::move(figure);
   // The figure has no scripts; forbid them anyway should it be opened on its own.
-  response.headers.emplace_back("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'");
+  response.headers.emplace_back("Content-Security-Policy",
+                                "default-src 'none'; style-src 'unsafe-inline'");
   return response;
 }
 
 WebResponse WebService::ComparePage(const WebRequest& request) {
-  const std::string kind = QueryValue(request, "table").empty() ? "main" : QueryValue(request, "table");
+  const std::string kind =
+      QueryValue(request, "table").empty() ? "main" : QueryValue(request, "table");
   auto report_kind = ParseTableReportKind(kind);
   if (!report_kind.ok()) return Error(400, std::string(report_kind.status().message()), false);
   const std::string a_id = QueryValue(request, "a");
   const std::string b_id = QueryValue(request, "b");
-  if (a_id.empty() || b_id.empty()) return Error(400, "compare needs two sweeps: ?a=ID&b=ID", false);
+  if (a_id.empty() || b_id.empty())
+    return Error(400, "compare needs two sweeps: ?a=ID&b=ID", false);
   const absl::Time now = options_.clock->Now();
   auto side = [&](const std::string& id) -> absl::StatusOr<CompareSide> {
     auto sweep = scheduler_->GetSweep(id, /*include_results=*/false);
@@ -285,12 +297,15 @@ WebResponse WebService::ComparePage(const WebRequest& request) {
       out.table_html = out.figure_html = UnavailableHtml("this coordinator has no database file");
       return out;
     }
-    auto json = results_->Get(sweep_id, *report_kind, table::Format::kJson, version, options_.render_wait);
-    auto html = json.ok() ? ResultsTableHtml(*json, absl::StrCat(kind, "-", sweep_id)) : json.status();
+    auto json =
+        results_->Get(sweep_id, *report_kind, table::Format::kJson, version, options_.render_wait);
+    auto html =
+        json.ok() ? ResultsTableHtml(*json, absl::StrCat(kind, "-", sweep_id)) : json.status();
     out.table_html = html.ok() ? *html : UnavailableHtml(html.status().message());
     auto figure = results_->Get(sweep_id, ResultsReportKind::kPlot, table::Format::kText, version,
                                 options_.render_wait);
-    out.figure_html = figure.ok() ? FigureHtml(sweep_id, version) : UnavailableHtml(figure.status().message());
+    out.figure_html =
+        figure.ok() ? FigureHtml(sweep_id, version) : UnavailableHtml(figure.status().message());
     return out;
   };
   auto a = side(a_id);
@@ -298,7 +313,8 @@ WebResponse WebService::ComparePage(const WebRequest& request) {
   auto b = side(b_id);
   if (!b.ok()) return Error(404, std::string(b.status().message()), false);
   std::vector<SweepSummaryView> sweeps;
-  for (const SweepSummary& s : scheduler_->ListSweeps()) sweeps.push_back(BuildSummaryView(s, {}, now));
+  for (const SweepSummary& s : scheduler_->ListSweeps())
+    sweeps.push_back(BuildSummaryView(s, {}, now));
   return Html(Page("Compare", web::ComparePage(*a, *b, kind, sweeps), options_.poll_ms));
 }
 

@@ -115,8 +115,9 @@ class WebServiceTest : public ::testing::Test {
   // Leases every ready job and returns the assignments.
   std::vector<Assignment> Acquire() {
     std::promise<absl::StatusOr<std::vector<Assignment>>> promise;
-    scheduler_->AcquireJob("w1", "inc-1", 4, absl::ZeroDuration(),
-                           [&](absl::StatusOr<std::vector<Assignment>> a) { promise.set_value(a); });
+    scheduler_->AcquireJob(
+        "w1", "inc-1", 4, absl::ZeroDuration(),
+        [&](absl::StatusOr<std::vector<Assignment>> a) { promise.set_value(a); });
     auto assignments = promise.get_future().get();
     EXPECT_TRUE(assignments.ok()) << assignments.status();
     return assignments.ok() ? *assignments : std::vector<Assignment>{};
@@ -315,14 +316,29 @@ TEST_F(WebServiceTest, MetricsHaveJobsBySweepAndStateAndTheHookCounters) {
   // No gauges were registered in this test (the server does that): only the hooks' series.
   EXPECT_THAT(metrics.body, HasSubstr("\npcsweep_job_completions_total 4\n"));
   EXPECT_THAT(metrics.body, HasSubstr("\npcsweep_job_failures_total 1\n"));
-  EXPECT_THAT(metrics.body, HasSubstr("pcsweep_complete_job_seconds_count{outcome=\"recorded\"} 4\n"));
-  EXPECT_THAT(metrics.body, HasSubstr("pcsweep_acquire_job_seconds_count{outcome=\"assigned\"} 2\n"));
+  EXPECT_THAT(metrics.body,
+              HasSubstr("pcsweep_complete_job_seconds_count{outcome=\"recorded\"} 4\n"));
+  EXPECT_THAT(metrics.body,
+              HasSubstr("pcsweep_acquire_job_seconds_count{outcome=\"assigned\"} 2\n"));
   EXPECT_THAT(metrics.body, HasSubstr("pcsweep_store_write_seconds_count "));
   // The fake clock moved 3 s before each completion, not during it.
-  EXPECT_THAT(metrics.body,
-              HasSubstr("pcsweep_complete_job_seconds_bucket{outcome=\"recorded\",le=\"0.001\"} 4\n"));
+  EXPECT_THAT(
+      metrics.body,
+      HasSubstr("pcsweep_complete_job_seconds_bucket{outcome=\"recorded\",le=\"0.001\"} 4\n"));
   Get("/nope");
   EXPECT_THAT(Get("/metrics").body, HasSubstr("pcsweep_http_requests_total{code=\"404\"} 1\n"));
+}
+
+TEST_F(WebServiceTest, AnExpiredLeaseCountsAsALeaseExpiryAndARetry) {
+  Service();
+  ASSERT_EQ(Acquire().size(), 1u);
+  clock_.Advance(absl::Seconds(21));  // past the default 20 s lease, no heartbeat
+  scheduler_->Tick();
+  const std::string metrics = Get("/metrics").body;
+  EXPECT_THAT(metrics, HasSubstr("\npcsweep_lease_expiries_total 1\n"));
+  EXPECT_THAT(metrics, HasSubstr("\npcsweep_job_retries_total 1\n"));
+  EXPECT_THAT(metrics, HasSubstr("\npcsweep_job_failures_total 0\n"));
+  EXPECT_THAT(Get("/sweeps/" + sweep_id_).body, HasSubstr("id=\"count-pending\">5</b>"));
 }
 
 TEST_F(WebServiceTest, CompareShowsTwoSweepsSideBySideAndWorkersTheirJobs) {
