@@ -42,11 +42,12 @@ class CoordinatorServer {
       const CoordinatorServerOptions& options);
 
   virtual ~CoordinatorServer() = default;
-  virtual int port() const = 0;              // the bound port
-  virtual std::string address() const = 0;   // "127.0.0.1:<port>"
-  virtual std::string http_url() const = 0;  // "http://127.0.0.1:<port>"; "" when not served
-  virtual void Shutdown() = 0;               // stops serving, flushes the store
-  virtual void Wait() = 0;                   // blocks until Shutdown() completes
+  virtual int port() const = 0;             // the bound port
+  virtual std::string address() const = 0;  // "127.0.0.1:<port>"
+  virtual void Shutdown() = 0;              // stops serving, flushes the store
+  virtual void Wait() = 0;                  // blocks until Shutdown() completes
+  // The web view's "http(s)://127.0.0.1:<port>"; "" when it is not served.
+  virtual std::string http_url() const = 0;
 };
 
 }  // namespace pcsweep
