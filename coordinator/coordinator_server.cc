@@ -12,8 +12,11 @@
 #include "common/rpc/rpc.h"
 #include "common/status/status_macros.h"
 #include "coordinator/coordinator_service.h"
+#include "coordinator/metrics/metrics_hooks.h"
 #include "coordinator/scheduler.h"
 #include "coordinator/store/sqlite_store.h"
+#include "coordinator/web/gauges.h"
+#include "coordinator/web/web_service.h"
 #include "spdlog/spdlog.h"
 
 namespace pcsweep {
@@ -58,11 +61,17 @@ class CoordinatorServerImpl final : public CoordinatorServer {
     // then updates a process-wide lock graph under a global lock, which costs the busy
     // coordinator more than the checks are worth outside tests.
     absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
-    PCSWEEP_ASSIGN_OR_RETURN(store_, coordinator::SqliteStore::Open(options.db_path));
+    PCSWEEP_ASSIGN_OR_RETURN(metrics_hooks_, coordinator::MetricsHooks::Create(&metrics_));
+    coordinator::SqliteStoreOptions store_options;
+    store_options.hooks = metrics_hooks_.get();
+    store_options.clock = options.clock;
+    PCSWEEP_ASSIGN_OR_RETURN(store_,
+                             coordinator::SqliteStore::Open(options.db_path, store_options));
     coordinator::SchedulerOptions scheduler_options;
     scheduler_options.heartbeat_interval = options.heartbeat_interval;
     scheduler_options.lease_timeout = options.lease_timeout;
     scheduler_options.clock = options.clock;
+    scheduler_options.hooks = metrics_hooks_.get();
     PCSWEEP_ASSIGN_OR_RETURN(scheduler_,
                              coordinator::Scheduler::Create(store_.get(), scheduler_options));
     service_ =
@@ -86,6 +95,7 @@ class CoordinatorServerImpl final : public CoordinatorServer {
     std::string host = colon == std::string::npos ? "" : options.listen.substr(0, colon);
     if (host.empty() || host == "0.0.0.0" || host == "[::]" || host == "::") host = "127.0.0.1";
     address_ = absl::StrCat(host, ":", port_);
+    if (!options.http.listen.empty()) PCSWEEP_RETURN_IF_ERROR(StartWeb(options, token));
     ticker_ = std::thread([this] {
       while (!stop_ticking_.WaitForNotificationWithTimeout(kTickPeriod)) scheduler_->Tick();
     });
@@ -95,6 +105,25 @@ class CoordinatorServerImpl final : public CoordinatorServer {
 
   int port() const override { return port_; }
   std::string address() const override { return address_; }
+  std::string http_url() const override { return http_ == nullptr ? "" : http_->url(); }
+
+  // The web view and /metrics on their own threads (coordinator/web), reading the scheduler.
+  absl::Status StartWeb(const CoordinatorServerOptions& options, const std::string& token) {
+    PCSWEEP_RETURN_IF_ERROR(coordinator::web::RegisterCoordinatorGauges(
+        &metrics_, scheduler_.get(), [store = store_.get()] { return store->queue_depth(); }));
+    coordinator::web::WebServiceOptions web_options;
+    web_options.db_path = options.db_path;
+    web_options.clock = options.clock;
+    if (!token.empty()) web_options.auth = std::make_shared<coordinator::web::TokenChecker>(token);
+    web_ = std::make_unique<coordinator::web::WebService>(scheduler_.get(), &metrics_, web_options);
+    coordinator::web::HttpServerOptions http = options.http;
+    if (http.tls_cert_file.empty() && http.tls_key_file.empty()) {
+      http.tls_cert_file = options.tls_cert_file;
+      http.tls_key_file = options.tls_key_file;
+    }
+    PCSWEEP_ASSIGN_OR_RETURN(http_, coordinator::web::HttpServer::Start(http, web_.get()));
+    return absl::OkStatus();
+  }
 
   void Shutdown() override {
     {
@@ -102,6 +131,7 @@ class CoordinatorServerImpl final : public CoordinatorServer {
       if (shutting_down_) return;
       shutting_down_ = true;
     }
+    if (http_ != nullptr) http_->Shutdown();  // before what its requests read
     if (!stop_ticking_.HasBeenNotified()) stop_ticking_.Notify();
     if (ticker_.joinable()) ticker_.join();
     if (scheduler_ != nullptr) scheduler_->Shutdown();
@@ -113,6 +143,8 @@ class CoordinatorServerImpl final : public CoordinatorServer {
     // The service and scheduler may still be referenced by in-flight store callbacks until
     // the store is gone; destroy the store first.
     server_.reset();
+    http_.reset();
+    web_.reset();
     store_.reset();
     service_.reset();
     scheduler_.reset();
@@ -124,10 +156,15 @@ class CoordinatorServerImpl final : public CoordinatorServer {
  private:
   int port_ = 0;
   std::string address_;
+  // Metrics outlive everything that reports to them (declared first, destroyed last).
+  coordinator::MetricsRegistry metrics_;
+  std::unique_ptr<coordinator::MetricsHooks> metrics_hooks_;
   std::unique_ptr<coordinator::SqliteStore> store_;
   std::unique_ptr<coordinator::Scheduler> scheduler_;
   std::unique_ptr<coordinator::CoordinatorService> service_;
   std::unique_ptr<grpc::Server> server_;
+  std::unique_ptr<coordinator::web::WebService> web_;
+  std::unique_ptr<coordinator::web::HttpServer> http_;
   std::thread ticker_;
   absl::Notification stop_ticking_;
   absl::Notification done_;

@@ -1,6 +1,6 @@
 // CoordinatorServer: the whole coordinator process in one object (SQLite store, scheduler,
-// gRPC service with reflection). Used by `pcsweep coordinator`, by the README's embedded
-// demo and by in-process tests.
+// gRPC service with reflection, and optionally the web view with /metrics). Used by `pcsweep
+// coordinator`, by the README's embedded demo and by in-process tests.
 //
 // Lifecycle: Start() -> (serving) -> Shutdown() -> destroyed. Shutdown is idempotent and
 // the destructor calls it.
@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/clock/clock.h"
+#include "coordinator/web/http_server.h"
 
 namespace pcsweep {
 
@@ -26,6 +27,10 @@ struct CoordinatorServerOptions {
   std::string tls_cert_file;  // optional TLS certificate + key files
   std::string tls_key_file;
   Clock* clock = Clock::Real();  // Not owned; must outlive the server.
+  // The web view and /metrics (coordinator/web/web_service.h) when http.listen is set
+  // ("host:port", "host:0" picks a free port; see http_url()). Served over TLS with the files
+  // above when they are set, and behind the same token.
+  coordinator::web::HttpServerOptions http;
 };
 
 class CoordinatorServer {
@@ -41,6 +46,8 @@ class CoordinatorServer {
   virtual std::string address() const = 0;  // "127.0.0.1:<port>"
   virtual void Shutdown() = 0;              // stops serving, flushes the store
   virtual void Wait() = 0;                  // blocks until Shutdown() completes
+  // The web view's "http(s)://127.0.0.1:<port>"; "" when it is not served.
+  virtual std::string http_url() const = 0;
 };
 
 }  // namespace pcsweep

@@ -16,6 +16,26 @@ namespace {
 
 constexpr char kDependencyFailed[] = "dependency failed: ";
 
+// `done` reporting the call's latency to `hooks` first (unchanged when hooks is null).
+Scheduler::AcquireCallback TimedAcquire(SchedulerHooks* hooks, const Clock* clock,
+                                        Scheduler::AcquireCallback done) {
+  if (hooks == nullptr) return done;
+  return [hooks, clock, start = clock->Now(),
+          done = std::move(done)](absl::StatusOr<std::vector<Assignment>> result) {
+    hooks->OnAcquireAnswered(clock->Now() - start,
+                             result.ok() ? static_cast<int>(result->size()) : 0, result.status());
+    done(std::move(result));
+  };
+}
+Scheduler::DoneCallback TimedComplete(SchedulerHooks* hooks, const Clock* clock,
+                                      Scheduler::DoneCallback done) {
+  if (hooks == nullptr) return done;
+  return [hooks, clock, start = clock->Now(), done = std::move(done)](absl::Status status) {
+    hooks->OnCompleteAnswered(clock->Now() - start, status);
+    done(std::move(status));
+  };
+}
+
 std::string FormatNumber(double value) {
   nlohmann::json j = value;
   return j.dump();
@@ -545,6 +565,7 @@ absl::StatusOr<RegisterResult> Scheduler::RegisterWorker(const WorkerRecord& wor
 
 uint64_t Scheduler::AcquireJob(const std::string& worker_id, const std::string& incarnation_id,
                                int free_slots, absl::Duration wait, AcquireCallback done) {
+  done = TimedAcquire(options_.hooks, options_.clock, std::move(done));
   Deferred deferred;
   uint64_t waiter_id = 0;
   {
@@ -650,6 +671,7 @@ std::vector<Assignment> Scheduler::LeaseLocked(const Worker& worker,
       if (!resolved.ok()) {
         job.rec.error = absl::StrCat("resolving parent outputs: ", resolved.status().message());
         SetStateLocked(job, JobState::kFailed, job.rec.error, batch, deferred);
+        if (options_.hooks != nullptr) options_.hooks->OnJobFailed();
         CancelDependentsLocked(job, batch, deferred);
         continue;
       }
@@ -828,6 +850,7 @@ absl::StatusOr<Scheduler::Job*> Scheduler::FenceLocked(const std::string& worker
 void Scheduler::CompleteJob(const std::string& worker_id, const std::string& incarnation_id,
                             const std::string& job_id, int attempt, JobResult result,
                             DoneCallback done) {
+  done = TimedComplete(options_.hooks, options_.clock, std::move(done));
   WriteBatch batch;
   {
     absl::ReleasableMutexLock lock(&mu_);
@@ -945,6 +968,7 @@ void Scheduler::FailAttemptLocked(Job& job, const std::string& error, bool retry
   if (!log_path.empty()) job.rec.log_path = log_path;
   job.rec.error = stderr_tail.empty() ? error : absl::StrCat(error, "\n", stderr_tail);
   if (retryable && job.rec.attempt < job.rec.max_attempts) {
+    if (options_.hooks != nullptr) options_.hooks->OnRetryQueued();
     SetStateLocked(job, JobState::kPending,
                    absl::StrCat("attempt ", job.rec.attempt, " failed (", error, "); retrying"),
                    batch, deferred);
@@ -952,6 +976,7 @@ void Scheduler::FailAttemptLocked(Job& job, const std::string& error, bool retry
     SetStateLocked(job, JobState::kFailed,
                    absl::StrCat("failed after ", job.rec.attempt, " attempt(s): ", error), batch,
                    deferred);
+    if (options_.hooks != nullptr) options_.hooks->OnJobFailed();
     CancelDependentsLocked(job, batch, deferred);
   }
 }
@@ -1011,6 +1036,7 @@ void Scheduler::FailJob(const FailureReport& report, DoneCallback done) {
 
 void Scheduler::ExpireLeaseLocked(Job& job, const std::string& why, WriteBatch& batch,
                                   Deferred& deferred) {
+  if (options_.hooks != nullptr) options_.hooks->OnLeaseExpired();
   FailAttemptLocked(job, why, /*retryable=*/true, /*exit_code=*/0, /*signal=*/0, "", "", batch,
                     deferred);
   job.lease_lapsed = job.rec.state == JobState::kPending;

@@ -61,6 +61,7 @@
 #include "absl/time/time.h"
 #include "common/clock/clock.h"
 #include "common/spec/spec.h"
+#include "coordinator/metrics/hooks.h"
 #include "coordinator/model.h"
 #include "coordinator/store/store.h"
 
@@ -74,6 +75,9 @@ struct SchedulerOptions {
   // workers are alive and about to re-attach.
   absl::Duration restart_lease_grace = absl::Seconds(10);
   Clock* clock = Clock::Real();  // Not owned; must outlive the scheduler.
+  // Metrics (GET /metrics); not owned, must outlive the scheduler; null = none. Called with
+  // the mutex held (OnLeaseExpired, OnRetryQueued, OnJobFailed) or as `done` runs.
+  SchedulerHooks* hooks = nullptr;
 };
 
 struct JobRef {

@@ -35,7 +35,8 @@ void ReadAll(int fd, absl::Mutex* mu, std::string* sink, bool* closed) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<ChildProcess>> ChildProcess::Start(
-    const std::vector<std::string>& argv, const std::vector<std::string>& extra_env) {
+    const std::vector<std::string>& argv, const std::vector<std::string>& extra_env,
+    const std::vector<int>& pass_fds) {
   int out_pipe[2], err_pipe[2];
   if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0) {
     return absl::InternalError(absl::StrCat("pipe: ", std::strerror(errno)));
@@ -52,11 +53,22 @@ absl::StatusOr<std::unique_ptr<ChildProcess>> ChildProcess::Start(
   for (auto& e : env_strings) env.push_back(e.data());
   env.push_back(nullptr);
 
+  // Copies above every target number (3 + i), so that no dup2 below overwrites a source.
+  std::vector<int> sources;
+  for (int fd : pass_fds) {
+    const int copy = fcntl(fd, F_DUPFD_CLOEXEC, 3 + static_cast<int>(pass_fds.size()) + 10);
+    if (copy < 0) return absl::InternalError(absl::StrCat("fcntl: ", std::strerror(errno)));
+    sources.push_back(copy);
+  }
   const pid_t pid = fork();
-  if (pid < 0) return absl::InternalError(absl::StrCat("fork: ", std::strerror(errno)));
+  if (pid < 0) {
+    for (int fd : sources) close(fd);
+    return absl::InternalError(absl::StrCat("fork: ", std::strerror(errno)));
+  }
   if (pid == 0) {
     dup2(out_pipe[1], STDOUT_FILENO);
     dup2(err_pipe[1], STDERR_FILENO);
+    for (size_t i = 0; i < sources.size(); ++i) dup2(sources[i], 3 + static_cast<int>(i));
     // The test runner may block signals in its threads; the child starts with a clean mask.
     sigset_t none;
     sigemptyset(&none);
@@ -68,6 +80,7 @@ absl::StatusOr<std::unique_ptr<ChildProcess>> ChildProcess::Start(
   }
   close(out_pipe[1]);
   close(err_pipe[1]);
+  for (int fd : sources) close(fd);
   auto child = std::unique_ptr<ChildProcess>(new ChildProcess());
   child->pid_ = pid;
   ChildProcess* raw = child.get();

@@ -22,9 +22,12 @@ namespace pcsweep::testing {
 class ChildProcess {
  public:
   // Starts argv[0] (a path) with argv, the current environment plus `extra_env` ("K=V").
+  // `pass_fds[i]` (descriptors of this process, left open here) becomes descriptor 3 + i of
+  // the child, e.g. Chromium's --remote-debugging-pipe reads 3 and writes 4.
   // Possible errors: Internal when pipe/fork fails.
   static absl::StatusOr<std::unique_ptr<ChildProcess>> Start(
-      const std::vector<std::string>& argv, const std::vector<std::string>& extra_env = {});
+      const std::vector<std::string>& argv, const std::vector<std::string>& extra_env = {},
+      const std::vector<int>& pass_fds = {});
 
   ~ChildProcess();
 

@@ -11,6 +11,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   libtorch-dev libopenblas0-pthread
   libboost-math-dev libstb-dev libsentencepiece-dev texlive-latex-base python3-optuna
+  libcpp-httplib-dev chromium fonts-dejavu-core
 )
 
 missing=()

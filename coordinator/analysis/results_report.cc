@@ -42,6 +42,9 @@ absl::StatusOr<ResultsReport> RenderResultsReport(const std::string& db_path,
   if (request.kind == ResultsReportKind::kComparisonsOnly && !request.recompute) {
     return absl::InvalidArgumentError("nothing to do: give --table KIND or --recompute");
   }
+  if (request.read_only && request.recompute) {
+    return absl::InvalidArgumentError("a read-only report cannot recompute the comparisons");
+  }
   PCSWEEP_ASSIGN_OR_RETURN(auto reader, StoreReader::OpenReadOnly(db_path));
   auto sweep = reader->GetSweep(request.sweep);
   if (!sweep.ok()) return Annotate(sweep.status(), db_path);
@@ -51,7 +54,7 @@ absl::StatusOr<ResultsReport> RenderResultsReport(const std::string& db_path,
   // Tables show the stored comparisons' statistics, so a finished sweep gets them stored on
   // first use; the figure only reads.
   bool store = request.recompute;
-  if (!store && !plot && sweep->sweep.finished_ms != 0) {
+  if (!store && !plot && !request.read_only && sweep->sweep.finished_ms != 0) {
     PCSWEEP_ASSIGN_OR_RETURN(auto existing, reader->ListComparisons(report.sweep_id));
     store = existing.empty();
   }

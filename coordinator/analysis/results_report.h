@@ -41,6 +41,10 @@ struct ResultsReportRequest {
   // Recompute and store the comparisons even when some are stored already.
   bool recompute = false;
   analysis::AnalysisOptions options;  // plot_x_key / plot_eval_set for kPlot
+  // Never store comparisons (the finished-sweep-without-comparisons case renders without
+  // them): only a read-only connection is opened, which in WAL mode never blocks the store's
+  // writer. The web view sets it; the rendered text is the same either way.
+  bool read_only = false;
 };
 
 struct ResultsReport {
@@ -57,10 +61,11 @@ absl::StatusOr<ResultsReportKind> ParseTableReportKind(absl::string_view table);
 // The report of sweep `request.sweep` in the database at `db_path`. The comparisons are
 // (re)computed and stored first when `recompute` is set, or when the sweep is finished and has
 // none stored; a failure to store them fails the report only when `recompute` was asked.
-// Possible errors: InvalidArgument (kComparisonsOnly without recompute), NotFound (no such
-// file or sweep, naming the database; a sweep without evaluation rows; no adapted result on
-// the plot's eval set), FailedPrecondition (not a pcsweep database), InvalidArgument naming
-// the job whose rows the statistics reject, Unavailable (database busy), Internal.
+// Possible errors: InvalidArgument (kComparisonsOnly without recompute, or recompute with
+// read_only), NotFound (no such file or sweep, naming the database; a sweep without evaluation
+// rows; no adapted result on the plot's eval set), FailedPrecondition (not a pcsweep
+// database), InvalidArgument naming the job whose rows the statistics reject, Unavailable
+// (database busy), Internal.
 absl::StatusOr<ResultsReport> RenderResultsReport(const std::string& db_path,
                                                   const ResultsReportRequest& request);
 

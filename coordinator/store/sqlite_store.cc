@@ -348,7 +348,7 @@ void SqliteStore::WriteAsync(WriteBatch batch, DoneCallback done) {
   {
     absl::MutexLock lock(&mu_);
     if (!stopping_) {
-      queue_.push_back(Pending{std::move(batch), std::move(done)});
+      queue_.push_back(Pending{std::move(batch), std::move(done), options_.clock->Now()});
       ++queued_;
       return;
     }
@@ -364,6 +364,11 @@ void SqliteStore::Flush() {
   } progress{&finished_, queued_};
   mu_.Await(absl::Condition(
       +[](Progress* p) { return *p->finished >= p->target; }, &progress));
+}
+
+int64_t SqliteStore::queue_depth() const {
+  absl::MutexLock lock(&mu_);
+  return queued_ - finished_;
 }
 
 int64_t SqliteStore::transactions() const {
@@ -416,7 +421,11 @@ void SqliteStore::WriterLoop() {
       absl::MutexLock lock(&mu_);
       transactions_ += transactions;
     }
+    const absl::Time written = options_.clock->Now();
     for (size_t i = 0; i < work.size(); ++i) {
+      if (options_.hooks != nullptr) {
+        options_.hooks->OnBatchWritten(written - work[i].queued_at, results[i]);
+      }
       if (work[i].done) work[i].done(results[i]);
     }
     // Counted after the callbacks so that Flush() also waits for them.

@@ -27,6 +27,9 @@
 #include <thread>
 
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "common/clock/clock.h"
+#include "coordinator/metrics/hooks.h"
 #include "coordinator/store/store.h"
 
 struct sqlite3;
@@ -42,6 +45,10 @@ struct SqliteStoreOptions {
   // WAL size (pages) that wakes the checkpointer thread; 0 = SQLite's own checkpoints inside
   // the writer's commits (as for ":memory:", which has no WAL).
   int checkpoint_after_pages = 2048;  // 32 MiB of 16 KiB pages
+  // Metrics: told of every batch's outcome on the writer thread. Not owned, must outlive the
+  // store; null = none.
+  StoreHooks* hooks = nullptr;
+  Clock* clock = Clock::Real();  // times batches for `hooks`; not owned
 };
 
 class SqliteStore final : public Store {
@@ -64,11 +71,14 @@ class SqliteStore final : public Store {
   int64_t transactions() const;
   // Checkpoints by the checkpointer thread that copied pages back (for tests).
   int64_t checkpoints() const;
+  // Batches queued and not yet committed or failed (GET /metrics).
+  int64_t queue_depth() const;
 
  private:
   struct Pending {
     WriteBatch batch;
     DoneCallback done;
+    absl::Time queued_at;
   };
   class Statements;
 

@@ -147,19 +147,6 @@ std::string RenderTable(const Table& table, TableFormat format) {
   return out;
 }
 
-std::string HumanDuration(absl::Duration duration, bool dash_if_zero) {
-  if (duration <= absl::ZeroDuration()) {
-    if (dash_if_zero) return "-";
-    duration = absl::ZeroDuration();
-  }
-  const int64_t ms = absl::ToInt64Milliseconds(duration);
-  if (ms < 1000) return absl::StrCat(ms, "ms");
-  const int64_t s = ms / 1000;
-  if (s < 60) return absl::StrCat(s, "s");
-  if (s < 3600) return absl::StrFormat("%dm%02ds", s / 60, s % 60);
-  return absl::StrFormat("%dh%02dm", s / 3600, (s % 3600) / 60);
-}
-
 std::string ProgressBar(double progress, int width) {
   if (!std::isfinite(progress)) progress = 0;
   progress = std::clamp(progress, 0.0, 1.0);
@@ -187,18 +174,19 @@ std::string StateName(v1::JobState state) {
   }
 }
 
+namespace {
+progress::JobTiming Timing(const v1::Job& job) {
+  return {job.started_ms(), job.finished_ms(), job.eta_ms(), job.progress(),
+          IsFinished(job.state())};
+}
+}  // namespace
+
 absl::Duration JobElapsed(const v1::Job& job, absl::Time now) {
-  if (job.started_ms() <= 0) return absl::ZeroDuration();
-  const absl::Time end = job.finished_ms() > 0 ? FromMs(job.finished_ms()) : now;
-  return std::max(absl::ZeroDuration(), end - FromMs(job.started_ms()));
+  return progress::JobElapsed(Timing(job), now);
 }
 
 std::optional<absl::Duration> JobEta(const v1::Job& job, absl::Time now) {
-  if (IsFinished(job.state()) || job.started_ms() <= 0) return std::nullopt;
-  if (job.eta_ms() > 0) return absl::Milliseconds(job.eta_ms());
-  if (job.progress() <= 0 || job.progress() >= 1) return std::nullopt;
-  const absl::Duration elapsed = JobElapsed(job, now);
-  return elapsed * ((1.0 - job.progress()) / job.progress());
+  return progress::JobRemaining(Timing(job), now);
 }
 
 std::optional<absl::Duration> SweepEta(const v1::GetSweepResponse& sweep, absl::Time now) {
@@ -206,7 +194,6 @@ std::optional<absl::Duration> SweepEta(const v1::GetSweepResponse& sweep, absl::
   if (summary.finished_ms() > 0) return std::nullopt;
   const int done = summary.succeeded() + summary.failed() + summary.cancelled() - summary.reused();
   const int remaining = summary.pending() + summary.leased() + summary.running();
-  if (done <= 0 || remaining <= 0) return std::nullopt;
   // Throughput since the first job of this sweep started (reuse makes cells free).
   int64_t first_start = 0;
   for (const auto& job : sweep.jobs()) {
@@ -215,10 +202,7 @@ std::optional<absl::Duration> SweepEta(const v1::GetSweepResponse& sweep, absl::
       first_start = job.started_ms();
     }
   }
-  if (first_start == 0) return std::nullopt;
-  const absl::Duration elapsed = now - FromMs(first_start);
-  if (elapsed <= absl::ZeroDuration()) return std::nullopt;
-  return elapsed * (static_cast<double>(remaining) / done);
+  return progress::SweepRemaining(done, remaining, first_start, now);
 }
 
 std::string FormatSweepSummaryLine(const v1::SweepSummary& summary, absl::Time now) {

@@ -12,6 +12,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
+#include "common/progress/progress.h"
 #include "pcsweep/v1/coordinator.pb.h"
 
 namespace pcsweep::cli {
@@ -43,7 +44,7 @@ struct Table {
 std::string RenderTable(const Table& table, TableFormat format);
 
 // "850ms", "42s", "3m07s", "2h05m", "-" for a negative/zero duration when `dash_if_zero`.
-std::string HumanDuration(absl::Duration duration, bool dash_if_zero = true);
+using ::pcsweep::progress::HumanDuration;
 
 // "[########------------]  40%" with `width` bar characters; progress is clamped to [0, 1].
 std::string ProgressBar(double progress, int width = 20);

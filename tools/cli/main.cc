@@ -126,6 +126,9 @@ absl::Status RunCoordinator(CoordinatorServerOptions options) {
   const std::string host = options.listen.substr(0, options.listen.rfind(':'));
   std::cout << "pcsweep coordinator listening on " << host << ":" << server->port() << " (db "
             << options.db_path << ")" << std::endl;
+  if (!server->http_url().empty()) {
+    std::cout << "pcsweep web view on " << server->http_url() << std::endl;
+  }
   const int sig = WaitForStopSignal();
   std::cerr << "pcsweep coordinator: signal " << sig << ", shutting down" << std::endl;
 #ifdef PCSWEEP_HAVE_RESULTS_TABLES
@@ -168,6 +171,7 @@ struct LocalFlags {
   std::string work_dir;
   bool force = false;
   std::string format = "table";
+  std::string http;  // web view address; "" = none
 };
 
 // `pcsweep local`: an embedded coordinator on a free loopback port, N in-process workers, one
@@ -192,6 +196,7 @@ absl::Status RunLocal(const LocalFlags& flags) {
   CoordinatorServerOptions server_options;
   server_options.db_path = db.string();
   server_options.listen = "127.0.0.1:0";
+  server_options.http.listen = flags.http;
   PCSWEEP_ASSIGN_OR_RETURN(auto server, CoordinatorServer::Start(server_options));
   std::vector<std::unique_ptr<WorkerDaemon>> workers;
   for (int i = 0; i < flags.workers; ++i) {
@@ -230,6 +235,9 @@ absl::Status RunLocal(const LocalFlags& flags) {
 
   std::cerr << "pcsweep local: coordinator on " << server->address() << ", " << flags.workers
             << " workers x " << flags.slots << " slots, db " << db.string() << std::endl;
+  if (!server->http_url().empty()) {
+    std::cerr << "pcsweep local: web view on " << server->http_url() << std::endl;
+  }
   ClientOptions client_options;
   client_options.address = server->address();
   auto api = MakeGrpcCoordinatorApi(client_options);
@@ -299,6 +307,8 @@ int Main(int argc, char** argv) {
       coordinator->add_option("--tls-key", server_options.tls_key_file, "TLS private key (PEM)");
   cert->needs(key);
   key->needs(cert);
+  coordinator->add_option("--http", server_options.http.listen,
+                          "Serve the web view and /metrics on HOST:PORT (a bare PORT: loopback)");
   coordinator->callback([&] {
     server_options.heartbeat_interval = SecondsFlag(heartbeat_s);
     server_options.lease_timeout = SecondsFlag(lease_timeout_s);
@@ -477,6 +487,8 @@ int Main(int argc, char** argv) {
   local->add_flag("--force", local_flags.force, "Re-run cells whose result already exists");
   local->add_option("--format", local_flags.format, "Results format: table, csv, json or markdown")
       ->capture_default_str();
+  local->add_option("--http", local_flags.http,
+                    "Serve the web view on HOST:PORT while it runs (a bare PORT: loopback)");
   local->callback([&] { action = [&] { return RunLocal(local_flags); }; });
 
 #ifdef PCSWEEP_HAVE_STATS_COMMAND
