@@ -264,10 +264,17 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string
     return SqliteError(e, absl::StrCat("opening database ", path));
   }
   PCSWEEP_RETURN_IF_ERROR(Migrate(*db));
+  int synchronous = -1;
+  try {
+    synchronous = db->execAndGet("PRAGMA synchronous").getInt();
+  } catch (const std::exception& e) {
+    return SqliteError(e, absl::StrCat("reading PRAGMA synchronous of ", path));
+  }
   const bool in_memory =
       path.empty() || path == ":memory:" || absl::StartsWith(path, "file::memory:");
   if (in_memory) options.checkpoint_after_pages = 0;
   std::unique_ptr<SqliteStore> store(new SqliteStore(std::move(db), options));
+  store->synchronous_ = synchronous;
   try {
     store->statements_ = std::make_unique<Statements>(*store->db_);
     if (options.checkpoint_after_pages > 0) {
