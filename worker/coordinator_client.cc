@@ -42,6 +42,8 @@ absl::StatusOr<std::unique_ptr<GrpcCoordinatorClient>> GrpcCoordinatorClient::Cr
   rpc::ChannelOptions channel_options;
   channel_options.token = options.token;
   channel_options.tls_ca_pem = options.tls_ca_pem;
+  channel_options.tls_cert_pem = options.tls_cert_pem;
+  channel_options.tls_key_pem = options.tls_key_pem;
   impl->stub = v1::Coordinator::NewStub(rpc::MakeChannel(options.target, channel_options));
   return std::unique_ptr<GrpcCoordinatorClient>(new GrpcCoordinatorClient(std::move(impl)));
 }

@@ -57,9 +57,11 @@ class CoordinatorClient {
 };
 
 struct GrpcClientOptions {
-  std::string target;      // "host:port"
-  std::string token;       // bearer token, empty = none
-  std::string tls_ca_pem;  // root certificate, empty = plaintext
+  std::string target;        // "host:port"
+  std::string token;         // bearer token, empty = none
+  std::string tls_ca_pem;    // root certificate, empty = plaintext
+  std::string tls_cert_pem;  // with tls_ca_pem: this worker's certificate (mTLS); its CN is
+  std::string tls_key_pem;   // the worker's identity, so --name must match it
 };
 
 class GrpcCoordinatorClient final : public CoordinatorClient {

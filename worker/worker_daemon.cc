@@ -748,6 +748,18 @@ absl::StatusOr<std::unique_ptr<WorkerDaemon>> WorkerDaemon::Start(const WorkerOp
     if (!options.tls_ca_file.empty()) {
       PCSWEEP_ASSIGN_OR_RETURN(client_options.tls_ca_pem, rpc::ReadSecretFile(options.tls_ca_file));
     }
+    if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
+      return absl::InvalidArgumentError("--tls-cert and --tls-key go together");
+    }
+    if (!options.tls_cert_file.empty()) {
+      if (client_options.tls_ca_pem.empty()) {
+        return absl::InvalidArgumentError("--tls-cert needs --tls-ca (the coordinator's CA)");
+      }
+      PCSWEEP_ASSIGN_OR_RETURN(client_options.tls_cert_pem,
+                               rpc::ReadSecretFile(options.tls_cert_file));
+      PCSWEEP_ASSIGN_OR_RETURN(client_options.tls_key_pem,
+                               rpc::ReadSecretFile(options.tls_key_file));
+    }
     PCSWEEP_ASSIGN_OR_RETURN(deps.client, GrpcCoordinatorClient::Create(client_options));
   }
 

@@ -35,6 +35,8 @@ struct WorkerOptions {
   std::string name;                       // stable worker name; default "<host>:<pid>"
   std::string token_file;
   std::string tls_ca_file;
+  std::string tls_cert_file;  // with tls_key_file: client certificate for mTLS
+  std::string tls_key_file;
   std::string runner_path;  // pcsweep-run for ML job kinds; default: beside this binary
   absl::Duration acquire_wait = absl::Seconds(10);  // long-poll length
   absl::Duration kill_grace = absl::Seconds(10);    // SIGTERM -> SIGKILL
