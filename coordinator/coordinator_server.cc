@@ -61,7 +61,8 @@ class CoordinatorServerImpl final : public CoordinatorServer {
     scheduler_options.hooks = metrics_hooks_.get();
     PCSWEEP_ASSIGN_OR_RETURN(scheduler_,
                              coordinator::Scheduler::Create(store_.get(), scheduler_options));
-    service_ = std::make_unique<coordinator::CoordinatorService>(scheduler_.get(), options.db_path);
+    service_ = std::make_unique<coordinator::CoordinatorService>(scheduler_.get(), authenticator_,
+                                                                 options.db_path);
 
     grpc::reflection::InitProtoReflectionServerBuilderPlugin();
     grpc::EnableDefaultHealthCheckService(true);  // answers without credentials (grpc_auth.h)

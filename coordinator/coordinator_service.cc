@@ -381,8 +381,11 @@ absl::StatusOr<ResultsReportRequest> FromProto(const v1::GetResultsRequest& in) 
   return out;
 }
 
-CoordinatorService::CoordinatorService(Scheduler* scheduler, std::string db_path)
+CoordinatorService::CoordinatorService(Scheduler* scheduler,
+                                       std::shared_ptr<const auth::Authenticator> authenticator,
+                                       std::string db_path)
     : scheduler_(scheduler),
+      authenticator_(std::move(authenticator)),
       complete_allocator_(
           std::make_unique<
               ArenaMessageAllocator<v1::CompleteJobRequest, v1::CompleteJobResponse>>()),
@@ -394,7 +397,7 @@ CoordinatorService::CoordinatorService(Scheduler* scheduler, std::string db_path
 absl::Status CoordinatorService::Authorize(const grpc::CallbackServerContext* context,
                                            absl::string_view method,
                                            const std::string* worker_name) {
-  absl::StatusOr<auth::Identity> identity = auth::CallIdentity(*context);
+  absl::StatusOr<auth::Identity> identity = auth::CallIdentity(*context, *authenticator_);
   if (!identity.ok()) return identity.status();
   PCSWEEP_RETURN_IF_ERROR(
       auth::AuthorizeMethod(*identity, absl::StrCat("/pcsweep.v1.Coordinator/", method)));

@@ -24,6 +24,7 @@
 
 #include "absl/strings/string_view.h"
 #include "coordinator/analysis/results_report.h"
+#include "coordinator/auth/identity.h"
 #include "coordinator/scheduler.h"
 #include "pcsweep/v1/coordinator.grpc.pb.h"
 
@@ -34,7 +35,10 @@ class CoordinatorService final : public pcsweep::v1::Coordinator::CallbackServic
   // `scheduler` is not owned and must outlive the service (and the gRPC server using it).
   // `db_path`: the store's database file, read by GetResults; empty = GetResults answers
   // FAILED_PRECONDITION (e.g. an in-memory store).
-  explicit CoordinatorService(Scheduler* scheduler, std::string db_path = {});
+  // `authenticator` decides who the caller is (coordinator/auth); shared with the transport
+  // check, which has already refused unknown callers before the service sees the call.
+  CoordinatorService(Scheduler* scheduler, std::shared_ptr<const auth::Authenticator> authenticator,
+                     std::string db_path = {});
 
   grpc::ServerUnaryReactor* SubmitSweep(grpc::CallbackServerContext* context,
                                         const v1::SubmitSweepRequest* request,
@@ -81,18 +85,18 @@ class CoordinatorService final : public pcsweep::v1::Coordinator::CallbackServic
                                     v1::FailJobResponse* response) override;
 
  private:
-  // OK when the call's identity (attached by coordinator/auth/grpc_auth.h's check) may call
-  // `method` and, for worker methods, act as `worker_name`. Repeats the transport check's
-  // role decision so that the service is safe behind any server.
+  // OK when the call's identity may call `method` and, for worker methods, act as
+  // `worker_name`. Repeats the transport check's role decision so that the service is safe
+  // behind any server.
   // Possible errors: Unauthenticated (no identity), PermissionDenied (role, worker name).
-  static absl::Status Authorize(const grpc::CallbackServerContext* context,
-                                absl::string_view method, const std::string* worker_name = nullptr);
+  absl::Status Authorize(const grpc::CallbackServerContext* context, absl::string_view method,
+                         const std::string* worker_name = nullptr);
   // Finishes `context`'s default reactor with Authorize's error; nullptr when it may proceed.
-  static grpc::ServerUnaryReactor* Refuse(grpc::CallbackServerContext* context,
-                                          absl::string_view method,
-                                          const std::string* worker_name = nullptr);
+  grpc::ServerUnaryReactor* Refuse(grpc::CallbackServerContext* context, absl::string_view method,
+                                   const std::string* worker_name = nullptr);
 
   Scheduler* const scheduler_;
+  const std::shared_ptr<const auth::Authenticator> authenticator_;
   // Registered with gRPC in the constructor; lives as long as the service.
   std::unique_ptr<grpc::MessageAllocator<v1::CompleteJobRequest, v1::CompleteJobResponse>>
       complete_allocator_;

@@ -4,7 +4,6 @@
 #include <grpc/grpc_security.h>
 #include <grpc/slice.h>
 
-#include <optional>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -13,14 +12,13 @@
 namespace pcsweep::coordinator::auth {
 namespace {
 
-constexpr char kNameProperty[] = "pcsweep_name";
-constexpr char kRolesProperty[] = "pcsweep_roles";
-constexpr char kOwnsNameProperty[] = "pcsweep_owns_name";
-constexpr char kSourceProperty[] = "pcsweep_source";
-
 absl::string_view View(const grpc_slice& slice) {
   return absl::string_view(reinterpret_cast<const char*>(GRPC_SLICE_START_PTR(slice)),
                            GRPC_SLICE_LENGTH(slice));
+}
+
+absl::string_view BearerToken(absl::string_view value) {
+  return absl::StartsWithIgnoreCase(value, "Bearer ") ? value.substr(7) : value;
 }
 
 std::vector<std::string> Properties(const grpc_auth_context* context, const char* name) {
@@ -30,6 +28,15 @@ std::vector<std::string> Properties(const grpc_auth_context* context, const char
     out.emplace_back(p->value, p->value_length);
   }
   return out;
+}
+
+// The verified client certificate's CN, then its SANs (connection properties).
+std::vector<std::string> CertificateNames(const grpc_auth_context* context) {
+  std::vector<std::string> names = Properties(context, "x509_common_name");
+  for (std::string& san : Properties(context, "x509_subject_alternative_name")) {
+    names.push_back(std::move(san));
+  }
+  return names;
 }
 
 // The C-core processor: runs on the call's initial metadata, before messages are read.
@@ -43,19 +50,14 @@ void Process(void* state, grpc_auth_context* context, const grpc_metadata* md, s
     const absl::string_view key = View(md[i].key);
     if (key == ":path") path = View(md[i].value);
     if (key == "authorization") {
-      const absl::string_view value = View(md[i].value);
-      token = absl::StartsWithIgnoreCase(value, "Bearer ") ? value.substr(7) : value;
+      token = BearerToken(View(md[i].value));
     }
   }
   if (ClassifyMethod(path) == MethodClass::kOpen) {
     done(user_data, nullptr, 0, nullptr, 0, GRPC_STATUS_OK, nullptr);
     return;
   }
-  std::vector<std::string> cert_names = Properties(context, "x509_common_name");
-  for (std::string& san : Properties(context, "x509_subject_alternative_name")) {
-    cert_names.push_back(std::move(san));
-  }
-  absl::StatusOr<Identity> identity = authenticator->Authenticate(token, cert_names);
+  absl::StatusOr<Identity> identity = authenticator->Authenticate(token, CertificateNames(context));
   absl::Status status = identity.status();
   if (status.ok() && !path.empty()) status = AuthorizeMethod(*identity, path);
   if (!status.ok()) {
@@ -64,15 +66,6 @@ void Process(void* state, grpc_auth_context* context, const grpc_metadata* md, s
          message.c_str());
     return;
   }
-  const std::string roles = identity->client && identity->worker ? "client,worker"
-                            : identity->client                   ? "client"
-                            : identity->worker                   ? "worker"
-                                                                 : "";
-  grpc_auth_context_add_cstring_property(context, kNameProperty, identity->name.c_str());
-  grpc_auth_context_add_cstring_property(context, kRolesProperty, roles.c_str());
-  grpc_auth_context_add_cstring_property(context, kOwnsNameProperty,
-                                         identity->owns_name ? "1" : "0");
-  grpc_auth_context_add_cstring_property(context, kSourceProperty, identity->source.c_str());
   done(user_data, nullptr, 0, nullptr, 0, GRPC_STATUS_OK, nullptr);
 }
 
@@ -132,26 +125,22 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
   return std::make_shared<CoreCredentials>(creds, std::move(authenticator));
 }
 
-absl::StatusOr<Identity> CallIdentity(const grpc::ServerContextBase& context) {
-  std::shared_ptr<const grpc::AuthContext> auth = context.auth_context();
-  if (auth == nullptr) return absl::UnauthenticatedError("the call carries no identity");
-  auto one = [&](const char* name) -> std::optional<std::string> {
-    std::vector<grpc::string_ref> values = auth->FindPropertyValues(name);
-    if (values.empty()) return std::nullopt;
-    return std::string(values.front().data(), values.front().size());
-  };
-  std::optional<std::string> name = one(kNameProperty);
-  std::optional<std::string> roles = one(kRolesProperty);
-  if (!name.has_value() || !roles.has_value()) {
-    return absl::UnauthenticatedError("the call carries no identity");
+absl::StatusOr<Identity> CallIdentity(const grpc::ServerContextBase& context,
+                                      const Authenticator& authenticator) {
+  absl::string_view token;
+  const auto& metadata = context.client_metadata();
+  if (auto it = metadata.find("authorization"); it != metadata.end()) {
+    token = BearerToken(absl::string_view(it->second.data(), it->second.size()));
   }
-  Identity identity;
-  identity.name = *name;
-  identity.client = absl::StrContains(*roles, "client");
-  identity.worker = absl::StrContains(*roles, "worker");
-  identity.owns_name = one(kOwnsNameProperty).value_or("1") == "1";
-  identity.source = one(kSourceProperty).value_or("");
-  return identity;
+  std::vector<std::string> cert_names;
+  if (std::shared_ptr<const grpc::AuthContext> auth = context.auth_context(); auth != nullptr) {
+    for (const char* name : {"x509_common_name", "x509_subject_alternative_name"}) {
+      for (const grpc::string_ref& value : auth->FindPropertyValues(name)) {
+        cert_names.emplace_back(value.data(), value.size());
+      }
+    }
+  }
+  return authenticator.Authenticate(token, cert_names);
 }
 
 }  // namespace pcsweep::coordinator::auth

@@ -3,9 +3,12 @@
 // every service (Coordinator, server reflection, anything registered later) when its
 // initial metadata arrives, before any request message is read. The check authenticates the
 // bearer token or the verified client certificate, refuses methods outside the caller's
-// role (PERMISSION_DENIED) and attaches the identity to the call's AuthContext, where
-// CallIdentity() finds it. The standard health service (/grpc.health.v1.Health/) answers
+// role (PERMISSION_DENIED). The standard health service (/grpc.health.v1.Health/) answers
 // without credentials.
+//
+// gRPC hands the check the connection's AuthContext, shared by every call on that
+// connection, so the check attaches nothing to it: a service that needs the identity (worker
+// name ownership) asks CallIdentity(), which authenticates the call's own metadata again.
 //
 // Ownership: the credentials share ownership of the Authenticator.
 // Thread-safety: the check runs on gRPC threads concurrently; the Authenticator is immutable.
@@ -32,10 +35,11 @@ struct TransportSecurity {
 absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
     const TransportSecurity& security, std::shared_ptr<const Authenticator> authenticator);
 
-// The identity the check attached to this call.
-// Possible errors: Unauthenticated (the call did not pass the check, e.g. a server built
-// without these credentials).
-absl::StatusOr<Identity> CallIdentity(const grpc::ServerContextBase& context);
+// The identity of this call: its bearer token, else its connection's verified client
+// certificate, as `authenticator` sees them (the same decision as the transport check).
+// Possible errors: as Authenticator::Authenticate.
+absl::StatusOr<Identity> CallIdentity(const grpc::ServerContextBase& context,
+                                      const Authenticator& authenticator);
 
 }  // namespace pcsweep::coordinator::auth
 
