@@ -135,6 +135,10 @@ class WorkerDaemonImpl final : public WorkerDaemon {
     absl::MutexLock lock(&mu_);
     return superseded_;
   }
+  absl::Status halt_reason() const override {
+    absl::MutexLock lock(&mu_);
+    return halt_reason_;
+  }
   std::string worker_id() const override {
     absl::MutexLock lock(&mu_);
     return worker_id_;
@@ -250,6 +254,15 @@ class WorkerDaemonImpl final : public WorkerDaemon {
     absl::StatusOr<v1::RegisterWorkerResponse> response = client_->Register(request);
     absl::MutexLock lock(&mu_);
     if (!response.ok()) {
+      // A refused credential or a name owned by another identity does not heal by retrying.
+      if (absl::IsPermissionDenied(response.status()) ||
+          absl::IsUnauthenticated(response.status())) {
+        halt_reason_ = absl::Status(response.status().code(),
+                                    absl::StrCat("the coordinator refused worker '", name_,
+                                                 "': ", response.status().message()));
+        HaltLocked(halt_reason_);
+        return false;
+      }
       if (!register_error_logged_) {
         spdlog::warn("worker {}: cannot register yet, will keep trying: {}", name_,
                      response.status().ToString());
@@ -309,9 +322,10 @@ class WorkerDaemonImpl final : public WorkerDaemon {
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
   bool reporter_stop_ ABSL_GUARDED_BY(mu_) = false;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
-  bool lease_done_ ABSL_GUARDED_BY(mu_) = false;  // the leasing thread has returned
-  bool beat_now_ ABSL_GUARDED_BY(mu_) = false;    // heartbeat at once, whatever the clock says
-  bool superseded_ ABSL_GUARDED_BY(mu_) = false;  // another process registered under our name
+  bool lease_done_ ABSL_GUARDED_BY(mu_) = false;   // the leasing thread has returned
+  bool beat_now_ ABSL_GUARDED_BY(mu_) = false;     // heartbeat at once, whatever the clock says
+  bool superseded_ ABSL_GUARDED_BY(mu_) = false;   // another process registered under our name
+  absl::Status halt_reason_ ABSL_GUARDED_BY(mu_);  // set when registration was refused for good
   bool registered_ ABSL_GUARDED_BY(mu_) = false;
   bool register_error_logged_ ABSL_GUARDED_BY(mu_) = false;
   std::string worker_id_ ABSL_GUARDED_BY(mu_);

@@ -78,6 +78,10 @@ class WorkerDaemon {
   // owner should then call Shutdown() and exit non-zero).
   virtual void Wait() = 0;
   virtual bool superseded() const = 0;
+  // Why the daemon stopped by itself when its registration was refused for good
+  // (PermissionDenied: a worker name owned by another identity; Unauthenticated: a bad
+  // credential); OK otherwise. superseded() is then true too.
+  virtual absl::Status halt_reason() const = 0;
 
   // The id the coordinator gave at the latest registration; empty before the first.
   virtual std::string worker_id() const = 0;

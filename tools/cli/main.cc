@@ -169,6 +169,7 @@ absl::Status RunWorker(const WorkerOptions& options) {
   if (sig != 0) std::cerr << "pcsweep worker: signal " << sig << ", shutting down" << std::endl;
   worker->Shutdown();
   watcher.join();
+  if (absl::Status refused = worker->halt_reason(); !refused.ok()) return refused;
   if (worker->superseded()) {
     return absl::AbortedError(absl::StrCat("worker ", worker->worker_id(),
                                            " stopped: another process registered under its "
