@@ -1,6 +1,8 @@
 // Identity and roles with real processes: `pcsweep coordinator --credentials`, `pcsweep
 // worker` processes with their own tokens, the CLI as a client, the listen policy and mTLS
 // (certificates made by the openssl CLI at test time).
+#include <sys/stat.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -206,6 +208,23 @@ TEST_F(AuthSystemTest, BadCredentialsFileIsOneLineWithFileAndLine) {
   EXPECT_EQ(refused.exit_code, 1);
   EXPECT_THAT(refused.err, HasSubstr(file + ":2: unknown role 'boss' (client or worker)"));
   EXPECT_EQ(Lines(refused.err), 1) << refused.err;
+}
+
+TEST_F(AuthSystemTest, LocalRunsItsCoordinatorBehindAFreshOwnerOnlyToken) {
+  const std::string spec =
+      WriteFile("echo.yaml",
+                "name: echo\njob:\n  kind: command\n  command: \"echo '{\\\"value\\\": {x}}' > "
+                "$PCSWEEP_OUTPUT_DIR/metrics.json\"\ngrid:\n  x: [1, 2]\n");
+  CommandResult local = Pcsweep({"local", spec, "--db", db_, "--work-dir", Path("work")});
+  ASSERT_EQ(local.exit_code, 0) << local.err;
+  const std::string token_file = db_ + ".token";
+  struct stat st;
+  ASSERT_EQ(::stat(token_file.c_str(), &st), 0) << token_file;
+  EXPECT_EQ(st.st_mode & 0777, 0600);
+  std::ifstream in(token_file);
+  std::string token;
+  std::getline(in, token);
+  EXPECT_TRUE(std::regex_match(token, std::regex("[0-9a-f]{64}"))) << token;
 }
 
 TEST_F(AuthSystemTest, MutualTlsWorkerAndClientUseTheirCertificates) {
