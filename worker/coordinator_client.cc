@@ -151,6 +151,11 @@ void FakeCoordinatorClient::SetHeartbeatStatus(absl::Status status) {
   heartbeat_status_ = std::move(status);
 }
 
+void FakeCoordinatorClient::SetRegisterStatus(absl::Status status) {
+  absl::MutexLock lock(&mu_);
+  register_status_ = std::move(status);
+}
+
 void FakeCoordinatorClient::set_heartbeat_interval(absl::Duration interval) {
   absl::MutexLock lock(&mu_);
   heartbeat_interval_ = interval;
@@ -197,6 +202,7 @@ absl::StatusOr<v1::RegisterWorkerResponse> FakeCoordinatorClient::Register(
     const v1::RegisterWorkerRequest& request) {
   absl::MutexLock lock(&mu_);
   if (unavailable_) return Unavailable();
+  if (!register_status_.ok()) return register_status_;
   registrations_.push_back(request);
   known_incarnation_ = request.incarnation_id();
   reregister_ = false;

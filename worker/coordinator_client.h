@@ -106,6 +106,9 @@ class FakeCoordinatorClient final : public CoordinatorClient {
   void set_heartbeat_interval(absl::Duration interval);
   // Heartbeats answer `status` (e.g. Aborted: a newer incarnation registered) while not OK.
   void SetHeartbeatStatus(absl::Status status);
+  // Registrations answer `status` (e.g. PermissionDenied: a name another identity owns) while
+  // not OK, and are not recorded.
+  void SetRegisterStatus(absl::Status status);
 
   // --- Inspection ---
   std::vector<v1::RegisterWorkerRequest> registrations() const;
@@ -157,6 +160,7 @@ class FakeCoordinatorClient final : public CoordinatorClient {
   std::vector<v1::JobRef> cancels_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, absl::Status> report_status_ ABSL_GUARDED_BY(mu_);
   absl::Status heartbeat_status_ ABSL_GUARDED_BY(mu_);
+  absl::Status register_status_ ABSL_GUARDED_BY(mu_);
   std::vector<v1::RegisterWorkerRequest> registrations_ ABSL_GUARDED_BY(mu_);
   std::vector<v1::HeartbeatRequest> heartbeats_ ABSL_GUARDED_BY(mu_);
   std::vector<v1::CompleteJobRequest> completions_ ABSL_GUARDED_BY(mu_);
