@@ -288,11 +288,31 @@ TEST_F(AuthSystemTest, MutualTlsWorkerAndClientUseTheirCertificates) {
   };
   leaf("localhost", "subjectAltName=IP:127.0.0.1,DNS:localhost");
   leaf("alice", "extendedKeyUsage=clientAuth");
+  leaf("gpu-a", "extendedKeyUsage=clientAuth");
   StartCoordinator({"--tls-cert", Path("localhost.crt"), "--tls-key", Path("localhost.key"),
                     "--tls-client-ca", Path("ca.crt")});
   CommandResult with = Pcsweep({"status", "--coordinator", address_, "--tls-ca", Path("ca.crt"),
                                 "--tls-cert", Path("alice.crt"), "--tls-key", Path("alice.key")});
   EXPECT_EQ(with.exit_code, 0) << with.err;
+  // A worker with a certificate and no --name registers under the certificate's CN.
+  auto worker = ChildProcess::Start({binary_, "worker", "--coordinator", address_, "--work-dir",
+                                     Path("work"), "--tls-ca", Path("ca.crt"), "--tls-cert",
+                                     Path("gpu-a.crt"), "--tls-key", Path("gpu-a.key")});
+  ASSERT_TRUE(worker.ok()) << worker.status();
+  workers_.push_back(*std::move(worker));
+  auto registered = workers_.back()->WaitForStdoutLine("pcsweep worker started", kStartTimeout);
+  ASSERT_TRUE(registered.ok()) << registered.status();
+  std::string listed;
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (absl::Now() < deadline && listed.find("gpu-a") == std::string::npos) {
+    CommandResult workers =
+        Pcsweep({"workers", "--coordinator", address_, "--tls-ca", Path("ca.crt"), "--tls-cert",
+                 Path("alice.crt"), "--tls-key", Path("alice.key")});
+    ASSERT_EQ(workers.exit_code, 0) << workers.err;
+    listed = workers.out;
+    if (listed.find("gpu-a") == std::string::npos) absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_THAT(listed, HasSubstr("gpu-a")) << workers_.back()->Stderr();
   CommandResult without =
       Pcsweep({"status", "--coordinator", address_, "--tls-ca", Path("ca.crt")});
   EXPECT_EQ(without.exit_code, 1);

@@ -773,6 +773,15 @@ absl::StatusOr<std::unique_ptr<WorkerDaemon>> WorkerDaemon::Start(const WorkerOp
                                rpc::ReadSecretFile(options.tls_cert_file));
       PCSWEEP_ASSIGN_OR_RETURN(client_options.tls_key_pem,
                                rpc::ReadSecretFile(options.tls_key_file));
+      // The certificate's CN is the worker's identity: by default, its name too.
+      if (options.name.empty()) {
+        absl::StatusOr<std::string> cn = rpc::CertificateCommonName(client_options.tls_cert_pem);
+        if (!cn.ok()) {
+          return absl::InvalidArgumentError(
+              absl::StrCat(options.tls_cert_file, ": ", cn.status().message()));
+        }
+        options.name = *cn;
+      }
     }
     PCSWEEP_ASSIGN_OR_RETURN(deps.client, GrpcCoordinatorClient::Create(client_options));
   }

@@ -32,10 +32,11 @@ struct WorkerOptions {
   int slots = 1;
   std::vector<int> gpus;  // one GPU per slot via CUDA_VISIBLE_DEVICES; empty = CPU slots
   std::string work_dir = "pcsweep-work";  // job output dirs, logs and the result spool
-  std::string name;                       // stable worker name; default "<host>:<pid>"
+  std::string name;  // stable worker name; default: the CN of tls_cert_file, else "<host>:<pid>"
   std::string token_file;
   std::string tls_ca_file;
-  std::string tls_cert_file;  // with tls_key_file: client certificate for mTLS
+  std::string tls_cert_file;  // with tls_key_file: client certificate for mTLS; its CN is
+                              // the default `name`
   std::string tls_key_file;
   std::string runner_path;  // pcsweep-run for ML job kinds; default: beside this binary
   absl::Duration acquire_wait = absl::Seconds(10);  // long-poll length

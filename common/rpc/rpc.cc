@@ -1,11 +1,14 @@
 #include "common/rpc/rpc.h"
 
 #include <fcntl.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <memory>
 #include <sstream>
 
 #include "absl/strings/ascii.h"
@@ -60,6 +63,19 @@ absl::StatusOr<std::string> ReadSecretFile(const std::string& path) {
   }
   if (text.empty()) return absl::InvalidArgumentError(absl::StrCat(path, " is empty"));
   return text;
+}
+
+absl::StatusOr<std::string> CertificateCommonName(const std::string& pem) {
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_mem_buf(pem.data(), pem.size()), &BIO_free);
+  if (bio == nullptr) return absl::InternalError("out of memory reading a certificate");
+  std::unique_ptr<X509, decltype(&X509_free)> cert(
+      PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr), &X509_free);
+  if (cert == nullptr) return absl::InvalidArgumentError("not a PEM certificate");
+  char cn[256];
+  const int n =
+      X509_NAME_get_text_by_NID(X509_get_subject_name(cert.get()), NID_commonName, cn, sizeof(cn));
+  if (n <= 0) return absl::InvalidArgumentError("the certificate has no subject CN");
+  return std::string(cn, n);
 }
 
 absl::StatusOr<std::string> WriteRandomTokenFile(const std::string& path) {

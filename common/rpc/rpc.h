@@ -42,6 +42,10 @@ void PrepareContext(grpc::ClientContext* context, absl::Duration timeout, const 
 // Possible errors: NotFound / PermissionDenied naming the file.
 absl::StatusOr<std::string> ReadSecretFile(const std::string& path);
 
+// The subject CN of the first certificate in `pem` (a worker's mTLS identity).
+// Possible errors: InvalidArgument (not a PEM certificate, or one without a CN).
+absl::StatusOr<std::string> CertificateCommonName(const std::string& pem);
+
 // Writes a new random bearer token (64 hex digits from /dev/urandom) to `path`, readable by
 // its owner only (0600, replacing any file there), and returns it.
 // Possible errors: Internal (no randomness), PermissionDenied (cannot write `path`).

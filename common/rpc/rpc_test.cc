@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
@@ -44,6 +45,34 @@ TEST(WriteRandomTokenFileTest, UnwritablePlaceIsPermissionDenied) {
   absl::StatusOr<std::string> token = WriteRandomTokenFile("/nonexistent-dir/x.token");
   EXPECT_EQ(token.status().code(), absl::StatusCode::kPermissionDenied);
   EXPECT_THAT(token.status().message(), HasSubstr("cannot create /nonexistent-dir/x.token: "));
+}
+
+TEST(CertificateCommonNameTest, ReadsTheSubjectCn) {
+  const std::filesystem::path dir = TestDir();
+  const std::string key = (dir / "k.pem").string();
+  const std::string cert = (dir / "c.pem").string();
+  ASSERT_EQ(std::system(("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 "
+                         "-nodes -days 1 -subj /O=lab/CN=gpu-a -keyout " +
+                         key + " -out " + cert + " > /dev/null 2>&1")
+                            .c_str()),
+            0);
+  absl::StatusOr<std::string> pem = ReadSecretFile(cert);
+  ASSERT_TRUE(pem.ok()) << pem.status();
+  absl::StatusOr<std::string> cn = CertificateCommonName(*pem);
+  ASSERT_TRUE(cn.ok()) << cn.status();
+  EXPECT_EQ(*cn, "gpu-a");
+  ASSERT_EQ(std::system(("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 "
+                         "-nodes -days 1 -subj /O=lab -keyout " +
+                         key + " -out " + cert + " > /dev/null 2>&1")
+                            .c_str()),
+            0);
+  absl::StatusOr<std::string> no_cn = CertificateCommonName(*ReadSecretFile(cert));
+  EXPECT_EQ(no_cn.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(no_cn.status().message(), "the certificate has no subject CN");
+  absl::StatusOr<std::string> garbage = CertificateCommonName("hello");
+  EXPECT_EQ(garbage.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(garbage.status().message(), "not a PEM certificate");
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

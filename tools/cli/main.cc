@@ -360,7 +360,8 @@ int Main(int argc, char** argv) {
   worker
       ->add_option("--work-dir", worker_options.work_dir, "Job outputs, logs and the result spool")
       ->capture_default_str();
-  worker->add_option("--name", worker_options.name, "Stable worker name (default host:pid)");
+  worker->add_option("--name", worker_options.name,
+                     "Stable worker name (default: the --tls-cert CN, else host:pid)");
   worker->add_option("--token-file", worker_options.token_file, "File holding the bearer token");
   worker->add_option("--tls-ca", worker_options.tls_ca_file, "Root certificate (PEM) for TLS");
   auto* worker_cert = worker->add_option("--tls-cert", worker_options.tls_cert_file,
