@@ -118,6 +118,7 @@ class AuthServerTest : public ::testing::Test {
     return rpc::MakeChannel(server_->address(), options);
   }
 
+ public:
   // A stub whose calls carry `token`.
   struct Caller {
     std::unique_ptr<v1::Coordinator::Stub> stub;
@@ -129,6 +130,8 @@ class AuthServerTest : public ::testing::Test {
       return fn(stub.get(), &context);
     }
   };
+
+ protected:
   Caller As(const std::string& token) { return Caller{v1::Coordinator::NewStub(Channel()), token}; }
 
   std::filesystem::path dir_;
@@ -150,16 +153,24 @@ v1::RegisterWorkerRequest Registration(const std::string& name, const std::strin
   return request;
 }
 
-TEST_F(AuthServerTest, AWorkerCannotTakeOverAnotherWorkersNameOrJob) {
-  StartWithCredentials();
-  Caller alice = As(kTokenClient);
-  Caller a = As(kTokenA);
-  Caller b = As(kTokenB);
+// A report (CompleteJob, FailJob) of gpu-a's incarnation "inc-a" for `lease`.
+template <typename Request>
+Request ReportOf(const v1::Assignment& lease) {
+  Request request;
+  request.set_worker_id("gpu-a");
+  request.set_incarnation_id("inc-a");
+  request.set_job_id(lease.job_id());
+  request.set_attempt(lease.attempt());
+  return request;
+}
+
+// alice submits a one-job sweep; gpu-a registers (incarnation "inc-a") and leases the job.
+void SubmitAndLease(AuthServerTest::Caller& alice, AuthServerTest::Caller& a,
+                    v1::Assignment* lease) {
   v1::SubmitSweepRequest submit;
   submit.set_spec_yaml(kSpec);
   v1::SubmitSweepResponse submitted;
   ASSERT_TRUE(alice([&](auto* s, auto* c) { return s->SubmitSweep(c, submit, &submitted); }).ok());
-
   v1::RegisterWorkerResponse registered;
   grpc::Status status = a([&](auto* s, auto* c) {
     return s->RegisterWorker(c, Registration("gpu-a", "inc-a"), &registered);
@@ -174,34 +185,35 @@ TEST_F(AuthServerTest, AWorkerCannotTakeOverAnotherWorkersNameOrJob) {
   v1::AcquireJobResponse acquired;
   ASSERT_TRUE(a([&](auto* s, auto* c) { return s->AcquireJob(c, acquire, &acquired); }).ok());
   ASSERT_THAT(acquired.assignments(), SizeIs(1));
-  const std::string job_id = acquired.assignments(0).job_id();
-  const int attempt = acquired.assignments(0).attempt();
+  *lease = acquired.assignments(0);
+}
+
+TEST_F(AuthServerTest, AWorkerCannotTakeOverAnotherWorkersNameOrJob) {
+  StartWithCredentials();
+  Caller alice = As(kTokenClient);
+  Caller a = As(kTokenA);
+  Caller b = As(kTokenB);
+  v1::Assignment lease;
+  ASSERT_NO_FATAL_FAILURE(SubmitAndLease(alice, a, &lease));
 
   // gpu-b re-registers under gpu-a's name listing gpu-a's running job, then reports it.
   const std::string denied = "the credential of worker 'gpu-b' may not act as worker 'gpu-a'";
   v1::RegisterWorkerRequest hijack = Registration("gpu-a", "inc-b");
   auto* running = hijack.add_running();
-  running->set_job_id(job_id);
-  running->set_attempt(attempt);
+  running->set_job_id(lease.job_id());
+  running->set_attempt(lease.attempt());
   v1::RegisterWorkerResponse hijacked;
   ExpectStatus(b([&](auto* s, auto* c) { return s->RegisterWorker(c, hijack, &hijacked); }),
                grpc::StatusCode::PERMISSION_DENIED, denied);
-  v1::CompleteJobRequest fake;
-  fake.set_worker_id("gpu-a");
-  fake.set_incarnation_id("inc-a");
-  fake.set_job_id(job_id);
-  fake.set_attempt(attempt);
+  auto fake = ReportOf<v1::CompleteJobRequest>(lease);
   (*fake.mutable_metrics())["value"] = 999;
   v1::CompleteJobResponse completed;
   ExpectStatus(b([&](auto* s, auto* c) { return s->CompleteJob(c, fake, &completed); }),
                grpc::StatusCode::PERMISSION_DENIED, denied);
-  v1::FailJobRequest fail;
-  fail.set_worker_id("gpu-a");
-  fail.set_incarnation_id("inc-a");
-  fail.set_job_id(job_id);
-  fail.set_attempt(attempt);
   v1::FailJobResponse failed;
-  ExpectStatus(b([&](auto* s, auto* c) { return s->FailJob(c, fail, &failed); }),
+  ExpectStatus(b([&](auto* s, auto* c) {
+                 return s->FailJob(c, ReportOf<v1::FailJobRequest>(lease), &failed);
+               }),
                grpc::StatusCode::PERMISSION_DENIED, denied);
   v1::HeartbeatRequest beat;
   beat.set_worker_id("gpu-a");
@@ -216,16 +228,16 @@ TEST_F(AuthServerTest, AWorkerCannotTakeOverAnotherWorkersNameOrJob) {
 
   // gpu-a keeps its lease and its own result is the one stored.
   auto* progress = beat.add_jobs();
-  progress->set_job_id(job_id);
-  progress->set_attempt(attempt);
+  progress->set_job_id(lease.job_id());
+  progress->set_attempt(lease.attempt());
   ASSERT_TRUE(a([&](auto* s, auto* c) { return s->Heartbeat(c, beat, &beaten); }).ok());
   EXPECT_EQ(beaten.cancel_size(), 0);
   EXPECT_FALSE(beaten.reregister());
-  v1::CompleteJobRequest real = fake;
+  auto real = ReportOf<v1::CompleteJobRequest>(lease);
   (*real.mutable_metrics())["value"] = 1.5;
   ASSERT_TRUE(a([&](auto* s, auto* c) { return s->CompleteJob(c, real, &completed); }).ok());
   v1::GetJobRequest get;
-  get.set_job_id(job_id);
+  get.set_job_id(lease.job_id());
   v1::GetJobResponse job;
   ASSERT_TRUE(alice([&](auto* s, auto* c) { return s->GetJob(c, get, &job); }).ok());
   EXPECT_EQ(job.job().state(), v1::JOB_STATE_SUCCEEDED);
