@@ -11,6 +11,7 @@
 #include "absl/synchronization/notification.h"
 #include "common/rpc/rpc.h"
 #include "common/status/status_macros.h"
+#include "coordinator/auth/grpc_auth.h"
 #include "coordinator/coordinator_service.h"
 #include "coordinator/metrics/metrics_hooks.h"
 #include "coordinator/scheduler.h"
@@ -41,22 +42,8 @@ class CoordinatorServerImpl final : public CoordinatorServer {
                        ") must be longer than the heartbeat interval (",
                        absl::FormatDuration(options.heartbeat_interval), ")"));
     }
-    if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
-      return absl::InvalidArgumentError("TLS needs both a certificate and a key file");
-    }
-    std::string token;
-    if (!options.token_file.empty()) {
-      PCSWEEP_ASSIGN_OR_RETURN(token, rpc::ReadSecretFile(options.token_file));
-    }
-    std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
-    if (!options.tls_cert_file.empty()) {
-      PCSWEEP_ASSIGN_OR_RETURN(std::string cert, rpc::ReadSecretFile(options.tls_cert_file));
-      PCSWEEP_ASSIGN_OR_RETURN(std::string key, rpc::ReadSecretFile(options.tls_key_file));
-      grpc::SslServerCredentialsOptions ssl;
-      ssl.pem_key_cert_pairs.push_back({key, cert});
-      credentials = grpc::SslServerCredentials(ssl);
-    }
-
+    PCSWEEP_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials,
+                             MakeCredentials(options));
     // Debian's Abseil is built with its debug-mode deadlock detector on: every Mutex lock
     // then updates a process-wide lock graph under a global lock, which costs the busy
     // coordinator more than the checks are worth outside tests.
@@ -74,10 +61,11 @@ class CoordinatorServerImpl final : public CoordinatorServer {
     scheduler_options.hooks = metrics_hooks_.get();
     PCSWEEP_ASSIGN_OR_RETURN(scheduler_,
                              coordinator::Scheduler::Create(store_.get(), scheduler_options));
-    service_ =
-        std::make_unique<coordinator::CoordinatorService>(scheduler_.get(), token, options.db_path);
+    service_ = std::make_unique<coordinator::CoordinatorService>(scheduler_.get(), authenticator_,
+                                                                 options.db_path);
 
     grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+    grpc::EnableDefaultHealthCheckService(true);  // answers without credentials (grpc_auth.h)
     grpc::ServerBuilder builder;
     builder.AddListeningPort(options.listen, credentials, &port_);
     builder.RegisterService(service_.get());
@@ -95,7 +83,7 @@ class CoordinatorServerImpl final : public CoordinatorServer {
     std::string host = colon == std::string::npos ? "" : options.listen.substr(0, colon);
     if (host.empty() || host == "0.0.0.0" || host == "[::]" || host == "::") host = "127.0.0.1";
     address_ = absl::StrCat(host, ":", port_);
-    if (!options.http.listen.empty()) PCSWEEP_RETURN_IF_ERROR(StartWeb(options, token));
+    if (!options.http.listen.empty()) PCSWEEP_RETURN_IF_ERROR(StartWeb(options));
     ticker_ = std::thread([this] {
       while (!stop_ticking_.WaitForNotificationWithTimeout(kTickPeriod)) scheduler_->Tick();
     });
@@ -103,18 +91,60 @@ class CoordinatorServerImpl final : public CoordinatorServer {
     return absl::OkStatus();
   }
 
+  // Reads the credential files, builds the Authenticator and the server credentials carrying
+  // its check, and applies the listen policy (non-loopback needs auth or --insecure).
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeCredentials(
+      const CoordinatorServerOptions& options) {
+    coordinator::auth::AuthConfig config;
+    coordinator::auth::TransportSecurity security;
+    config.credentials_path = options.credentials_file;
+    if (!options.credentials_file.empty()) {
+      PCSWEEP_ASSIGN_OR_RETURN(config.credentials_text,
+                               rpc::ReadSecretFile(options.credentials_file));
+    }
+    if (!options.token_file.empty()) {
+      PCSWEEP_ASSIGN_OR_RETURN(config.shared_token, rpc::ReadSecretFile(options.token_file));
+    }
+    if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
+      return absl::InvalidArgumentError("TLS needs both a certificate and a key file");
+    }
+    if (!options.tls_cert_file.empty()) {
+      PCSWEEP_ASSIGN_OR_RETURN(security.tls_cert_pem, rpc::ReadSecretFile(options.tls_cert_file));
+      PCSWEEP_ASSIGN_OR_RETURN(security.tls_key_pem, rpc::ReadSecretFile(options.tls_key_file));
+    }
+    if (!options.tls_client_ca_file.empty()) {
+      PCSWEEP_ASSIGN_OR_RETURN(security.client_ca_pem,
+                               rpc::ReadSecretFile(options.tls_client_ca_file));
+      config.client_certificates = true;
+    }
+    PCSWEEP_ASSIGN_OR_RETURN(authenticator_, coordinator::auth::Authenticator::Create(config));
+    std::string warning;
+    PCSWEEP_RETURN_IF_ERROR(coordinator::auth::CheckListenPolicy(
+        options.listen, authenticator_->enabled(), !security.tls_cert_pem.empty(), options.insecure,
+        &warning));
+    if (!warning.empty()) spdlog::warn("{}", warning);
+    if (!config.shared_token.empty() && !coordinator::auth::IsLoopbackListen(options.listen)) {
+      spdlog::warn(
+          "--token-file: one token for every client and worker, so any holder can act as any "
+          "worker; give each worker its own credential with --credentials or --tls-client-ca");
+    }
+    return coordinator::auth::MakeServerCredentials(security, authenticator_);
+  }
+
   int port() const override { return port_; }
   std::string address() const override { return address_; }
   std::string http_url() const override { return http_ == nullptr ? "" : http_->url(); }
 
   // The web view and /metrics on their own threads (coordinator/web), reading the scheduler.
-  absl::Status StartWeb(const CoordinatorServerOptions& options, const std::string& token) {
+  absl::Status StartWeb(const CoordinatorServerOptions& options) {
     PCSWEEP_RETURN_IF_ERROR(coordinator::web::RegisterCoordinatorGauges(
         &metrics_, scheduler_.get(), [store = store_.get()] { return store->queue_depth(); }));
     coordinator::web::WebServiceOptions web_options;
     web_options.db_path = options.db_path;
     web_options.clock = options.clock;
-    if (!token.empty()) web_options.auth = std::make_shared<coordinator::web::TokenChecker>(token);
+    if (authenticator_->enabled()) {
+      web_options.auth = std::make_shared<coordinator::web::IdentityChecker>(authenticator_);
+    }
     web_ = std::make_unique<coordinator::web::WebService>(scheduler_.get(), &metrics_, web_options);
     coordinator::web::HttpServerOptions http = options.http;
     if (http.tls_cert_file.empty() && http.tls_key_file.empty()) {
@@ -158,6 +188,7 @@ class CoordinatorServerImpl final : public CoordinatorServer {
   std::string address_;
   // Metrics outlive everything that reports to them (declared first, destroyed last).
   coordinator::MetricsRegistry metrics_;
+  std::shared_ptr<const coordinator::auth::Authenticator> authenticator_;
   std::unique_ptr<coordinator::MetricsHooks> metrics_hooks_;
   std::unique_ptr<coordinator::SqliteStore> store_;
   std::unique_ptr<coordinator::Scheduler> scheduler_;

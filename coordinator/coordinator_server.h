@@ -23,20 +23,26 @@ struct CoordinatorServerOptions {
   std::string listen = "127.0.0.1:50551";  // "host:0" picks a free port (see port()).
   absl::Duration heartbeat_interval = absl::Seconds(5);
   absl::Duration lease_timeout = absl::Seconds(20);
-  std::string token_file;     // optional bearer token file
-  std::string tls_cert_file;  // optional TLS certificate + key files
+  // Authentication (coordinator/auth/identity.h); none of them = every caller is allowed,
+  // which only a loopback `listen` or `insecure` permits.
+  std::string credentials_file;  // per-identity tokens and roles, one "ROLE NAME SECRET" a line
+  std::string token_file;        // legacy: one bearer token for clients and workers alike
+  std::string tls_cert_file;     // optional TLS certificate + key files
   std::string tls_key_file;
-  Clock* clock = Clock::Real();  // Not owned; must outlive the server.
+  std::string tls_client_ca_file;  // require client certificates signed by this CA (mTLS)
+  bool insecure = false;           // allow a non-loopback `listen` without authentication
+  Clock* clock = Clock::Real();    // Not owned; must outlive the server.
   // The web view and /metrics (coordinator/web/web_service.h) when http.listen is set
   // ("host:port", "host:0" picks a free port; see http_url()). Served over TLS with the files
-  // above when they are set, and behind the same token.
+  // above when they are set, and behind the same tokens (client role).
   coordinator::web::HttpServerOptions http;
 };
 
 class CoordinatorServer {
  public:
   // Opens (or migrates) the database, resumes unfinished sweeps and starts serving.
-  // Possible errors: InvalidArgument (bad options), Unavailable (address in use),
+  // Possible errors: InvalidArgument (bad options, bad credentials file with FILE:LINE),
+  // FailedPrecondition (non-loopback address without auth), Unavailable (address in use),
   // Internal/DataLoss (database cannot be opened or migrated).
   static absl::StatusOr<std::unique_ptr<CoordinatorServer>> Start(
       const CoordinatorServerOptions& options);

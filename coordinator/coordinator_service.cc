@@ -8,6 +8,7 @@
 #include "common/rpc/rpc.h"
 #include "common/spec/spec.h"
 #include "common/status/status_macros.h"
+#include "coordinator/auth/grpc_auth.h"
 
 namespace pcsweep::coordinator {
 namespace {
@@ -380,30 +381,46 @@ absl::StatusOr<ResultsReportRequest> FromProto(const v1::GetResultsRequest& in) 
   return out;
 }
 
-CoordinatorService::CoordinatorService(Scheduler* scheduler, std::string token, std::string db_path)
+CoordinatorService::CoordinatorService(Scheduler* scheduler,
+                                       std::shared_ptr<const auth::Authenticator> authenticator,
+                                       std::string db_path)
     : scheduler_(scheduler),
+      authenticator_(std::move(authenticator)),
       complete_allocator_(
           std::make_unique<
               ArenaMessageAllocator<v1::CompleteJobRequest, v1::CompleteJobResponse>>()),
-      token_(std::move(token)),
       db_path_(std::move(db_path)),
       results_queue_(db_path_.empty() ? nullptr : std::make_unique<ResultsQueue>()) {
   SetMessageAllocatorFor_CompleteJob(complete_allocator_.get());
 }
 
-grpc::ServerUnaryReactor* CoordinatorService::RefuseUnauthenticated(
-    grpc::CallbackServerContext* context) {
-  grpc::Status status = rpc::CheckToken(context, token_);
+absl::Status CoordinatorService::Authorize(const grpc::CallbackServerContext* context,
+                                           absl::string_view method,
+                                           const std::string* worker_name) {
+  absl::StatusOr<auth::Identity> identity = auth::CallIdentity(*context, *authenticator_);
+  if (!identity.ok()) return identity.status();
+  PCSWEEP_RETURN_IF_ERROR(
+      auth::AuthorizeMethod(*identity, absl::StrCat("/pcsweep.v1.Coordinator/", method)));
+  if (worker_name != nullptr) {
+    PCSWEEP_RETURN_IF_ERROR(auth::AuthorizeWorkerName(*identity, *worker_name));
+  }
+  return absl::OkStatus();
+}
+
+grpc::ServerUnaryReactor* CoordinatorService::Refuse(grpc::CallbackServerContext* context,
+                                                     absl::string_view method,
+                                                     const std::string* worker_name) {
+  absl::Status status = Authorize(context, method, worker_name);
   if (status.ok()) return nullptr;
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(status);
+  reactor->Finish(rpc::ToGrpcStatus(status));
   return reactor;
 }
 
 grpc::ServerUnaryReactor* CoordinatorService::SubmitSweep(grpc::CallbackServerContext* context,
                                                           const v1::SubmitSweepRequest* request,
                                                           v1::SubmitSweepResponse* response) {
-  if (auto* refused = RefuseUnauthenticated(context)) return refused;
+  if (auto* refused = Refuse(context, "SubmitSweep")) return refused;
   const std::string path = request->spec_path().empty() ? "<spec>" : request->spec_path();
   absl::StatusOr<SweepSpec> spec = ParseSweepSpec(request->spec_yaml(), path);
   if (!spec.ok()) return FinishWith(context, spec.status());
@@ -419,7 +436,7 @@ grpc::ServerUnaryReactor* CoordinatorService::SubmitSweep(grpc::CallbackServerCo
 grpc::ServerUnaryReactor* CoordinatorService::ListSweeps(grpc::CallbackServerContext* context,
                                                          const v1::ListSweepsRequest* request,
                                                          v1::ListSweepsResponse* response) {
-  if (auto* refused = RefuseUnauthenticated(context)) return refused;
+  if (auto* refused = Refuse(context, "ListSweeps")) return refused;
   for (const SweepSummary& s : scheduler_->ListSweeps()) ToProto(s, response->add_sweeps());
   return FinishWith(context, absl::OkStatus());
 }
@@ -427,7 +444,7 @@ grpc::ServerUnaryReactor* CoordinatorService::ListSweeps(grpc::CallbackServerCon
 grpc::ServerUnaryReactor* CoordinatorService::GetSweep(grpc::CallbackServerContext* context,
                                                        const v1::GetSweepRequest* request,
                                                        v1::GetSweepResponse* response) {
-  if (auto* refused = RefuseUnauthenticated(context)) return refused;
+  if (auto* refused = Refuse(context, "GetSweep")) return refused;
   auto sweep = scheduler_->GetSweep(request->sweep_id(), request->include_metrics());
   if (!sweep.ok()) return FinishWith(context, sweep.status());
   ToProto(sweep->first, response->mutable_summary());
@@ -439,7 +456,7 @@ grpc::ServerUnaryReactor* CoordinatorService::GetSweep(grpc::CallbackServerConte
 
 grpc::ServerWriteReactor<v1::SweepEvent>* CoordinatorService::WatchSweep(
     grpc::CallbackServerContext* context, const v1::WatchSweepRequest* request) {
-  grpc::Status auth = rpc::CheckToken(context, token_);
+  grpc::Status auth = rpc::ToGrpcStatus(Authorize(context, "WatchSweep"));
   absl::StatusOr<std::string> sweep_id = scheduler_->ResolveSweepId(request->sweep_id());
   auto* reactor = new WatchReactor(scheduler_, sweep_id.ok() ? *sweep_id : request->sweep_id(),
                                    request->after_seq());
@@ -456,7 +473,7 @@ grpc::ServerWriteReactor<v1::SweepEvent>* CoordinatorService::WatchSweep(
 grpc::ServerUnaryReactor* CoordinatorService::CancelSweep(grpc::CallbackServerContext* context,
                                                           const v1::CancelSweepRequest* request,
                                                           v1::CancelSweepResponse* response) {
-  if (auto* refused = RefuseUnauthenticated(context)) return refused;
+  if (auto* refused = Refuse(context, "CancelSweep")) return refused;
   absl::StatusOr<int> n = scheduler_->CancelSweep(request->sweep_id());
   if (n.ok()) response->set_cancelled(*n);
   return FinishWith(context, n.status());
@@ -465,7 +482,7 @@ grpc::ServerUnaryReactor* CoordinatorService::CancelSweep(grpc::CallbackServerCo
 grpc::ServerUnaryReactor* CoordinatorService::RetryFailed(grpc::CallbackServerContext* context,
                                                           const v1::RetryFailedRequest* request,
                                                           v1::RetryFailedResponse* response) {
-  if (auto* refused = RefuseUnauthenticated(context)) return refused;
+  if (auto* refused = Refuse(context, "RetryFailed")) return refused;
   absl::StatusOr<int> n = scheduler_->RetryFailed(request->sweep_id());
   if (n.ok()) response->set_retried(*n);
   return FinishWith(context, n.status());
@@ -474,7 +491,7 @@ grpc::ServerUnaryReactor* CoordinatorService::RetryFailed(grpc::CallbackServerCo
 grpc::ServerUnaryReactor* CoordinatorService::ListWorkers(grpc::CallbackServerContext* context,
                                                           const v1::ListWorkersRequest* request,
                                                           v1::ListWorkersResponse* response) {
-  if (auto* refused = RefuseUnauthenticated(context)) return refused;
+  if (auto* refused = Refuse(context, "ListWorkers")) return refused;
   for (const WorkerStatus& w : scheduler_->ListWorkers()) {
     v1::WorkerInfo* out = response->add_workers();
     out->set_worker_id(w.worker.worker_id);
@@ -492,7 +509,7 @@ grpc::ServerUnaryReactor* CoordinatorService::ListWorkers(grpc::CallbackServerCo
 grpc::ServerUnaryReactor* CoordinatorService::GetJob(grpc::CallbackServerContext* context,
                                                      const v1::GetJobRequest* request,
                                                      v1::GetJobResponse* response) {
-  if (auto* refused = RefuseUnauthenticated(context)) return refused;
+  if (auto* refused = Refuse(context, "GetJob")) return refused;
   auto job = scheduler_->GetJob(request->job_id());
   if (!job.ok()) return FinishWith(context, job.status());
   ToProto(job->first, /*include_results=*/true, response->mutable_job());
@@ -515,7 +532,7 @@ grpc::ServerUnaryReactor* CoordinatorService::GetJob(grpc::CallbackServerContext
 grpc::ServerUnaryReactor* CoordinatorService::GetResults(grpc::CallbackServerContext* context,
                                                          const v1::GetResultsRequest* request,
                                                          v1::GetResultsResponse* response) {
-  if (auto* refused = RefuseUnauthenticated(context)) return refused;
+  if (auto* refused = Refuse(context, "GetResults")) return refused;
   absl::StatusOr<ResultsReportRequest> parsed = FromProto(*request);
   if (!parsed.ok()) return FinishWith(context, parsed.status());
   if (results_queue_ == nullptr) {
@@ -544,7 +561,12 @@ grpc::ServerUnaryReactor* CoordinatorService::GetResults(grpc::CallbackServerCon
 grpc::ServerUnaryReactor* CoordinatorService::RegisterWorker(
     grpc::CallbackServerContext* context, const v1::RegisterWorkerRequest* request,
     v1::RegisterWorkerResponse* response) {
-  if (auto* refused = RefuseUnauthenticated(context)) return refused;
+  // The name the scheduler registers under (scheduler.h: the name, else the host, else the
+  // incarnation): a worker credential may claim only its own.
+  const std::string& claimed = !request->worker_name().empty() ? request->worker_name()
+                               : !request->host().empty()      ? request->host()
+                                                               : request->incarnation_id();
+  if (auto* refused = Refuse(context, "RegisterWorker", &claimed)) return refused;
   WorkerRecord worker;
   worker.name = request->worker_name();
   worker.host = request->host();
@@ -568,7 +590,7 @@ grpc::ServerUnaryReactor* CoordinatorService::RegisterWorker(
 grpc::ServerUnaryReactor* CoordinatorService::AcquireJob(grpc::CallbackServerContext* context,
                                                          const v1::AcquireJobRequest* request,
                                                          v1::AcquireJobResponse* response) {
-  if (auto* refused = RefuseUnauthenticated(context)) return refused;
+  if (auto* refused = Refuse(context, "AcquireJob", &request->worker_id())) return refused;
   auto* reactor = new AcquireReactor(scheduler_, response);
   reactor->Begin(*request);
   return reactor;
@@ -577,7 +599,7 @@ grpc::ServerUnaryReactor* CoordinatorService::AcquireJob(grpc::CallbackServerCon
 grpc::ServerUnaryReactor* CoordinatorService::Heartbeat(grpc::CallbackServerContext* context,
                                                         const v1::HeartbeatRequest* request,
                                                         v1::HeartbeatResponse* response) {
-  if (auto* refused = RefuseUnauthenticated(context)) return refused;
+  if (auto* refused = Refuse(context, "Heartbeat", &request->worker_id())) return refused;
   std::vector<ProgressReport> reports;
   for (const v1::JobProgress& p : request->jobs()) {
     reports.push_back(
@@ -594,7 +616,7 @@ grpc::ServerUnaryReactor* CoordinatorService::Heartbeat(grpc::CallbackServerCont
 grpc::ServerUnaryReactor* CoordinatorService::CompleteJob(grpc::CallbackServerContext* context,
                                                           const v1::CompleteJobRequest* request,
                                                           v1::CompleteJobResponse* response) {
-  if (auto* refused = RefuseUnauthenticated(context)) return refused;
+  if (auto* refused = Refuse(context, "CompleteJob", &request->worker_id())) return refused;
   JobResult result;
   result.metrics.insert(request->metrics().begin(), request->metrics().end());
   result.outputs.insert(request->outputs().begin(), request->outputs().end());
@@ -622,7 +644,7 @@ grpc::ServerUnaryReactor* CoordinatorService::CompleteJob(grpc::CallbackServerCo
 grpc::ServerUnaryReactor* CoordinatorService::FailJob(grpc::CallbackServerContext* context,
                                                       const v1::FailJobRequest* request,
                                                       v1::FailJobResponse* response) {
-  if (auto* refused = RefuseUnauthenticated(context)) return refused;
+  if (auto* refused = Refuse(context, "FailJob", &request->worker_id())) return refused;
   FailureReport report;
   report.worker_id = request->worker_id();
   report.incarnation_id = request->incarnation_id();

@@ -1,5 +1,5 @@
 // CoordinatorService: the gRPC adapter of the Scheduler (callback API). Each method checks the
-// bearer token, converts the request, calls the scheduler and finishes the call; nothing here
+// caller's identity, converts the request, calls the scheduler and finishes the call; nothing here
 // blocks on I/O:
 //   - AcquireJob is a long poll: the reactor is completed later by the scheduler (work arrived
 //     or wait_ms elapsed) or dropped when the client cancels.
@@ -9,8 +9,9 @@
 //   - GetResults renders a paper table or the figure (coordinator/analysis/results_report.h)
 //     on the service's ResultsQueue thread, never on a gRPC thread: it reads the database
 //     file through its own read-only connection (and may store the comparisons).
-// Spec errors of SubmitSweep come back as INVALID_ARGUMENT "PATH:LINE:COL: message"; a call
-// without the right token gets UNAUTHENTICATED.
+// Spec errors of SubmitSweep come back as INVALID_ARGUMENT "PATH:LINE:COL: message". Every
+// method checks the caller's identity (coordinator/auth): UNAUTHENTICATED without one,
+// PERMISSION_DENIED outside its role or, for worker methods, under another worker's name.
 // CompleteJob requests (hundreds of example rows each) are parsed into a per-call protobuf
 // arena, freed as soon as the rows are copied into the scheduler's batch.
 //
@@ -21,7 +22,9 @@
 #include <memory>
 #include <string>
 
+#include "absl/strings/string_view.h"
 #include "coordinator/analysis/results_report.h"
+#include "coordinator/auth/identity.h"
 #include "coordinator/scheduler.h"
 #include "pcsweep/v1/coordinator.grpc.pb.h"
 
@@ -30,10 +33,12 @@ namespace pcsweep::coordinator {
 class CoordinatorService final : public pcsweep::v1::Coordinator::CallbackService {
  public:
   // `scheduler` is not owned and must outlive the service (and the gRPC server using it).
-  // `token`: the required bearer token; empty = no authentication.
   // `db_path`: the store's database file, read by GetResults; empty = GetResults answers
   // FAILED_PRECONDITION (e.g. an in-memory store).
-  CoordinatorService(Scheduler* scheduler, std::string token, std::string db_path = {});
+  // `authenticator` decides who the caller is (coordinator/auth); shared with the transport
+  // check, which has already refused unknown callers before the service sees the call.
+  CoordinatorService(Scheduler* scheduler, std::shared_ptr<const auth::Authenticator> authenticator,
+                     std::string db_path = {});
 
   grpc::ServerUnaryReactor* SubmitSweep(grpc::CallbackServerContext* context,
                                         const v1::SubmitSweepRequest* request,
@@ -80,15 +85,21 @@ class CoordinatorService final : public pcsweep::v1::Coordinator::CallbackServic
                                     v1::FailJobResponse* response) override;
 
  private:
-  // Finishes `context`'s default reactor with UNAUTHENTICATED when the token is wrong.
-  // Returns nullptr when the call may proceed.
-  grpc::ServerUnaryReactor* RefuseUnauthenticated(grpc::CallbackServerContext* context);
+  // OK when the call's identity may call `method` and, for worker methods, act as
+  // `worker_name`. Repeats the transport check's role decision so that the service is safe
+  // behind any server.
+  // Possible errors: Unauthenticated (no identity), PermissionDenied (role, worker name).
+  absl::Status Authorize(const grpc::CallbackServerContext* context, absl::string_view method,
+                         const std::string* worker_name = nullptr);
+  // Finishes `context`'s default reactor with Authorize's error; nullptr when it may proceed.
+  grpc::ServerUnaryReactor* Refuse(grpc::CallbackServerContext* context, absl::string_view method,
+                                   const std::string* worker_name = nullptr);
 
   Scheduler* const scheduler_;
+  const std::shared_ptr<const auth::Authenticator> authenticator_;
   // Registered with gRPC in the constructor; lives as long as the service.
   std::unique_ptr<grpc::MessageAllocator<v1::CompleteJobRequest, v1::CompleteJobResponse>>
       complete_allocator_;
-  const std::string token_;
   const std::string db_path_;
   // Declared last: destroyed first, running the reports still queued while the rest lives.
   std::unique_ptr<ResultsQueue> results_queue_;  // null without db_path_

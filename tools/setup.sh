@@ -12,6 +12,7 @@ packages=(
   libtorch-dev libopenblas0-pthread
   libboost-math-dev libstb-dev libsentencepiece-dev texlive-latex-base python3-optuna
   libcpp-httplib-dev chromium fonts-dejavu-core
+  openssl python3-grpcio  # tests: certificates made at test time, a foreign gRPC client
 )
 
 missing=()

@@ -42,6 +42,8 @@ absl::StatusOr<std::unique_ptr<GrpcCoordinatorClient>> GrpcCoordinatorClient::Cr
   rpc::ChannelOptions channel_options;
   channel_options.token = options.token;
   channel_options.tls_ca_pem = options.tls_ca_pem;
+  channel_options.tls_cert_pem = options.tls_cert_pem;
+  channel_options.tls_key_pem = options.tls_key_pem;
   impl->stub = v1::Coordinator::NewStub(rpc::MakeChannel(options.target, channel_options));
   return std::unique_ptr<GrpcCoordinatorClient>(new GrpcCoordinatorClient(std::move(impl)));
 }
@@ -149,6 +151,11 @@ void FakeCoordinatorClient::SetHeartbeatStatus(absl::Status status) {
   heartbeat_status_ = std::move(status);
 }
 
+void FakeCoordinatorClient::SetRegisterStatus(absl::Status status) {
+  absl::MutexLock lock(&mu_);
+  register_status_ = std::move(status);
+}
+
 void FakeCoordinatorClient::set_heartbeat_interval(absl::Duration interval) {
   absl::MutexLock lock(&mu_);
   heartbeat_interval_ = interval;
@@ -195,6 +202,7 @@ absl::StatusOr<v1::RegisterWorkerResponse> FakeCoordinatorClient::Register(
     const v1::RegisterWorkerRequest& request) {
   absl::MutexLock lock(&mu_);
   if (unavailable_) return Unavailable();
+  if (!register_status_.ok()) return register_status_;
   registrations_.push_back(request);
   known_incarnation_ = request.incarnation_id();
   reregister_ = false;

@@ -57,9 +57,11 @@ class CoordinatorClient {
 };
 
 struct GrpcClientOptions {
-  std::string target;      // "host:port"
-  std::string token;       // bearer token, empty = none
-  std::string tls_ca_pem;  // root certificate, empty = plaintext
+  std::string target;        // "host:port"
+  std::string token;         // bearer token, empty = none
+  std::string tls_ca_pem;    // root certificate, empty = plaintext
+  std::string tls_cert_pem;  // with tls_ca_pem: this worker's certificate (mTLS); its CN is
+  std::string tls_key_pem;   // the worker's identity, so --name must match it
 };
 
 class GrpcCoordinatorClient final : public CoordinatorClient {
@@ -104,6 +106,9 @@ class FakeCoordinatorClient final : public CoordinatorClient {
   void set_heartbeat_interval(absl::Duration interval);
   // Heartbeats answer `status` (e.g. Aborted: a newer incarnation registered) while not OK.
   void SetHeartbeatStatus(absl::Status status);
+  // Registrations answer `status` (e.g. PermissionDenied: a name another identity owns) while
+  // not OK, and are not recorded.
+  void SetRegisterStatus(absl::Status status);
 
   // --- Inspection ---
   std::vector<v1::RegisterWorkerRequest> registrations() const;
@@ -155,6 +160,7 @@ class FakeCoordinatorClient final : public CoordinatorClient {
   std::vector<v1::JobRef> cancels_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, absl::Status> report_status_ ABSL_GUARDED_BY(mu_);
   absl::Status heartbeat_status_ ABSL_GUARDED_BY(mu_);
+  absl::Status register_status_ ABSL_GUARDED_BY(mu_);
   std::vector<v1::RegisterWorkerRequest> registrations_ ABSL_GUARDED_BY(mu_);
   std::vector<v1::HeartbeatRequest> heartbeats_ ABSL_GUARDED_BY(mu_);
   std::vector<v1::CompleteJobRequest> completions_ ABSL_GUARDED_BY(mu_);

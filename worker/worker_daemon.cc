@@ -154,6 +154,10 @@ class WorkerDaemonImpl final : public WorkerDaemon {
     absl::MutexLock lock(&mu_);
     return superseded_;
   }
+  absl::Status halt_reason() const override {
+    absl::MutexLock lock(&mu_);
+    return halt_reason_;
+  }
   std::string worker_id() const override {
     absl::MutexLock lock(&mu_);
     return worker_id_;
@@ -269,6 +273,15 @@ class WorkerDaemonImpl final : public WorkerDaemon {
     absl::StatusOr<v1::RegisterWorkerResponse> response = client_->Register(request);
     absl::MutexLock lock(&mu_);
     if (!response.ok()) {
+      // A refused credential or a name owned by another identity does not heal by retrying.
+      if (absl::IsPermissionDenied(response.status()) ||
+          absl::IsUnauthenticated(response.status())) {
+        halt_reason_ = absl::Status(response.status().code(),
+                                    absl::StrCat("the coordinator refused worker '", name_,
+                                                 "': ", response.status().message()));
+        HaltLocked(halt_reason_);
+        return false;
+      }
       if (!register_error_logged_) {
         spdlog::warn("worker {}: cannot register yet, will keep trying: {}", name_,
                      response.status().ToString());
@@ -328,9 +341,10 @@ class WorkerDaemonImpl final : public WorkerDaemon {
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
   bool reporter_stop_ ABSL_GUARDED_BY(mu_) = false;
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;
-  bool lease_done_ ABSL_GUARDED_BY(mu_) = false;  // the leasing thread has returned
-  bool beat_now_ ABSL_GUARDED_BY(mu_) = false;    // heartbeat at once, whatever the clock says
-  bool superseded_ ABSL_GUARDED_BY(mu_) = false;  // another process registered under our name
+  bool lease_done_ ABSL_GUARDED_BY(mu_) = false;   // the leasing thread has returned
+  bool beat_now_ ABSL_GUARDED_BY(mu_) = false;     // heartbeat at once, whatever the clock says
+  bool superseded_ ABSL_GUARDED_BY(mu_) = false;   // another process registered under our name
+  absl::Status halt_reason_ ABSL_GUARDED_BY(mu_);  // set when registration was refused for good
   bool registered_ ABSL_GUARDED_BY(mu_) = false;
   bool register_error_logged_ ABSL_GUARDED_BY(mu_) = false;
   std::string worker_id_ ABSL_GUARDED_BY(mu_);
@@ -792,6 +806,27 @@ absl::StatusOr<std::unique_ptr<WorkerDaemon>> WorkerDaemon::Start(const WorkerOp
     }
     if (!options.tls_ca_file.empty()) {
       PCSWEEP_ASSIGN_OR_RETURN(client_options.tls_ca_pem, rpc::ReadSecretFile(options.tls_ca_file));
+    }
+    if (options.tls_cert_file.empty() != options.tls_key_file.empty()) {
+      return absl::InvalidArgumentError("--tls-cert and --tls-key go together");
+    }
+    if (!options.tls_cert_file.empty()) {
+      if (client_options.tls_ca_pem.empty()) {
+        return absl::InvalidArgumentError("--tls-cert needs --tls-ca (the coordinator's CA)");
+      }
+      PCSWEEP_ASSIGN_OR_RETURN(client_options.tls_cert_pem,
+                               rpc::ReadSecretFile(options.tls_cert_file));
+      PCSWEEP_ASSIGN_OR_RETURN(client_options.tls_key_pem,
+                               rpc::ReadSecretFile(options.tls_key_file));
+      // The certificate's CN is the worker's identity: by default, its name too.
+      if (options.name.empty()) {
+        absl::StatusOr<std::string> cn = rpc::CertificateCommonName(client_options.tls_cert_pem);
+        if (!cn.ok()) {
+          return absl::InvalidArgumentError(
+              absl::StrCat(options.tls_cert_file, ": ", cn.status().message()));
+        }
+        options.name = *cn;
+      }
     }
     PCSWEEP_ASSIGN_OR_RETURN(deps.client, GrpcCoordinatorClient::Create(client_options));
   }

@@ -32,9 +32,12 @@ struct WorkerOptions {
   int slots = 1;
   std::vector<int> gpus;  // one GPU per slot via CUDA_VISIBLE_DEVICES; empty = CPU slots
   std::string work_dir = "pcsweep-work";  // job output dirs, logs and the result spool
-  std::string name;                       // stable worker name; default "<host>:<pid>"
+  std::string name;  // stable worker name; default: the CN of tls_cert_file, else "<host>:<pid>"
   std::string token_file;
   std::string tls_ca_file;
+  std::string tls_cert_file;  // with tls_key_file: client certificate for mTLS; its CN is
+                              // the default `name`
+  std::string tls_key_file;
   std::string runner_path;  // pcsweep-run for ML job kinds; default: beside this binary
   absl::Duration acquire_wait = absl::Seconds(10);  // long-poll length
   absl::Duration kill_grace = absl::Seconds(10);    // SIGTERM -> SIGKILL
@@ -76,6 +79,10 @@ class WorkerDaemon {
   // owner should then call Shutdown() and exit non-zero).
   virtual void Wait() = 0;
   virtual bool superseded() const = 0;
+  // Why the daemon stopped by itself when its registration was refused for good
+  // (PermissionDenied: a worker name owned by another identity; Unauthenticated: a bad
+  // credential); OK otherwise. superseded() is then true too.
+  virtual absl::Status halt_reason() const = 0;
 
   // The id the coordinator gave at the latest registration; empty before the first.
   virtual std::string worker_id() const = 0;

@@ -292,6 +292,31 @@ TEST_F(WorkerDaemonTest, KeepsTryingToRegisterWhileTheCoordinatorIsDown) {
   EXPECT_TRUE(Eventually([&] { return daemon_->worker_id() == "w1"; }));
 }
 
+TEST_F(WorkerDaemonTest, StopsForGoodWhenTheCoordinatorRefusesItsIdentity) {
+  fake_->SetRegisterStatus(absl::PermissionDeniedError(
+      "the credential of worker 'gpu-b' may not act as worker 'gpu-a'"));
+  StartDaemon();
+  ASSERT_TRUE(Eventually([&] { return daemon_->superseded(); }));
+  daemon_->Wait();  // returns: the daemon stopped by itself
+  const absl::Status reason = daemon_->halt_reason();
+  EXPECT_EQ(reason.code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_THAT(reason.message(), HasSubstr("the coordinator refused worker '"));
+  EXPECT_THAT(reason.message(),
+              HasSubstr("': the credential of worker 'gpu-b' may not act as worker 'gpu-a'"));
+  EXPECT_TRUE(fake_->registrations().empty());
+  EXPECT_EQ(fake_->acquire_calls(), 0);
+  daemon_->Shutdown();
+}
+
+TEST_F(WorkerDaemonTest, AnUnknownTokenAlsoStopsIt) {
+  fake_->SetRegisterStatus(absl::UnauthenticatedError("unknown bearer token"));
+  StartDaemon();
+  ASSERT_TRUE(Eventually([&] { return daemon_->superseded(); }));
+  EXPECT_EQ(daemon_->halt_reason().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_THAT(daemon_->halt_reason().message(), HasSubstr("unknown bearer token"));
+  daemon_->Shutdown();
+}
+
 TEST_F(WorkerDaemonTest, ObeysCancelOrdersWithSigkillAfterTheGraceAndDoesNotReport) {
   StartDaemon();
   fake_->QueueAssignment(

@@ -1,4 +1,4 @@
-// Transport setup in one place: channels, server credentials, bearer-token auth, deadlines
+// Transport setup in one place: channels (plain, TLS, mTLS), bearer tokens on calls, deadlines
 // and the only absl::Status <-> grpc::Status bridge. Services and clients include this, the
 // logic layers never do.
 #ifndef PCSWEEP_COMMON_RPC_RPC_H_
@@ -23,6 +23,10 @@ inline constexpr absl::Duration kLongPollSlack = absl::Seconds(5);
 struct ChannelOptions {
   std::string token;       // bearer token sent as "authorization: Bearer <token>"; empty = none
   std::string tls_ca_pem;  // non-empty = TLS with this root certificate
+  // With tls_ca_pem: the client certificate chain + key presented to a coordinator that
+  // requires them (mTLS, --tls-client-ca); its CN names this client or worker.
+  std::string tls_cert_pem;
+  std::string tls_key_pem;
 };
 
 // A channel to `target` ("host:port") with keepalive and 64 MiB message limits.
@@ -32,19 +36,20 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target,
 // Sets the deadline `now + timeout` and the bearer token on a client context.
 void PrepareContext(grpc::ClientContext* context, absl::Duration timeout, const std::string& token);
 
-struct ServerOptions {
-  std::string listen = "127.0.0.1:50551";  // port 0 picks a free port
-  std::string token;                       // required bearer token; empty = no auth
-  std::string tls_cert_pem;                // with tls_key_pem: serve TLS
-  std::string tls_key_pem;
-};
-
-// Server-side check of the bearer token. Returns UNAUTHENTICATED when it is missing or wrong.
-grpc::Status CheckToken(const grpc::CallbackServerContext* context, const std::string& token);
+// Server-side authentication is coordinator/auth/grpc_auth.h (one check for every service).
 
 // Reads a whole file (token, certificate); the token is trimmed of whitespace.
 // Possible errors: NotFound / PermissionDenied naming the file.
 absl::StatusOr<std::string> ReadSecretFile(const std::string& path);
+
+// The subject CN of the first certificate in `pem` (a worker's mTLS identity).
+// Possible errors: InvalidArgument (not a PEM certificate, or one without a CN).
+absl::StatusOr<std::string> CertificateCommonName(const std::string& pem);
+
+// Writes a new random bearer token (64 hex digits from /dev/urandom) to `path`, readable by
+// its owner only (0600, replacing any file there), and returns it.
+// Possible errors: Internal (no randomness), PermissionDenied (cannot write `path`).
+absl::StatusOr<std::string> WriteRandomTokenFile(const std::string& path);
 
 grpc::Status ToGrpcStatus(const absl::Status& status);
 absl::Status FromGrpcStatus(const grpc::Status& status);

@@ -5,6 +5,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 
 namespace pcsweep::coordinator::web {
 
@@ -24,6 +25,18 @@ absl::Status TokenChecker::Check(absl::string_view credential) const {
   if (credential.empty()) return absl::UnauthenticatedError("credentials required");
   if (!ConstantTimeEquals(credential, token_)) {
     return absl::UnauthenticatedError("wrong credentials");
+  }
+  return absl::OkStatus();
+}
+
+absl::Status IdentityChecker::Check(absl::string_view credential) const {
+  if (credential.empty()) return absl::UnauthenticatedError("missing credentials");
+  absl::StatusOr<auth::Identity> identity = authenticator_->Authenticate(credential, {});
+  if (!identity.ok()) return identity.status();
+  if (!identity->client) {
+    return absl::PermissionDeniedError(absl::StrCat("the credential of ", identity->source, " '",
+                                                    identity->name,
+                                                    "' is not a client credential"));
   }
   return absl::OkStatus();
 }

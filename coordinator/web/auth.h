@@ -12,11 +12,13 @@
 #ifndef PCSWEEP_COORDINATOR_WEB_AUTH_H_
 #define PCSWEEP_COORDINATOR_WEB_AUTH_H_
 
+#include <memory>
 #include <optional>
 #include <string>
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "coordinator/auth/identity.h"
 
 namespace pcsweep::coordinator::web {
 
@@ -37,6 +39,18 @@ class TokenChecker final : public CredentialChecker {
 
  private:
   const std::string token_;
+};
+
+// Accepts the bearer tokens of client-role identities of `authenticator` (the gRPC API's
+// credentials, coordinator/auth/identity.h): a worker's token may not read the web view.
+class IdentityChecker final : public CredentialChecker {
+ public:
+  explicit IdentityChecker(std::shared_ptr<const auth::Authenticator> authenticator)
+      : authenticator_(std::move(authenticator)) {}
+  absl::Status Check(absl::string_view credential) const override;
+
+ private:
+  const std::shared_ptr<const auth::Authenticator> authenticator_;
 };
 
 // The credential of an Authorization header value ("Bearer X", or "Basic base64(user:X)",

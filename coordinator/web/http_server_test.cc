@@ -156,6 +156,38 @@ TEST_F(HttpServerTest, WithATokenFileRequestsWithoutItGet401) {
   EXPECT_EQ(page->status, 200);
 }
 
+TEST_F(HttpServerTest, WithACredentialsFileClientTokensReadAndWorkerTokensGet403) {
+  options_.credentials_file = (dir_ / "credentials").string();
+  std::ofstream(options_.credentials_file) << "client alice token:web-client-token-0001\n"
+                                           << "worker gpu-a token:web-worker-token-0002\n";
+  Start();
+  httplib::Client client = Client();
+  auto refused = client.Get("/api/sweeps");
+  ASSERT_TRUE(refused);
+  EXPECT_EQ(refused->status, 401);
+  client.set_bearer_token_auth("web-client-token-0001");
+  auto allowed = client.Get("/api/sweeps");
+  ASSERT_TRUE(allowed);
+  EXPECT_EQ(allowed->status, 200);
+  httplib::Client browser = Client();
+  browser.set_basic_auth("alice", "web-client-token-0001");
+  auto page = browser.Get("/");
+  ASSERT_TRUE(page);
+  EXPECT_EQ(page->status, 200);
+  httplib::Client worker = Client();
+  worker.set_bearer_token_auth("web-worker-token-0002");
+  auto denied = worker.Get("/api/sweeps");
+  ASSERT_TRUE(denied);
+  EXPECT_EQ(denied->status, 403);
+  EXPECT_THAT(denied->body,
+              HasSubstr("the credential of token 'gpu-a' is not a client credential"));
+  httplib::Client stranger = Client();
+  stranger.set_bearer_token_auth("not-a-known-token");
+  auto unknown = stranger.Get("/metrics");
+  ASSERT_TRUE(unknown);
+  EXPECT_EQ(unknown->status, 401);
+}
+
 TEST_F(HttpServerTest, WithTlsTheWebViewIsHttpsWithTheCoordinatorsCertificate) {
   const std::string cert = (dir_ / "server.pem").string();
   const std::string key = (dir_ / "server.key").string();

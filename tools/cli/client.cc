@@ -18,7 +18,8 @@ class GrpcCoordinatorApi final : public CoordinatorApi {
   explicit GrpcCoordinatorApi(const ClientOptions& options)
       : options_(options),
         stub_(v1::Coordinator::NewStub(rpc::MakeChannel(
-            options.address, rpc::ChannelOptions{options.token, options.tls_ca_pem}))) {}
+            options.address, rpc::ChannelOptions{options.token, options.tls_ca_pem,
+                                                 options.tls_cert_pem, options.tls_key_pem}))) {}
 
   absl::StatusOr<v1::SubmitSweepResponse> SubmitSweep(
       const v1::SubmitSweepRequest& request) override {
@@ -116,6 +117,11 @@ absl::Status DescribeRpcError(const absl::Status& status, const std::string& add
     return absl::UnauthenticatedError(absl::StrCat("UNAUTHENTICATED: coordinator at ", address,
                                                    " refused the call (", status.message(),
                                                    "); pass --token-file"));
+  }
+  if (absl::IsPermissionDenied(status)) {
+    return absl::PermissionDeniedError(absl::StrCat("PERMISSION_DENIED: coordinator at ", address,
+                                                    " refused the call (", status.message(),
+                                                    "); use a client credential"));
   }
   return status;
 }

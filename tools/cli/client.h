@@ -55,6 +55,8 @@ struct ClientOptions {
   std::string address = "127.0.0.1:50551";  // host:port
   std::string token;                        // bearer token; empty = none
   std::string tls_ca_pem;                   // non-empty = TLS with this root certificate
+  std::string tls_cert_pem;                 // with tls_ca_pem: client certificate (mTLS)
+  std::string tls_key_pem;
   absl::Duration call_deadline = absl::Seconds(10);
   absl::Duration results_deadline = absl::Seconds(60);  // GetResults: 50k rows take ~1 s
 };

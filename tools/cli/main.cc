@@ -76,6 +76,8 @@ struct ClientFlags {
   std::string coordinator;
   std::string token_file;
   std::string tls_ca_file;
+  std::string tls_cert_file;
+  std::string tls_key_file;
 
   void AddTo(CLI::App* command) {
     command->add_option("--coordinator", coordinator,
@@ -83,6 +85,11 @@ struct ClientFlags {
     command->add_option("--token-file", token_file, "File holding the coordinator's bearer token");
     command->add_option("--tls-ca", tls_ca_file,
                         "Root certificate (PEM) when the coordinator uses TLS");
+    auto* cert = command->add_option("--tls-cert", tls_cert_file,
+                                     "Client certificate (PEM) when the coordinator requires mTLS");
+    auto* key = command->add_option("--tls-key", tls_key_file, "Private key of --tls-cert (PEM)");
+    cert->needs(key);
+    key->needs(cert);
   }
 
   absl::StatusOr<std::unique_ptr<CoordinatorApi>> Connect() const {
@@ -97,6 +104,13 @@ struct ClientFlags {
     }
     if (!tls_ca_file.empty()) {
       PCSWEEP_ASSIGN_OR_RETURN(options.tls_ca_pem, rpc::ReadSecretFile(tls_ca_file));
+    }
+    if (!tls_cert_file.empty()) {
+      if (options.tls_ca_pem.empty()) {
+        return absl::InvalidArgumentError("--tls-cert needs --tls-ca (the coordinator's CA)");
+      }
+      PCSWEEP_ASSIGN_OR_RETURN(options.tls_cert_pem, rpc::ReadSecretFile(tls_cert_file));
+      PCSWEEP_ASSIGN_OR_RETURN(options.tls_key_pem, rpc::ReadSecretFile(tls_key_file));
     }
     return MakeGrpcCoordinatorApi(options);
   }
@@ -155,6 +169,7 @@ absl::Status RunWorker(const WorkerOptions& options) {
   if (sig != 0) std::cerr << "pcsweep worker: signal " << sig << ", shutting down" << std::endl;
   worker->Shutdown();
   watcher.join();
+  if (absl::Status refused = worker->halt_reason(); !refused.ok()) return refused;
   if (worker->superseded()) {
     return absl::AbortedError(absl::StrCat("worker ", worker->worker_id(),
                                            " stopped: another process registered under its "
@@ -193,9 +208,14 @@ absl::Status RunLocal(const LocalFlags& flags) {
                                              : std::filesystem::absolute(flags.work_dir);
   BlockStopSignals();
 
+  // The embedded coordinator only answers holders of a fresh random token (other local users
+  // could otherwise submit commands through it).
+  const std::string token_file = (db.parent_path() / (db.filename().string() + ".token")).string();
+  PCSWEEP_ASSIGN_OR_RETURN(const std::string token, rpc::WriteRandomTokenFile(token_file));
   CoordinatorServerOptions server_options;
   server_options.db_path = db.string();
   server_options.listen = "127.0.0.1:0";
+  server_options.token_file = token_file;
   server_options.http.listen = flags.http;
   PCSWEEP_ASSIGN_OR_RETURN(auto server, CoordinatorServer::Start(server_options));
   std::vector<std::unique_ptr<WorkerDaemon>> workers;
@@ -203,6 +223,7 @@ absl::Status RunLocal(const LocalFlags& flags) {
     WorkerOptions worker_options;
     worker_options.coordinator = server->address();
     worker_options.slots = flags.slots;
+    worker_options.token_file = token_file;
     worker_options.name = absl::StrCat("local-", i + 1);
     worker_options.work_dir = (work_dir / worker_options.name).string();
     PCSWEEP_ASSIGN_OR_RETURN(auto worker, WorkerDaemon::Start(worker_options));
@@ -236,10 +257,12 @@ absl::Status RunLocal(const LocalFlags& flags) {
   std::cerr << "pcsweep local: coordinator on " << server->address() << ", " << flags.workers
             << " workers x " << flags.slots << " slots, db " << db.string() << std::endl;
   if (!server->http_url().empty()) {
-    std::cerr << "pcsweep local: web view on " << server->http_url() << std::endl;
+    std::cerr << "pcsweep local: web view on " << server->http_url()
+              << " (any user name; the password is the token in " << token_file << ")" << std::endl;
   }
   ClientOptions client_options;
   client_options.address = server->address();
+  client_options.token = token;
   auto api = MakeGrpcCoordinatorApi(client_options);
   auto submitted = RunSubmit(*api, flags.spec, flags.force, std::cerr, std::cerr);
   if (!submitted.ok()) return finish(submitted.status());
@@ -300,7 +323,15 @@ int Main(int argc, char** argv) {
                    "Seconds without heartbeat before a lease expires")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
-  coordinator->add_option("--token-file", server_options.token_file, "Require this bearer token");
+  coordinator->add_option(
+      "--credentials", server_options.credentials_file,
+      "Per-identity tokens and roles: lines 'ROLE NAME SECRET' (README, Security)");
+  coordinator->add_option("--token-file", server_options.token_file,
+                          "One bearer token for all clients and workers (no per-worker identity)");
+  coordinator->add_option("--tls-client-ca", server_options.tls_client_ca_file,
+                          "Require client certificates signed by this CA (PEM); CN = identity");
+  coordinator->add_flag("--insecure", server_options.insecure,
+                        "Allow a non-loopback --listen without authentication");
   auto* cert =
       coordinator->add_option("--tls-cert", server_options.tls_cert_file, "TLS certificate (PEM)");
   auto* key =
@@ -329,9 +360,16 @@ int Main(int argc, char** argv) {
   worker
       ->add_option("--work-dir", worker_options.work_dir, "Job outputs, logs and the result spool")
       ->capture_default_str();
-  worker->add_option("--name", worker_options.name, "Stable worker name (default host:pid)");
+  worker->add_option("--name", worker_options.name,
+                     "Stable worker name (default: the --tls-cert CN, else host:pid)");
   worker->add_option("--token-file", worker_options.token_file, "File holding the bearer token");
   worker->add_option("--tls-ca", worker_options.tls_ca_file, "Root certificate (PEM) for TLS");
+  auto* worker_cert = worker->add_option("--tls-cert", worker_options.tls_cert_file,
+                                         "Worker certificate (PEM) for mTLS; its CN = --name");
+  auto* worker_key =
+      worker->add_option("--tls-key", worker_options.tls_key_file, "Private key of --tls-cert");
+  worker_cert->needs(worker_key);
+  worker_key->needs(worker_cert);
   worker->add_option("--runner", worker_options.runner_path, "pcsweep-run binary for ML job kinds");
   worker->callback([&] {
     action = [&]() -> absl::Status {
