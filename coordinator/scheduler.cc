@@ -663,7 +663,8 @@ std::vector<Assignment> Scheduler::LeaseLocked(const Worker& worker,
     if (!outputs_by_stage.empty()) {
       absl::StatusOr<nlohmann::json> resolved = [&]() -> absl::StatusOr<nlohmann::json> {
         try {
-          return ResolveParentOutputs(nlohmann::json::parse(job.rec.config_json), outputs_by_stage);
+          return ResolveParentOutputs(nlohmann::json::parse(job.rec.config_json), outputs_by_stage,
+                                      job.rec.kind == "command");
         } catch (const std::exception& e) {
           return absl::InternalError(absl::StrCat("stored config is not JSON: ", e.what()));
         }

@@ -432,6 +432,51 @@ TEST_F(SystemTest, FailingJobIsRetriedThenFailedWithItsStderrTail) {
   EXPECT_THAT(logs.out, HasSubstr("starting 7"));
 }
 
+// Issue 17 #5: a grid value with shell syntax reaches the command as one literal word.
+TEST_F(SystemTest, GridValueWithShellSyntaxRunsAsLiteralTextAndCreatesNoFile) {
+  const std::string value = "x; touch " + (dir_ / "pwned").string();
+  const std::string spec = WriteFile(
+      "inj.yaml", absl::StrCat("name: inj\njob:\n  kind: command\n  command: >-\n"
+                               "    printf '%s' {x} > $PCSWEEP_OUTPUT_DIR/value.txt &&\n"
+                               "    echo '{\"value\": 1}' > $PCSWEEP_OUTPUT_DIR/metrics.json\n"
+                               "grid:\n  x: [\"",
+                               value, "\"]\n"));
+  StartCoordinator();
+  StartWorker("w1");
+  const std::string sweep_id = Submit(spec);
+  auto sweep = WaitUntilFinished(sweep_id);
+  ASSERT_TRUE(sweep.ok()) << sweep.status();
+  ASSERT_EQ(sweep->jobs_size(), 1);
+  const v1::Job& job = sweep->jobs(0);
+  EXPECT_EQ(job.state(), v1::JOB_STATE_SUCCEEDED) << job.error();
+  std::ifstream in(fs::path(job.outputs().at("output_dir")) / "value.txt");
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(in), {}), value);
+  EXPECT_FALSE(fs::exists(dir_ / "pwned"));
+}
+
+// Issue 17 #2: 70 MiB of rows fail the job for good (one attempt) within the lease timeout,
+// instead of a result resent forever while heartbeats keep the lease alive.
+TEST_F(SystemTest, JobWriting70MiBOfRowsFailsOnceWithTheLimit) {
+  const std::string spec =
+      WriteFile("big.yaml",
+                "name: big\nmax_attempts: 3\njob:\n  kind: command\n  command: >-\n"
+                "    head -c 73400320 /dev/zero | tr '\\0' x | fold -w 60000 |\n"
+                "    sed 's/.*/{\"question_id\":\"&\"}/' > $PCSWEEP_OUTPUT_DIR/examples.jsonl &&\n"
+                "    echo '{\"value\": 1}' > $PCSWEEP_OUTPUT_DIR/metrics.json\ngrid: {n: [1]}\n");
+  StartCoordinator("127.0.0.1:0", FastLeases());
+  StartWorker("w1");
+  const std::string sweep_id = Submit(spec);
+  auto sweep = WaitUntilFinished(sweep_id);
+  ASSERT_TRUE(sweep.ok()) << sweep.status();
+  ASSERT_EQ(sweep->jobs_size(), 1);
+  const v1::Job& job = sweep->jobs(0);
+  EXPECT_EQ(job.state(), v1::JOB_STATE_FAILED);
+  EXPECT_EQ(job.attempt(), 1) << "retried: " << job.error();
+  EXPECT_THAT(job.error(), HasSubstr("examples.jsonl is 73"));
+  EXPECT_THAT(job.error(), HasSubstr("bytes, more than the 50331648 (48 MiB) a job's result file "
+                                     "may hold"));
+}
+
 TEST_F(SystemTest, ResubmittedIdenticalSweepReusesEveryCell) {
   StartCoordinator();
   StartWorker("w1", 2);

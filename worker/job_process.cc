@@ -123,6 +123,13 @@ absl::Status FlattenMetrics(const std::string& path, const std::string& text,
 }
 
 absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  std::error_code ec;
+  const uintmax_t size = std::filesystem::file_size(path, ec);
+  if (!ec && size > kMaxResultBytes) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat(path, " is ", size, " bytes, more than the ", kMaxResultBytes,
+                     " (48 MiB) a job's result file may hold; write fewer or smaller rows"));
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
   std::stringstream buffer;
@@ -168,8 +175,17 @@ absl::StatusOr<std::vector<v1::ExampleRow>> ParseExamplesFile(const std::string&
   for (absl::string_view line_view : absl::StrSplit(text, '\n')) {
     ++line_number;
     if (absl::StripAsciiWhitespace(line_view).empty()) continue;
-    const std::string line(line_view);
     const std::string where = absl::StrCat(path, ":", line_number);
+    if (line_view.size() > kMaxExampleRowBytes) {
+      return absl::ResourceExhaustedError(absl::StrCat(where, ": a row of ", line_view.size(),
+                                                       " bytes, more than the ",
+                                                       kMaxExampleRowBytes, " a row may hold"));
+    }
+    if (rows.size() == kMaxExampleRows) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          where, ": more than ", kMaxExampleRows, " rows; a job may report at most that many"));
+    }
+    const std::string line(line_view);
     PCSWEEP_ASSIGN_OR_RETURN(json row, ParseJson(path, line, line_number - 1));
     if (!row.is_object()) {
       return absl::InvalidArgumentError(

@@ -47,6 +47,12 @@ struct JobLaunch {
   std::string runner_path;           // pcsweep-run, for kinds other than "command"
 };
 
+// What one job may report, far under the coordinator's 64 MiB message limit: a result over
+// these fails the job for good (the same job would write the same files again).
+inline constexpr size_t kMaxResultBytes = 48 << 20;      // a result file; the whole report
+inline constexpr size_t kMaxExampleRowBytes = 64 << 10;  // one line of examples.jsonl
+inline constexpr size_t kMaxExampleRows = 250000;        // rows of one job
+
 struct JobProgressSnapshot {
   double progress = 0;  // 0..1
   std::string message;
@@ -118,7 +124,9 @@ class JobProcess {
 };
 
 // Parsers for the job's result files, exposed for tests. Errors name the file and line.
-// Possible errors: InvalidArgument "<path>:<line>: ..." for malformed JSON or wrong types.
+// Possible errors: InvalidArgument "<path>:<line>: ..." for malformed JSON or wrong types;
+// ResourceExhausted "<path>:<line>: ..." for an examples row over kMaxExampleRowBytes or more
+// than kMaxExampleRows rows.
 absl::StatusOr<std::map<std::string, double>> ParseMetricsFile(const std::string& path,
                                                                const std::string& text);
 absl::StatusOr<std::vector<v1::ExampleRow>> ParseExamplesFile(const std::string& path,

@@ -35,6 +35,25 @@ absl::Duration NextBackoff(absl::Duration current) {
   return std::clamp(current * 2, kMinBackoff, kMaxBackoff);
 }
 
+// The coordinator's answers that no resend can change: the message is too big for it, or it
+// is malformed. Every other error (UNAVAILABLE, DEADLINE_EXCEEDED, ...) is retried.
+bool IsFinalRefusal(const absl::Status& status) {
+  return status.code() == absl::StatusCode::kResourceExhausted ||
+         status.code() == absl::StatusCode::kInvalidArgument;
+}
+
+// A failure report that the coordinator does not retry.
+v1::FailJobRequest FinalFailure(const std::string& job_id, int attempt, const std::string& log_path,
+                                const std::string& error) {
+  v1::FailJobRequest fail;
+  fail.set_job_id(job_id);
+  fail.set_attempt(attempt);
+  fail.set_error(error);
+  fail.set_retryable(false);
+  fail.set_log_path(log_path);
+  return fail;
+}
+
 std::string RandomIncarnation() {
   absl::BitGen gen;
   return absl::StrFormat("%016x%016x", absl::Uniform<uint64_t>(gen), absl::Uniform<uint64_t>(gen));
@@ -491,10 +510,19 @@ void WorkerDaemonImpl::RunJob(std::string key, v1::Assignment assignment, int sl
     complete.mutable_outputs()->insert(outcome.outputs.begin(), outcome.outputs.end());
     complete.set_log_path(outcome.log_path);
     complete.set_finished_ms(absl::ToUnixMillis(clock_->Now()));
-    spdlog::info("worker {}: job {} attempt {} succeeded ({} metrics, {} rows)", name_,
-                 assignment.job_id(), assignment.attempt(), outcome.metrics.size(),
-                 complete.examples_size());
-    EnqueueResult(SpooledResult{std::move(complete)});
+    if (const size_t bytes = complete.ByteSizeLong(); bytes > kMaxResultBytes) {
+      // Checked before sending: the coordinator would refuse it on every retry, forever.
+      EnqueueResult(SpooledResult{
+          FinalFailure(complete.job_id(), complete.attempt(), outcome.log_path,
+                       absl::StrCat("result of ", bytes, " bytes (", complete.examples_size(),
+                                    " example rows) is over the ", kMaxResultBytes,
+                                    " (48 MiB) a job may report; write fewer or smaller rows"))});
+    } else {
+      spdlog::info("worker {}: job {} attempt {} succeeded ({} metrics, {} rows)", name_,
+                   assignment.job_id(), assignment.attempt(), outcome.metrics.size(),
+                   complete.examples_size());
+      EnqueueResult(SpooledResult{std::move(complete)});
+    }
   } else {
     v1::FailJobRequest fail;
     fail.set_job_id(assignment.job_id());
@@ -544,11 +572,28 @@ absl::Status WorkerDaemonImpl::SendResult(const SpooledResult& result) {
     request.set_worker_id(worker_id);
     request.set_incarnation_id(incarnation_);
     status = client_->CompleteJob(request);
+    if (IsFinalRefusal(status)) {
+      // Too big or malformed: no retry can succeed. Fail the job for good instead, so that
+      // neither the lease nor this outbox keeps it alive.
+      spdlog::error("worker {}: coordinator refused result {}: {}", name_, result.key(),
+                    status.ToString());
+      v1::FailJobRequest fail =
+          FinalFailure(request.job_id(), request.attempt(), request.log_path(),
+                       absl::StrCat("coordinator refused the result: ", status.message()));
+      fail.set_worker_id(worker_id);
+      fail.set_incarnation_id(incarnation_);
+      status = client_->FailJob(fail);
+    }
   } else {
     v1::FailJobRequest request = std::get<v1::FailJobRequest>(result.request);
     request.set_worker_id(worker_id);
     request.set_incarnation_id(incarnation_);
     status = client_->FailJob(request);
+  }
+  if (IsFinalRefusal(status)) {
+    spdlog::error("worker {}: coordinator refused the failure report {} for good: {}", name_,
+                  result.key(), status.ToString());
+    return absl::OkStatus();  // drop it: resending cannot help, the lease expires instead
   }
   if (status.code() != absl::StatusCode::kFailedPrecondition) return status;
 
@@ -610,10 +655,10 @@ void WorkerDaemonImpl::ReporterLoop() {
       next_try = absl::InfinitePast();
     } else {
       // Retry later, behind the others, so that one stuck result cannot block the rest.
+      spdlog::debug("worker {}: cannot report {} yet: {}", name_, result.key(), status.ToString());
       outbox_.push_back(std::move(result));
       backoff = NextBackoff(backoff);
       next_try = clock_->Now() + backoff;
-      spdlog::debug("worker {}: cannot report {} yet: {}", name_, result.key(), status.ToString());
     }
     cv_.SignalAll();
   }

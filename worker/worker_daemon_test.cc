@@ -164,6 +164,36 @@ TEST_F(WorkerDaemonTest, ReportsAFailedJobWithExitCodeAndStderrTail) {
   EXPECT_EQ(first_line, "starting");
 }
 
+TEST_F(WorkerDaemonTest, AnOversizedResultFailsTheJobForGoodWithTheReason) {
+  StartDaemon();
+  // One examples row of 70 KiB, over the 64 KiB a row may hold.
+  fake_->QueueAssignment(
+      Command("big",
+              "head -c 71680 /dev/zero | tr '\\0' x | sed 's/.*/{\"question_id\": \"&\"}/' > "
+              "$PCSWEEP_OUTPUT_DIR/examples.jsonl"));
+  ASSERT_TRUE(
+      fake_->WaitUntil([](const FakeCoordinatorClient& f) { return f.failures_locked() == 1; }));
+  v1::FailJobRequest failure = fake_->failures()[0];
+  EXPECT_EQ(failure.job_id(), "big");
+  EXPECT_FALSE(failure.retryable());
+  EXPECT_THAT(failure.error(), HasSubstr("/examples.jsonl:1: a row of 71699 bytes, more than the "
+                                         "65536 a row may hold"));
+  EXPECT_TRUE(fake_->completions().empty());
+}
+
+TEST_F(WorkerDaemonTest, ResultRefusedAsTooBigOrMalformedIsNotResentForever) {
+  // The coordinator answers RESOURCE_EXHAUSTED for this job's reports: final, not retried.
+  fake_->SetReportStatus("huge", absl::ResourceExhaustedError("Received message larger than max"));
+  StartDaemon();
+  fake_->QueueAssignment(Command("huge", "true"));
+  fake_->QueueAssignment(Command("next", "true"));
+  ASSERT_TRUE(
+      fake_->WaitUntil([](const FakeCoordinatorClient& f) { return f.completions_locked() == 1; }));
+  EXPECT_EQ(fake_->completions()[0].job_id(), "next");
+  EXPECT_TRUE(Eventually([&] { return daemon_->unacknowledged_results() == 0; }));
+  EXPECT_FALSE(std::filesystem::exists(options_.work_dir + "/spool/huge-1.pb"));
+}
+
 TEST_F(WorkerDaemonTest, HeartbeatsCarryProgressOnTheInjectedClock) {
   StartDaemon();
   fake_->QueueAssignment(Command(

@@ -10,11 +10,15 @@
 #include <functional>
 #include <optional>
 #include <set>
+#include <unordered_map>
+#include <unordered_set>
 #include <utility>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "common/spec/shell_quote.h"
 #include "common/status/status_macros.h"
 #include "yaml-cpp/yaml.h"
 
@@ -29,6 +33,10 @@ constexpr int kDefaultMaxAttempts = 3;
 constexpr int kMaxDepth = 64;
 constexpr size_t kMaxYamlNodes = 1000000;
 constexpr size_t kMaxJobs = 100000;
+constexpr size_t kMaxSpecBytes = 1 << 20;
+// Dependency edges (job -> parent job) of a whole sweep: two 1000-cell stages sharing no grid
+// key would make a million.
+constexpr size_t kMaxDependencyEdges = 200000;
 constexpr const char* kJobKinds[] = {"command",   "pretrain",     "eval",         "train_eval",
                                      "sae_train", "sae_transfer", "layer_select", "clamp_eval"};
 const std::vector<std::string> kSingleStageKeys = {"name",    "job",     "grid",
@@ -44,7 +52,16 @@ const std::vector<std::string> kCommandJobKeys = {"kind", "command"};
 
 class Errors {
  public:
-  explicit Errors(absl::string_view path) : path_(path) {}
+  Errors(absl::string_view path, const std::function<bool()>* expired)
+      : path_(path), expired_(expired) {}
+
+  // DeadlineExceeded once the caller's deadline has passed; polled in the expansion loops.
+  absl::Status CheckDeadline(absl::string_view where) const {
+    if (expired_ == nullptr || !*expired_ || !(*expired_)()) return absl::OkStatus();
+    return absl::DeadlineExceededError(
+        absl::StrCat(path_, ": expanding the spec took longer than its deadline (at ",
+                     Describe(where), "); make the grid smaller or split the sweep"));
+  }
 
   // Called once per YAML value converted, at nesting `depth`.
   absl::Status Visit(const YAML::Node& node, absl::string_view where, int depth) const {
@@ -70,7 +87,12 @@ class Errors {
   }
 
  private:
+  static std::string Describe(absl::string_view where) {
+    return where.empty() ? "the spec" : std::string(where);
+  }
+
   std::string path_;
+  const std::function<bool()>* expired_;
   mutable size_t visited_ = 0;
 };
 
@@ -279,6 +301,32 @@ absl::StatusOr<int> ReadMaxAttempts(const MapEntry& entry, const Errors& errors,
 }
 
 // A grid value: a scalar or a map (lists and nulls are refused as likely mistakes).
+// Grid values reach commands, file names and terminals: a control character (a newline, an
+// escape sequence) in one, or in a map key of one, is refused where it is.
+absl::Status RefuseControlCharacters(const YAML::Node& node, const Errors& errors,
+                                     absl::string_view where) {
+  if (node.IsScalar()) {
+    const int c = FirstControlCharacter(node.Scalar());
+    if (c < 0) return absl::OkStatus();
+    return errors.At(node, absl::StrFormat("%s holds a control character (0x%02x); grid values "
+                                           "must be printable text",
+                                           Describe(where), c));
+  }
+  if (node.IsMap()) {
+    for (const auto& pair : node) {
+      PCSWEEP_RETURN_IF_ERROR(RefuseControlCharacters(pair.first, errors, where));
+      PCSWEEP_RETURN_IF_ERROR(
+          RefuseControlCharacters(pair.second, errors, Child(where, pair.first.Scalar())));
+    }
+  }
+  if (node.IsSequence()) {
+    for (size_t i = 0; i < node.size(); ++i) {
+      PCSWEEP_RETURN_IF_ERROR(RefuseControlCharacters(node[i], errors, Index(where, i)));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<json> ReadGridValue(const YAML::Node& node, const Errors& errors,
                                    absl::string_view where) {
   if (!node.IsScalar() && !node.IsMap()) {
@@ -288,6 +336,7 @@ absl::StatusOr<json> ReadGridValue(const YAML::Node& node, const Errors& errors,
   if (value.is_null()) {
     return errors.At(node, absl::StrCat(Describe(where), " is empty (null)"));
   }
+  PCSWEEP_RETURN_IF_ERROR(RefuseControlCharacters(node, errors, where));
   return value;
 }
 
@@ -473,22 +522,56 @@ size_t CountParentRefs(absl::string_view s, const std::set<std::string>& stages)
   return count;
 }
 
+// `s` with each piece between parent references ShellQuote'd; the references stay verbatim
+// (ResolveParentOutputs quotes what replaces them).
+std::string QuoteExceptParentRefs(absl::string_view s, const std::set<std::string>& stages) {
+  std::string out, piece, name, field;
+  auto flush = [&] {
+    if (!piece.empty()) out += ShellQuote(piece);
+    piece.clear();
+  };
+  for (size_t i = 0; i < s.size();) {
+    size_t length = MatchPlaceholder(s, i, &name, &field);
+    if (length > 0 && !field.empty() && stages.count(name)) {
+      flush();
+      absl::StrAppend(&out, s.substr(i, length));
+      i += length;
+    } else {
+      piece += s[i++];
+    }
+  }
+  flush();
+  return out.empty() ? ShellQuote("") : out;
+}
+
+// How spliced values are written: as they are, or (inside the `command` of a command job)
+// shell-quoted. kCommandJob marks the job map itself, whose `command` child is kShell.
+enum class Quoting { kNone, kCommandJob, kShell };
+
+Quoting ChildQuoting(Quoting parent, absl::string_view key) {
+  if (parent == Quoting::kShell) return Quoting::kShell;
+  return parent == Quoting::kCommandJob && key == "command" ? Quoting::kShell : Quoting::kNone;
+}
+
 absl::StatusOr<json> Instantiate(const Template& t, const Cell& cell, absl::string_view job_key,
-                                 const std::set<std::string>& after, const Errors& errors) {
+                                 const std::set<std::string>& after, const Errors& errors,
+                                 Quoting quoting = Quoting::kNone) {
   switch (t.kind) {
     case Template::kValue:
       return t.value;
     case Template::kObject: {
       json object = json::object();
       for (const auto& [key, child] : t.object) {
-        PCSWEEP_ASSIGN_OR_RETURN(object[key], Instantiate(child, cell, job_key, after, errors));
+        PCSWEEP_ASSIGN_OR_RETURN(object[key], Instantiate(child, cell, job_key, after, errors,
+                                                          ChildQuoting(quoting, key)));
       }
       return object;
     }
     case Template::kArray: {
       json array = json::array();
       for (const Template& child : t.array) {
-        PCSWEEP_ASSIGN_OR_RETURN(json item, Instantiate(child, cell, job_key, after, errors));
+        PCSWEEP_ASSIGN_OR_RETURN(json item,
+                                 Instantiate(child, cell, job_key, after, errors, quoting));
         array.push_back(std::move(item));
       }
       return array;
@@ -496,8 +579,9 @@ absl::StatusOr<json> Instantiate(const Template& t, const Cell& cell, absl::stri
     case Template::kString:
       break;
   }
-  // A string that is exactly one grid placeholder keeps the value's type.
-  if (t.segments.size() == 1 && t.segments[0].kind == Segment::kGridRef) {
+  const bool shell = quoting == Quoting::kShell;
+  // A string that is exactly one grid placeholder keeps the value's type (not in a command).
+  if (!shell && t.segments.size() == 1 && t.segments[0].kind == Segment::kGridRef) {
     PCSWEEP_ASSIGN_OR_RETURN(json value, GridValue(t.segments[0], cell, t, job_key, errors));
     if (!value.is_string()) return value;
   }
@@ -517,7 +601,7 @@ absl::StatusOr<json> Instantiate(const Template& t, const Cell& cell, absl::stri
         const std::string text = CanonicalText(value);
         // A grid value may itself name a parent's output: `layers: [early, "{select.range}"]`.
         if (value.is_string()) parent_refs += CountParentRefs(text, after);
-        out += text;
+        out += shell ? QuoteExceptParentRefs(text, after) : text;
         break;
       }
     }
@@ -568,6 +652,49 @@ absl::Status ReadAfter(const MapEntry& entry, Stage* stage, const Errors& errors
     stage->after_marks.push_back(items[i].Mark());
   }
   return absl::OkStatus();
+}
+
+// One line per cell: its values in grid-key order (canonical text, JSON-quoted so that no two
+// cells share one).
+std::string CellText(const Cell& cell, const std::vector<std::string>& keys) {
+  json texts = json::array();
+  for (const std::string& key : keys) {
+    auto it = cell.find(key);
+    texts.push_back(it == cell.end() ? json(nullptr) : json(CanonicalText(it->second)));
+  }
+  return texts.dump();
+}
+
+// Which cells of `product` the (partial) `excluded` cells drop: entries are grouped by the
+// keys they name and each cell is looked up once per group in a hash map, so the cost is
+// cells x groups, not cells x entries. Error: an entry matching no cell, at the entry.
+absl::StatusOr<std::vector<bool>> DropExcluded(const std::vector<Cell>& product,
+                                               const std::vector<Cell>& excluded,
+                                               const MapEntry* exclude, const Stage& stage,
+                                               const Errors& errors) {
+  std::map<std::vector<std::string>, std::unordered_map<std::string, std::vector<size_t>>> groups;
+  for (size_t e = 0; e < excluded.size(); ++e) {
+    std::vector<std::string> keys;
+    for (const auto& [key, unused] : excluded[e]) keys.push_back(key);
+    groups[keys][CellText(excluded[e], keys)].push_back(e);
+  }
+  std::vector<bool> dropped(product.size(), false);
+  std::vector<bool> matched(excluded.size(), false);
+  for (size_t c = 0; c < product.size(); ++c) {
+    for (const auto& [keys, entries] : groups) {
+      auto found = entries.find(CellText(product[c], keys));
+      if (found == entries.end()) continue;
+      dropped[c] = true;
+      for (size_t e : found->second) matched[e] = true;
+    }
+  }
+  for (size_t e = 0; e < excluded.size(); ++e) {
+    if (!matched[e]) {
+      return errors.At(exclude->value[e], absl::StrCat(Index(Child(stage.where, "exclude"), e),
+                                                       " matches no cell of the grid"));
+    }
+  }
+  return dropped;
 }
 
 absl::Status ExpandGrid(Stage* stage, const Errors& errors) {
@@ -639,6 +766,7 @@ absl::Status ExpandGrid(Stage* stage, const Errors& errors) {
     Cell cell;
     for (size_t k = 0; k < values.size(); ++k) cell[stage->grid_keys[k]] = values[k][odometer[k]];
     product.push_back(std::move(cell));
+    if (product.size() % 1024 == 0) PCSWEEP_RETURN_IF_ERROR(errors.CheckDeadline(grid_where));
     size_t k = values.size();
     while (k > 0 && ++odometer[k - 1] == values[k - 1].size()) odometer[--k] = 0;
     if (k == 0) break;
@@ -678,36 +806,18 @@ absl::Status ExpandGrid(Stage* stage, const Errors& errors) {
   };
 
   PCSWEEP_ASSIGN_OR_RETURN(std::vector<Cell> excluded, read_cells(exclude, /*partial=*/true));
-  std::vector<bool> dropped(product.size(), false);
-  for (size_t e = 0; e < excluded.size(); ++e) {
-    bool matched = false;
-    for (size_t c = 0; c < product.size(); ++c) {
-      bool all = std::all_of(excluded[e].begin(), excluded[e].end(), [&](const auto& kv) {
-        return CanonicalText(product[c].at(kv.first)) == CanonicalText(kv.second);
-      });
-      if (all) dropped[c] = matched = true;
-    }
-    if (!matched) {
-      return errors.At(exclude->value[e], absl::StrCat(Index(Child(stage->where, "exclude"), e),
-                                                       " matches no cell of the grid"));
-    }
-  }
+  PCSWEEP_ASSIGN_OR_RETURN(std::vector<bool> dropped,
+                           DropExcluded(product, excluded, exclude, *stage, errors));
   for (size_t c = 0; c < product.size(); ++c) {
     if (!dropped[c]) stage->cells.push_back(std::move(product[c]));
   }
   PCSWEEP_ASSIGN_OR_RETURN(std::vector<Cell> included, read_cells(include, /*partial=*/false));
-  auto same_cell = [](const Cell& a, const Cell& b) {
-    return std::equal(a.begin(), a.end(), b.begin(), [](const auto& x, const auto& y) {
-      return CanonicalText(x.second) == CanonicalText(y.second);
-    });
-  };
+  std::unordered_set<std::string> cells_seen;
+  for (const Cell& cell : stage->cells) cells_seen.insert(CellText(cell, stage->grid_keys));
   for (size_t i = 0; i < included.size(); ++i) {
-    for (const Cell& cell : stage->cells) {
-      if (same_cell(cell, included[i])) {
-        return errors.At(include->value[i],
-                         absl::StrCat(Index(Child(stage->where, "include"), i),
-                                      " duplicates a cell already in the sweep"));
-      }
+    if (!cells_seen.insert(CellText(included[i], stage->grid_keys)).second) {
+      return errors.At(include->value[i], absl::StrCat(Index(Child(stage->where, "include"), i),
+                                                       " duplicates a cell already in the sweep"));
     }
     stage->cells.push_back(std::move(included[i]));
   }
@@ -938,6 +1048,7 @@ absl::StatusOr<SweepSpec> ParseYaml(const YAML::Node& root, const Errors& errors
   }
 
   std::set<std::string> keys;
+  size_t edges = 0;
   for (size_t s : order) {
     Stage& stage = stages[s];
     std::map<std::string, std::pair<YAML::Mark, std::string>> parent_refs;
@@ -966,6 +1077,7 @@ absl::StatusOr<SweepSpec> ParseYaml(const YAML::Node& root, const Errors& errors
       parents.push_back(std::move(index));
     }
     for (size_t c = 0; c < stage.cells.size(); ++c) {
+      if (c % 256 == 0) PCSWEEP_RETURN_IF_ERROR(errors.CheckDeadline(stage.where));
       const Cell& cell = stage.cells[c];
       JobDefinition job;
       job.stage = stage.name;
@@ -981,7 +1093,9 @@ absl::StatusOr<SweepSpec> ParseYaml(const YAML::Node& root, const Errors& errors
         return errors.At(stage.mark, absl::StrCat(Describe(stage.where), ": duplicate cell ",
                                                   job.key, " (see grid and include)"));
       }
-      PCSWEEP_ASSIGN_OR_RETURN(job.config, Instantiate(stage.config, cell, job.key, after, errors));
+      PCSWEEP_ASSIGN_OR_RETURN(
+          job.config, Instantiate(stage.config, cell, job.key, after, errors,
+                                  stage.kind == "command" ? Quoting::kCommandJob : Quoting::kNone));
 
       std::vector<std::string> parent_hashes;
       for (size_t a = 0; a < parents.size(); ++a) {
@@ -992,6 +1106,15 @@ absl::StatusOr<SweepSpec> ParseYaml(const YAML::Node& root, const Errors& errors
         auto found = parents[a].jobs_by_shared_values.find(values);
         const size_t matches =
             found == parents[a].jobs_by_shared_values.end() ? 0 : found->second.size();
+        edges += matches;
+        if (edges > kMaxDependencyEdges) {
+          return errors.At(stage.after_marks[a],
+                           absl::StrCat("the sweep has more than ", kMaxDependencyEdges,
+                                        " dependency edges (stage '", stage.name, "' after '",
+                                        parent.name, "' shares grid keys: ",
+                                        shared.empty() ? "none" : absl::StrJoin(shared, ", "),
+                                        "); share grid keys between the stages or split it"));
+        }
         for (size_t i = 0; i < matches; ++i) {
           job.depends_on.push_back(spec.jobs[found->second[i]].key);
           parent_hashes.push_back(spec.jobs[found->second[i]].config_hash);
@@ -1061,18 +1184,19 @@ bool IsJsonNumber(absl::string_view s) {
 }
 
 absl::StatusOr<json> Resolve(
-    const json& value, const std::map<std::string, std::map<std::string, std::string>>& outputs) {
+    const json& value, const std::map<std::string, std::map<std::string, std::string>>& outputs,
+    Quoting quoting) {
   if (value.is_object()) {
     json object = json::object();
     for (const auto& [key, child] : value.items()) {
-      PCSWEEP_ASSIGN_OR_RETURN(object[key], Resolve(child, outputs));
+      PCSWEEP_ASSIGN_OR_RETURN(object[key], Resolve(child, outputs, ChildQuoting(quoting, key)));
     }
     return object;
   }
   if (value.is_array()) {
     json array = json::array();
     for (const json& child : value) {
-      PCSWEEP_ASSIGN_OR_RETURN(json item, Resolve(child, outputs));
+      PCSWEEP_ASSIGN_OR_RETURN(json item, Resolve(child, outputs, quoting));
       array.push_back(std::move(item));
     }
     return array;
@@ -1099,10 +1223,11 @@ absl::StatusOr<json> Resolve(
           "' reported: ", available.empty() ? "nothing" : absl::StrJoin(available, ", "), ")"));
     }
     ++refs;
-    if (length == s.size() && IsJsonNumber(output->second)) {
+    const bool shell = quoting == Quoting::kShell;
+    if (!shell && length == s.size() && IsJsonNumber(output->second)) {
       return json::parse(output->second);
     }
-    out += output->second;
+    out += shell ? ShellQuote(output->second) : output->second;
     i += length;
   }
   if (refs == 0) return value;
@@ -1111,8 +1236,14 @@ absl::StatusOr<json> Resolve(
 
 }  // namespace
 
-absl::StatusOr<SweepSpec> ParseSweepSpec(absl::string_view yaml, absl::string_view path) {
-  const Errors errors(path);
+absl::StatusOr<SweepSpec> ParseSweepSpec(absl::string_view yaml, absl::string_view path,
+                                         const std::function<bool()>& expired) {
+  if (yaml.size() > kMaxSpecBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(path, ": the spec is ", yaml.size(),
+                                                   " bytes, more than ", kMaxSpecBytes,
+                                                   " (1 MiB); split the sweep"));
+  }
+  const Errors errors(path, &expired);
   try {
     std::vector<YAML::Node> documents = YAML::LoadAll(std::string(yaml));
     if (documents.size() > 1) {
@@ -1129,9 +1260,10 @@ absl::StatusOr<SweepSpec> ParseSweepSpec(absl::string_view yaml, absl::string_vi
 
 absl::StatusOr<nlohmann::json> ResolveParentOutputs(
     const nlohmann::json& config,
-    const std::map<std::string, std::map<std::string, std::string>>& outputs_by_stage) {
+    const std::map<std::string, std::map<std::string, std::string>>& outputs_by_stage,
+    bool command_job) {
   try {
-    return Resolve(config, outputs_by_stage);
+    return Resolve(config, outputs_by_stage, command_job ? Quoting::kCommandJob : Quoting::kNone);
   } catch (const json::exception& e) {
     return absl::InternalError(absl::StrCat("resolving parent outputs: ", e.what()));
   }

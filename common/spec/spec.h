@@ -30,7 +30,11 @@
 //   literal (`echo {"v": {x}}` only substitutes `{x}`); `{{` and `}}` are literal braces.
 //   A string grid value may itself hold a parent reference (`layers: [early,
 //   "{select.range}"]`): it is spliced, then resolved like one written in `job`.
-//   Scalars are spliced as canonical JSON (strings without quotes). A job that refers to
+//   Scalars are spliced as canonical JSON (strings without quotes). In the `command` of a
+//   `command` job every spliced value (grid value or parent output) is shell-quoted: it is one
+//   literal word for `sh -c` (`echo {x}` with x = "a; rm b" runs echo with one argument), and
+//   stays text even when it is the whole string. Grid values holding a control character
+//   (0x00-0x1f, 0x7f) are refused. A job that refers to
 //   parent stage P must match exactly one job of P (see depends_on), else it is ambiguous.
 // - Job kinds: `command` (keys: `command`, a string) and the engine kinds `pretrain`, `eval`,
 //   `train_eval`, `sae_train`, `sae_transfer`, `layer_select`, whose settings pass through
@@ -43,6 +47,7 @@
 #ifndef PCSWEEP_COMMON_SPEC_SPEC_H_
 #define PCSWEEP_COMMON_SPEC_SPEC_H_
 
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -87,17 +92,25 @@ struct SweepSpec {
 // axis, an unknown placeholder, an unknown or cyclic `after` stage (naming the cycle), a
 // parent reference to a stage not in `after` or matching several parent jobs, a job with no
 // parent job to wait for, duplicate stage names or cells, include cells missing grid keys,
-// exclude entries matching nothing, max_attempts < 1, an unknown job kind.
-absl::StatusOr<SweepSpec> ParseSweepSpec(absl::string_view yaml, absl::string_view path = "<spec>");
+// exclude entries matching nothing, max_attempts < 1, an unknown job kind, a spec over 1 MiB,
+// more than 100000 jobs or 200000 dependency edges, a control character in a grid value.
+// `expired`, when set, is polled while the grid expands (the caller's deadline: parsing itself
+// reads no clock); once it returns true: DeadlineExceeded "PATH: expanding the spec took longer
+// than its deadline ...".
+absl::StatusOr<SweepSpec> ParseSweepSpec(absl::string_view yaml, absl::string_view path = "<spec>",
+                                         const std::function<bool()>& expired = nullptr);
 
 // Replaces every "{stage.name}" reference in `config` (recursively, in strings) with
 // `outputs.at(stage).at(name)`; a whole-string reference to a numeric output becomes a number.
 // Only stages present in `outputs_by_stage` are resolved: pass exactly the job's parent
 // stages; braces naming any other stage are left as they are (literal text).
+// `command_job`: the config is a `command` job's: outputs spliced into its `command` are
+// ShellQuote'd (one literal word each) and stay text.
 // Possible errors: FailedPrecondition naming the reference when an output is missing.
 absl::StatusOr<nlohmann::json> ResolveParentOutputs(
     const nlohmann::json& config,
-    const std::map<std::string, std::map<std::string, std::string>>& outputs_by_stage);
+    const std::map<std::string, std::map<std::string, std::string>>& outputs_by_stage,
+    bool command_job = false);
 
 // Lower-case hex SHA-256 of `data` (OpenSSL libcrypto).
 std::string Sha256Hex(absl::string_view data);

@@ -73,6 +73,9 @@ class SqliteStore final : public Store {
   int64_t checkpoints() const;
   // Batches queued and not yet committed or failed (GET /metrics).
   int64_t queue_depth() const;
+  // PRAGMA synchronous of the writer's connection as read back at Open: 2 (FULL), so that a
+  // commit, and hence every acknowledgement, is on disk before it is reported done.
+  int synchronous() const { return synchronous_; }
 
  private:
   struct Pending {
@@ -92,6 +95,7 @@ class SqliteStore final : public Store {
 
   const SqliteStoreOptions options_;
   std::unique_ptr<SQLite::Database> db_;  // used by the writer thread only (and Load())
+  int synchronous_ = -1;                  // set once in Open
   std::unique_ptr<Statements> statements_;
 
   mutable absl::Mutex mu_;

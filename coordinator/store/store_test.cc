@@ -67,6 +67,13 @@ class StoreTest : public ::testing::Test {
   std::string path_;
 };
 
+TEST_F(StoreTest, Open_CommitsWithSynchronousFull) {
+  // FULL (2): a WAL commit is fsync'ed before it returns; NORMAL (1) may lose the last ones.
+  auto store = SqliteStore::Open(path_);
+  ASSERT_TRUE(store.ok()) << store.status();
+  EXPECT_EQ((*store)->synchronous(), 2);
+}
+
 TEST_F(StoreTest, RoundTrip_WritesAreReadBackByLoadAndReader) {
   {
     auto store = SqliteStore::Open(path_);

@@ -133,6 +133,13 @@ TEST(SafetensorsTest, CorruptHeadersFailClearly) {
       {R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}})", data, "gap"},
       {R"({"w":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", data, "shape"},
       {R"({"w":{"dtype":"F32","shape":[4]}})", data, "data_offsets"},
+      // 2^62 floats are 2^64 bytes: the product wraps to 0 (issue 17 #9).
+      {R"({"w":{"dtype":"F32","shape":[4611686018427387904],"data_offsets":[0,0]}})", "",
+       "holds 0 bytes but dtype F32 and its shape need 4611686018427387904 x 4"},
+      {R"({"w":{"dtype":"F64","shape":[2,2305843009213693952],"data_offsets":[0,0]}})", "",
+       "holds 0 bytes but dtype F64 and its shape need 4611686018427387904 x 8"},
+      {R"({"w":{"dtype":"F32","shape":[0,9223372036854775808],"data_offsets":[0,0]}})", "",
+       "shape overflows"},
   };
   for (const auto& c : cases) {
     WriteFile(dir.File("bad.safetensors"), RawSafetensors(c.header, c.data));

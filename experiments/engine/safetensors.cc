@@ -14,6 +14,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "common/fileio/durable_rename.h"
 #include "common/status/status_macros.h"
 #include "nlohmann/json.hpp"
 
@@ -179,7 +180,7 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(const std
       if (!d.is_number_unsigned())
         return Invalid(path, where + "shape has a non-integer or negative dim");
       uint64_t dim = d.get<uint64_t>();
-      if (dim != 0 && numel > (uint64_t{1} << 62) / dim)
+      if (dim > (uint64_t{1} << 62) || (dim != 0 && numel > (uint64_t{1} << 62) / dim))
         return Invalid(path, where + "shape overflows");
       numel *= dim;
       view.shape.push_back(static_cast<int64_t>(dim));
@@ -198,11 +199,14 @@ absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(const std
                      where + absl::StrCat("data_offsets end ", end, " is past the data buffer (",
                                           buffer_size, " bytes; truncated file?)"));
     }
-    const uint64_t expected = numel * DTypeSize(view.dtype);
-    if (end - begin != expected) {
+    // numel * size can wrap (numel up to 2^62, size up to 8): compare by division first.
+    const uint64_t size = DTypeSize(view.dtype);
+    if (numel > (end - begin) / size || numel * size != end - begin) {
+      const std::string need =
+          numel > UINT64_MAX / size ? absl::StrCat(numel, " x ", size) : absl::StrCat(numel * size);
       return Invalid(path,
                      where + absl::StrCat("holds ", end - begin, " bytes but dtype ",
-                                          DTypeName(view.dtype), " and its shape need ", expected));
+                                          DTypeName(view.dtype), " and its shape need ", need));
     }
     view.data = buffer + begin;
     view.nbytes = end - begin;
@@ -367,10 +371,9 @@ absl::Status WriteSafetensors(const std::string& path, const std::vector<TensorT
     out.flush();
     if (!out) return absl::InternalError(absl::StrCat(tmp, ": write failed"));
   }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    return absl::InternalError(absl::StrCat(path, ": rename: ", std::strerror(errno)));
-  }
-  return absl::OkStatus();
+  // Checkpoints and adapters are what later stages and the paper's figures load: fsync the
+  // file before the rename and the directory after it.
+  return RenameDurably(tmp, path);
 }
 
 }  // namespace pcsweep::engine

@@ -13,6 +13,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/fileio/durable_rename.h"
 #include "common/status/status_macros.h"
 #include "experiments/data/loaders.h"
 #include "experiments/data/selection.h"
@@ -84,11 +85,7 @@ absl::Status WriteTextFile(const std::string& path, const std::string& text) {
     out.flush();
     if (!out.good()) return absl::InternalError(absl::StrCat(path, ": cannot write"));
   }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec)
-    return absl::InternalError(absl::StrCat(path, ": cannot rename into place: ", ec.message()));
-  return absl::OkStatus();
+  return RenameDurably(tmp, path);
 }
 
 absl::Status WriteMetricsAndOutputs(const std::string& dir,

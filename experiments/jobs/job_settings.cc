@@ -82,7 +82,13 @@ absl::StatusOr<int64_t> JobSettings::Integer(const std::string& key, int64_t fal
   if (v.is_number_integer()) {
     value = v.get<int64_t>();
   } else if (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>()) {
-    value = static_cast<int64_t>(v.get<double>());
+    // Range-check as a double first: casting 1e300 to int64_t is undefined behaviour.
+    const double d = v.get<double>();
+    if (d < static_cast<double>(min) || d > static_cast<double>(max)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(Where(key), ": ", Shown(v), " is outside [", min, ", ", max, "]"));
+    }
+    value = static_cast<int64_t>(d);
   } else if (!(v.is_string() && absl::SimpleAtoi(v.get<std::string>(), &value))) {
     return TypeError(key, "an integer");
   }

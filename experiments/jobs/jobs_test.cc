@@ -24,6 +24,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 
 json ReadJson(const std::string& path) {
@@ -311,6 +312,18 @@ TEST(JobSettingsTest, TargetsAndTypedReads) {
   EXPECT_TRUE(*s.Bool("c", false));
   EXPECT_EQ(*s.Number("missing", 1.5, 0, 2), 1.5);
   EXPECT_TRUE(s.CheckAllKeysUsed().ok());
+}
+
+TEST(JobSettingsTest, HugeWholeDoubleIsOutOfRangeNotCast) {
+  // 1e300 is a whole number as a double; casting it to int64_t would be undefined behaviour.
+  JobSettings s(json{{"threads", 1e300}, {"n", -1e19}, {"k", 4.0}}, "config");
+  absl::StatusOr<int64_t> threads = s.Integer("threads", 0, 0, 1024);
+  EXPECT_EQ(threads.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(threads.status().message()),
+              AllOf(HasSubstr("config.threads: "), HasSubstr("is outside [0, 1024]")));
+  EXPECT_EQ(s.Integer("n", 0, INT64_MIN, INT64_MAX).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(*s.Integer("k", 0, 0, 10), 4);
 }
 
 }  // namespace

@@ -2,10 +2,12 @@
 // verification tool. Subcommands: forward (engine vs transformers), run --job FILE, and
 // preprocess when experiments/inputs provides it.
 #include <cstdio>
+#include <exception>
 #include <string>
 #include <vector>
 
 #include "CLI/CLI.hpp"
+#include "absl/strings/str_cat.h"
 #include "experiments/runner/forward_command.h"
 #include "experiments/runner/job_dispatch.h"
 
@@ -56,26 +58,34 @@ int main(int argc, char** argv) {
 #endif
 
   CLI11_PARSE(app, argc, argv);
+  // The facade: nothing a bad input can throw (c10::Error, nlohmann's type_error) escapes as
+  // an abort; it ends as the one error line below.
   absl::Status status;
-  if (forward->parsed()) {
-    status = pcsweep::runner::RunForwardCommand(fwd);
+  try {
+    if (forward->parsed()) {
+      status = pcsweep::runner::RunForwardCommand(fwd);
 #if defined(PCSWEEP_HAVE_SAE_JOBS)
-    if (status.ok()) status = pcsweep::sae::AddSaeReconstructions(fwd.out, sae_specs);
+      if (status.ok()) status = pcsweep::sae::AddSaeReconstructions(fwd.out, sae_specs);
 #endif
-  } else if (run->parsed()) {
+    } else if (run->parsed()) {
 #if defined(PCSWEEP_HAVE_TRAIN_JOBS)
-    status = pcsweep::jobs::RegisterTrainJobKinds();  // pretrain, eval, train_eval
+      status = pcsweep::jobs::RegisterTrainJobKinds();  // pretrain, eval, train_eval
 #if defined(PCSWEEP_HAVE_SAE_JOBS)
-    if (status.ok()) status = pcsweep::sae::RegisterSaeJobKinds();  // sae_train, sae_transfer, ...
-    if (status.ok()) status = pcsweep::sae::RunJobFileWithClamp(job_file);  // eval + clamp
+      if (status.ok())
+        status = pcsweep::sae::RegisterSaeJobKinds();  // sae_train, sae_transfer, ...
+      if (status.ok()) status = pcsweep::sae::RunJobFileWithClamp(job_file);  // eval + clamp
 #else
-    if (status.ok()) status = pcsweep::runner::RunJobFile(job_file);
+      if (status.ok()) status = pcsweep::runner::RunJobFile(job_file);
 #endif
 #else
-    status = pcsweep::runner::RunJobFile(job_file);
+      status = pcsweep::runner::RunJobFile(job_file);
 #endif
-  } else {
-    return 0;  // a subcommand added by AddInputsCommands ran from its own callback
+    } else {
+      return 0;  // a subcommand added by AddInputsCommands ran from its own callback
+    }
+  } catch (const std::exception& e) {
+    const std::string what = e.what();  // c10::Error appends a backtrace: keep the first line
+    status = absl::InternalError(absl::StrCat("internal error: ", what.substr(0, what.find('\n'))));
   }
   if (!status.ok()) {
     std::fprintf(stderr, "pcsweep-run: %s\n", std::string(status.message()).c_str());

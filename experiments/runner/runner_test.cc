@@ -2,6 +2,7 @@
 // tensors for gemma3-tiny, and `run --job` must reject unknown kinds with one clear line.
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -128,6 +129,29 @@ TEST_F(RunnerTest, ErrorsAreOneClearLine) {
   r = RunBinary("run --job " + job);
   EXPECT_EQ(r.code, 1);
   EXPECT_THAT(r.output, HasSubstr("not valid JSON"));
+}
+
+// Issue 17 #9 and #10: inputs that used to abort (rc 134) end with one line and exit 1.
+TEST_F(RunnerTest, HostileInputsAndJobFilesExitOneWithOneLine) {
+  // 2^62 float32 elements are 2^64 bytes: numel * 4 wraps to 0 = the data it claims.
+  const std::string header =
+      R"({"input_ids":{"dtype":"F32","shape":[4611686018427387904],"data_offsets":[0,0]}})";
+  std::string bytes(8, '\0');
+  for (int i = 0; i < 8; ++i) bytes[i] = static_cast<char>((header.size() >> (8 * i)) & 0xff);
+  const std::string inputs = (dir_ / "wrap.safetensors").string();
+  std::ofstream(inputs, std::ios::binary) << bytes << header;
+  Result r = RunBinary("forward --model " + TestData("model_bf16") + " --inputs " + inputs +
+                       " --out " + (dir_ / "x.safetensors").string());
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_THAT(r.output,
+              HasSubstr("pcsweep-run: " + inputs + ": tensor 'input_ids': holds 0 bytes"));
+  EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+
+  const std::string job = (dir_ / "job.json").string();
+  std::ofstream(job) << R"({"kind": ["eval"], "config": {"clamp": {}}})";
+  r = RunBinary("run --job " + job);
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_EQ(r.output, "pcsweep-run: " + job + ": job needs a string \"kind\"\n");
 }
 
 }  // namespace

@@ -914,9 +914,10 @@ absl::Status RunJobFileWithClamp(const std::string& path) {
     text << in.rdbuf();
     job = json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
   }
-  const bool clamped_eval = job.is_object() && job.value("kind", "") == "eval" &&
-                            job.contains("config") && job["config"].is_object() &&
-                            job["config"].contains("clamp");
+  // job["kind"] may be anything (`["eval"]`): only a string is compared (no conversion).
+  const bool clamped_eval = job.is_object() && job.contains("kind") && job["kind"].is_string() &&
+                            job["kind"].get<std::string>() == "eval" && job.contains("config") &&
+                            job["config"].is_object() && job["config"].contains("clamp");
   if (!clamped_eval) return runner::RunJobFile(path);  // it reports unreadable files itself
   return Guarded("eval", RunClampEvalJob)(job);
 }
