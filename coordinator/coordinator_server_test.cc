@@ -198,6 +198,50 @@ TEST_F(CoordinatorServerTest, SubmitSweep_SpecErrorsAreInvalidArgumentWithPositi
   EXPECT_THAT(status.error_message(), HasSubstr("bad.yaml:"));
 }
 
+TEST_F(CoordinatorServerTest, SubmitSweep_ParseOutlastingTheClientDeadlineCreatesNoSweep) {
+  StartServer();
+  // 300 x 300 = 90,000 cells: well under the caps, but far more than 150 ms of expansion.
+  std::string values;
+  for (int i = 0; i < 300; ++i) values += (i ? ", " : "") + std::to_string(i);
+  v1::SubmitSweepRequest submit;
+  submit.set_spec_yaml(
+      "name: big\njob:\n  kind: command\n  command: \"echo {x} {y}\"\ngrid:\n  x: [" + values +
+      "]\n  y: [" + values + "]\n");
+  submit.set_spec_path("big.yaml");
+  submit.set_idempotency_key("k1");
+  v1::SubmitSweepResponse response;
+  grpc::Status status = Call([&](auto* c) { return stub_->SubmitSweep(c, submit, &response); },
+                             absl::Milliseconds(400));
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
+  EXPECT_THAT(status.error_message(), HasSubstr("big.yaml: expanding the spec took longer"));
+  v1::ListSweepsResponse listed;
+  ASSERT_TRUE(
+      Call([&](auto* c) { return stub_->ListSweeps(c, v1::ListSweepsRequest(), &listed); }).ok());
+  EXPECT_EQ(listed.sweeps_size(), 0);
+}
+
+TEST_F(CoordinatorServerTest, SubmitSweep_RepeatedIdempotencyKeyReturnsTheFirstSweep) {
+  StartServer();
+  v1::SubmitSweepRequest submit;
+  submit.set_spec_yaml(kSpec);
+  submit.set_idempotency_key("key-1");
+  v1::SubmitSweepResponse first, second;
+  ASSERT_TRUE(Call([&](auto* c) { return stub_->SubmitSweep(c, submit, &first); }).ok());
+  ASSERT_TRUE(Call([&](auto* c) { return stub_->SubmitSweep(c, submit, &second); }).ok());
+  EXPECT_EQ(second.sweep_id(), first.sweep_id());
+  EXPECT_EQ(second.jobs(), first.jobs());
+  v1::ListSweepsResponse listed;
+  ASSERT_TRUE(
+      Call([&](auto* c) { return stub_->ListSweeps(c, v1::ListSweepsRequest(), &listed); }).ok());
+  ASSERT_EQ(listed.sweeps_size(), 1);
+  EXPECT_EQ(listed.sweeps(0).spec_yaml(), "");  // lists carry no spec text
+  v1::GetSweepRequest get;
+  get.set_sweep_id(first.sweep_id());
+  v1::GetSweepResponse got;
+  ASSERT_TRUE(Call([&](auto* c) { return stub_->GetSweep(c, get, &got); }).ok());
+  EXPECT_EQ(got.summary().spec_yaml(), kSpec);
+}
+
 TEST_F(CoordinatorServerTest, AcquireJob_LongPollAnswersEmptyAfterTheWait) {
   StartServer();
   v1::RegisterWorkerRequest reg;

@@ -1,5 +1,7 @@
 #include "coordinator/coordinator_service.h"
 
+#include <algorithm>
+#include <chrono>
 #include <deque>
 #include <memory>
 
@@ -12,6 +14,13 @@
 
 namespace pcsweep::coordinator {
 namespace {
+
+// The longest a SubmitSweep may spend expanding its spec on a gRPC thread (the size and edge
+// caps keep honest specs far below it).
+constexpr std::chrono::seconds kSpecParseBudget(10);
+// Room left before the client's own deadline to send the answer back: a parse that would
+// finish after the client gave up must not create a sweep the client never hears of.
+constexpr std::chrono::milliseconds kAnswerMargin(250);
 
 v1::JobState ToProto(JobState state) { return static_cast<v1::JobState>(static_cast<int>(state)); }
 
@@ -422,10 +431,15 @@ grpc::ServerUnaryReactor* CoordinatorService::SubmitSweep(grpc::CallbackServerCo
                                                           v1::SubmitSweepResponse* response) {
   if (auto* refused = Refuse(context, "SubmitSweep")) return refused;
   const std::string path = request->spec_path().empty() ? "<spec>" : request->spec_path();
-  absl::StatusOr<SweepSpec> spec = ParseSweepSpec(request->spec_yaml(), path);
+  const auto now = std::chrono::system_clock::now();
+  const auto limit = std::min(now + kSpecParseBudget, context->deadline() - kAnswerMargin);
+  absl::StatusOr<SweepSpec> spec = ParseSweepSpec(request->spec_yaml(), path, [&] {
+    return context->IsCancelled() || std::chrono::system_clock::now() >= limit;
+  });
   if (!spec.ok()) return FinishWith(context, spec.status());
   absl::StatusOr<SubmitResult> result =
-      scheduler_->Submit(*spec, request->spec_yaml(), request->spec_path(), request->force());
+      scheduler_->Submit(*spec, request->spec_yaml(), request->spec_path(), request->force(),
+                         request->idempotency_key());
   if (!result.ok()) return FinishWith(context, result.status());
   response->set_sweep_id(result->sweep_id);
   response->set_jobs(result->jobs);

@@ -9,7 +9,9 @@
 //   - GetResults renders a paper table or the figure (coordinator/analysis/results_report.h)
 //     on the service's ResultsQueue thread, never on a gRPC thread: it reads the database
 //     file through its own read-only connection (and may store the comparisons).
-// Spec errors of SubmitSweep come back as INVALID_ARGUMENT "PATH:LINE:COL: message". Every
+// Spec errors of SubmitSweep come back as INVALID_ARGUMENT "PATH:LINE:COL: message"; a spec
+// whose expansion outlasts 10 s (or the client's deadline less 250 ms) stops with
+// DEADLINE_EXCEEDED and creates no sweep. ListSweeps carries no spec text (GetSweep does). Every
 // method checks the caller's identity (coordinator/auth): UNAUTHENTICATED without one,
 // PERMISSION_DENIED outside its role or, for worker methods, under another worker's name.
 // CompleteJob requests (hundreds of example rows each) are parsed into a per-call protobuf

@@ -46,7 +46,8 @@ struct SweepRecord {
   std::string spec_path;
   bool force = false;
   int64_t created_ms = 0;
-  int64_t finished_ms = 0;  // 0 while any job is unfinished
+  int64_t finished_ms = 0;      // 0 while any job is unfinished
+  std::string idempotency_key;  // the submitter's key ("" = none); unique when set
 };
 
 // A sweep plus its job counts per state (what `pcsweep status` lists).

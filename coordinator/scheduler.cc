@@ -66,6 +66,7 @@ absl::Status Scheduler::LoadLocked(const StoreSnapshot& snapshot) {
     Sweep& sweep = sweeps_[rec.sweep_id];
     sweep.rec = rec;
     sweep_order_.push_back(rec.sweep_id);
+    if (!rec.idempotency_key.empty()) sweep_by_key_[rec.idempotency_key] = rec.sweep_id;
     // Sweep ids end in "-<number>"; continue the numbering.
     const size_t dash = rec.sweep_id.rfind('-');
     if (dash != std::string::npos) {
@@ -152,10 +153,10 @@ absl::Status Scheduler::LoadLocked(const StoreSnapshot& snapshot) {
 
 Scheduler::Sweep* Scheduler::FindSweepLocked(const std::string& id_or_name) {
   auto it = sweeps_.find(id_or_name);
-  if (it != sweeps_.end()) return &it->second;
+  if (it != sweeps_.end()) return it->second.committed ? &it->second : nullptr;
   for (auto id = sweep_order_.rbegin(); id != sweep_order_.rend(); ++id) {
     Sweep& sweep = sweeps_[*id];
-    if (sweep.rec.name == id_or_name) return &sweep;
+    if (sweep.rec.name == id_or_name && sweep.committed) return &sweep;
   }
   return nullptr;
 }
@@ -164,9 +165,15 @@ const Scheduler::Sweep* Scheduler::FindSweepLocked(const std::string& id_or_name
   return const_cast<Scheduler*>(this)->FindSweepLocked(id_or_name);
 }
 
-SweepSummary Scheduler::SummaryLocked(const Sweep& sweep) const {
+SweepSummary Scheduler::SummaryLocked(const Sweep& sweep, bool with_spec) const {
   SweepSummary s;
-  s.sweep = sweep.rec;
+  if (with_spec) {
+    s.sweep = sweep.rec;
+  } else {
+    const SweepRecord& r = sweep.rec;
+    s.sweep = SweepRecord{r.sweep_id,    r.name,           "", r.spec_path, r.force, r.created_ms,
+                          r.finished_ms, r.idempotency_key};
+  }
   s.total = static_cast<int>(sweep.job_ids.size());
   s.pending = sweep.counts[static_cast<int>(JobState::kPending)];
   s.leased = sweep.counts[static_cast<int>(JobState::kLeased)];
@@ -252,6 +259,8 @@ void Scheduler::CheckSweepFinishedLocked(Sweep& sweep, WriteBatch& batch, Deferr
 
 void Scheduler::PushReadyLocked(Job& job) {
   if (job.in_queue) return;
+  auto sweep = sweeps_.find(job.rec.sweep_id);
+  if (sweep != sweeps_.end() && !sweep->second.committed) return;  // queued by FinishSubmit
   job.in_queue = true;
   ready_[job.rec.kind].emplace_back(++ready_seq_, job.rec.job_id);
   ready_changed_ = true;
@@ -259,10 +268,32 @@ void Scheduler::PushReadyLocked(Job& job) {
 
 void Scheduler::WriteLocked(WriteBatch& batch) {
   if (batch.empty()) return;
-  store_->WriteAsync(std::move(batch), [](absl::Status status) {
-    if (!status.ok()) spdlog::error("coordinator database write failed: {}", status.ToString());
-  });
+  // The health record, not `this`: a store may outlive the scheduler and call back later.
+  store_->WriteAsync(std::move(batch),
+                     [health = store_health_](absl::Status status) { health->Note(status); });
   batch.clear();
+}
+
+void Scheduler::StoreHealth::Note(const absl::Status& status) {
+  absl::MutexLock lock(&mu);
+  if (status.ok()) {
+    if (!failure.ok()) spdlog::warn("coordinator database writes succeed again");
+    failure = absl::OkStatus();
+    return;
+  }
+  if (status.code() == absl::StatusCode::kCancelled) return;  // store closing, not failing
+  spdlog::error("coordinator database write failed: {}", status.ToString());
+  failure = status;
+}
+
+void Scheduler::NoteWriteOutcome(const absl::Status& status) { store_health_->Note(status); }
+
+absl::Status Scheduler::StoreFailure() const {
+  absl::MutexLock lock(&store_health_->mu);
+  if (store_health_->failure.ok()) return absl::OkStatus();
+  return absl::UnavailableError(
+      absl::StrCat("coordinator cannot write its database: ", store_health_->failure.message(),
+                   "; refusing new sweeps and leases until a write succeeds (free disk space?)"));
 }
 
 void Scheduler::RunDeferred(Deferred& deferred) {
@@ -276,13 +307,28 @@ void Scheduler::RunDeferred(Deferred& deferred) {
 // Users
 
 absl::StatusOr<SubmitResult> Scheduler::Submit(const SweepSpec& spec, const std::string& spec_yaml,
-                                               const std::string& spec_path, bool force) {
+                                               const std::string& spec_path, bool force,
+                                               const std::string& idempotency_key) {
   if (spec.jobs.empty()) return absl::InvalidArgumentError("the sweep has no jobs");
   std::shared_future<absl::Status> durable;
   SubmitResult result;
   Deferred deferred;
   {
     absl::MutexLock lock(&mu_);
+    if (!idempotency_key.empty()) {
+      auto known = sweep_by_key_.find(idempotency_key);
+      if (known != sweep_by_key_.end()) {
+        const Sweep& sweep = sweeps_.at(known->second);
+        if (!sweep.committed) {
+          return absl::UnavailableError(
+              absl::StrCat("coordinator is still recording sweep ", sweep.rec.sweep_id,
+                           " for this submit (same idempotency key); retry"));
+        }
+        return SubmitResult{sweep.rec.sweep_id, static_cast<int>(sweep.job_ids.size()),
+                            sweep.reused};
+      }
+    }
+    PCSWEEP_RETURN_IF_ERROR(StoreFailure());
     std::map<std::string, std::string> id_by_key;
     for (const JobDefinition& def : spec.jobs) {
       if (!id_by_key.emplace(def.key, "").second) {
@@ -299,7 +345,9 @@ absl::StatusOr<SubmitResult> Scheduler::Submit(const SweepSpec& spec, const std:
     const std::string sweep_id = absl::StrCat(name, "-", next_sweep_number_++);
     const int64_t now = NowMs();
     Sweep& sweep = sweeps_[sweep_id];
-    sweep.rec = SweepRecord{sweep_id, name, spec_yaml, spec_path, force, now, 0};
+    sweep.rec = SweepRecord{sweep_id, name, spec_yaml, spec_path, force, now, 0, idempotency_key};
+    sweep.committed = false;
+    if (!idempotency_key.empty()) sweep_by_key_[idempotency_key] = sweep_id;
     sweep_order_.push_back(sweep_id);
     WriteBatch batch;
     batch.push_back(UpsertSweep{sweep.rec});
@@ -360,20 +408,64 @@ absl::StatusOr<SubmitResult> Scheduler::Submit(const SweepSpec& spec, const std:
     result.sweep_id = sweep_id;
     result.jobs = static_cast<int>(spec.jobs.size());
     durable = store_->Write(std::move(batch));
-    batch.clear();
-    DispatchLocked(batch, deferred);
-    WriteLocked(batch);
   }
   RunDeferred(deferred);
   absl::Status status = durable.get();
-  if (!status.ok()) return Annotate(status, "recording the sweep");
+  NoteWriteOutcome(status);
+  {
+    absl::MutexLock lock(&mu_);
+    FinishSubmitLocked(result.sweep_id, status.ok(), deferred);
+  }
+  RunDeferred(deferred);
+  if (!status.ok()) {
+    return absl::UnavailableError(
+        absl::StrCat("coordinator cannot write its database: ", status.message(),
+                     " (recording the sweep; ", "nothing was recorded)"));
+  }
   return result;
+}
+
+void Scheduler::FinishSubmitLocked(const std::string& sweep_id, bool committed,
+                                   Deferred& deferred) {
+  Sweep& sweep = sweeps_[sweep_id];
+  if (committed) {
+    sweep.committed = true;
+    WriteBatch batch;
+    for (const std::string& job_id : sweep.job_ids) {
+      Job& job = jobs_[job_id];
+      if (job.rec.state == JobState::kPending && job.unfinished_parents == 0) PushReadyLocked(job);
+    }
+    DispatchLocked(batch, deferred);
+    WriteLocked(batch);
+    return;
+  }
+  // Forget the sweep: its jobs only reference each other, and reuse pointed the hash index
+  // at them, so point it back at the jobs they reused.
+  for (const std::string& job_id : sweep.job_ids) {
+    const Job& job = jobs_[job_id];
+    auto hash = succeeded_by_hash_.find(job.rec.config_hash);
+    if (hash != succeeded_by_hash_.end() && hash->second == job_id) {
+      if (job.rec.reused_from.empty()) {
+        succeeded_by_hash_.erase(hash);
+      } else {
+        hash->second = job.rec.reused_from;
+      }
+    }
+    jobs_.erase(job_id);
+  }
+  sweep_order_.erase(std::remove(sweep_order_.begin(), sweep_order_.end(), sweep_id),
+                     sweep_order_.end());
+  if (!sweep.rec.idempotency_key.empty()) sweep_by_key_.erase(sweep.rec.idempotency_key);
+  sweeps_.erase(sweep_id);
 }
 
 std::vector<SweepSummary> Scheduler::ListSweeps() const {
   absl::MutexLock lock(&mu_);
   std::vector<SweepSummary> out;
-  for (const std::string& id : sweep_order_) out.push_back(SummaryLocked(sweeps_.at(id)));
+  for (const std::string& id : sweep_order_) {
+    const Sweep& sweep = sweeps_.at(id);
+    if (sweep.committed) out.push_back(SummaryLocked(sweep, /*with_spec=*/false));
+  }
   return out;
 }
 
@@ -571,9 +663,12 @@ uint64_t Scheduler::AcquireJob(const std::string& worker_id, const std::string& 
   {
     absl::MutexLock lock(&mu_);
     auto worker = workers_.find(worker_id);
+    absl::Status store_failure = StoreFailure();
     if (shutting_down_) {
       deferred.push_back(
           [done] { done(absl::CancelledError("the coordinator is shutting down")); });
+    } else if (!store_failure.ok()) {
+      deferred.push_back([done, store_failure] { done(store_failure); });
     } else if (free_slots < 1) {
       deferred.push_back([done, free_slots] {
         done(absl::InvalidArgumentError(
@@ -703,6 +798,8 @@ std::vector<Assignment> Scheduler::LeaseLocked(const Worker& worker,
 }
 
 void Scheduler::DispatchLocked(WriteBatch& batch, Deferred& deferred) {
+  // No new leases on state the database may not hold; Tick() ends the waits.
+  if (!StoreFailure().ok()) return;
   // Leasing may fail jobs and make others ready; loop until nothing changes.
   while (ready_changed_ && !waiters_.empty()) {
     ready_changed_ = false;
@@ -891,6 +988,7 @@ void Scheduler::CompleteJob(const std::string& worker_id, const std::string& inc
       [this, job_id, attempt, metrics = std::move(result.metrics),
        outputs = std::move(result.outputs), log_path = result.log_path,
        finished_ms = result.finished_ms, done = std::move(done)](absl::Status status) {
+        NoteWriteOutcome(status);
         Deferred deferred;
         {
           absl::MutexLock lock(&mu_);
@@ -1014,7 +1112,8 @@ void Scheduler::FailJob(const FailureReport& report, DoneCallback done) {
     FailAttemptLocked(**fenced, error, report.retryable, report.exit_code, report.signal,
                       report.stderr_tail, report.log_path, batch, deferred);
     DispatchLocked(batch, deferred);
-    store_->WriteAsync(std::move(batch), [ack](absl::Status status) {
+    store_->WriteAsync(std::move(batch), [health = store_health_, ack](absl::Status status) {
+      health->Note(status);
       {
         absl::MutexLock lock(&ack->mu);
         if (!ack->unlocked) {
@@ -1131,6 +1230,21 @@ void Scheduler::Tick() {
       } else {
         ++it;
       }
+    }
+    if (batch.empty() && !StoreFailure().ok()) {
+      // A probe: rewriting the newest committed sweep's row (or a worker's) changes nothing
+      // but tells whether the database accepts writes again. With neither, memory holds
+      // nothing that the database lacks, and the next submit is its own probe.
+      for (auto id = sweep_order_.rbegin(); id != sweep_order_.rend(); ++id) {
+        const Sweep& sweep = sweeps_[*id];
+        if (!sweep.committed) continue;
+        batch.push_back(UpsertSweep{sweep.rec});
+        break;
+      }
+      if (batch.empty() && !workers_.empty()) {
+        batch.push_back(UpsertWorker{workers_.begin()->second.rec});
+      }
+      if (batch.empty()) NoteWriteOutcome(absl::OkStatus());
     }
     DispatchLocked(batch, deferred);
     WriteLocked(batch);

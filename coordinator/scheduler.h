@@ -36,7 +36,12 @@
 // Durability: state changes are applied in memory under a mutex and queued to the store in
 // order (the store writes on its own thread; no I/O under the mutex). CompleteJob and FailJob
 // call `done` only after their write is committed; a completion whose write fails leaves the
-// job as it was (the worker re-sends it).
+// job as it was (the worker re-sends it). Submit makes its jobs leasable (and its sweep
+// visible) only once its transaction committed, and forgets the sweep when it failed. Any
+// failed write puts the scheduler in a "store failing" state: Submit and AcquireJob are
+// refused with Unavailable ("coordinator cannot write its database: <reason>") and waiting
+// long polls get nothing, until a write succeeds again (the next batch, or the probe write
+// that Tick() issues while failing).
 //
 // Thread-safety: all methods are thread-safe. Callbacks (`done`, watchers) are invoked without
 // the scheduler's mutex held, possibly on the calling thread or on the store's writer thread;
@@ -144,7 +149,8 @@ class Scheduler {
   using AcquireCallback = std::function<void(absl::StatusOr<std::vector<Assignment>>)>;
   using DoneCallback = std::function<void(absl::Status)>;
 
-  // Loads the whole state from `store` (not owned, must outlive the scheduler).
+  // Loads the whole state from `store` (not owned, must outlive the scheduler; the destructor
+  // waits for the writes it queued).
   // Possible errors: those of Store::Load (DataLoss, Internal).
   static absl::StatusOr<std::unique_ptr<Scheduler>> Create(Store* store, SchedulerOptions options);
   ~Scheduler();
@@ -154,11 +160,16 @@ class Scheduler {
   // --- For users -------------------------------------------------------------------------
 
   // Records a parsed sweep; cells whose config hash already succeeded are reused unless
-  // `force`. Returns once the sweep is durable.
+  // `force`. Returns once the sweep is durable; its jobs become leasable only then.
   // Possible errors: InvalidArgument (no jobs, duplicate or unknown dependency keys),
-  // Unavailable (the store could not write it; nothing was recorded).
+  // Unavailable (the store could not write it, or a previous write failed and none has
+  // succeeded since; nothing was recorded; or a submit with the same key is still being
+  // written). A non-empty `idempotency_key` that an earlier submit recorded returns that
+  // sweep (its id, job and reuse counts) and records nothing.
   absl::StatusOr<SubmitResult> Submit(const SweepSpec& spec, const std::string& spec_yaml,
-                                      const std::string& spec_path, bool force);
+                                      const std::string& spec_path, bool force,
+                                      const std::string& idempotency_key = "");
+  // Every sweep, oldest first, without spec text (GetSweepSummary/GetSweep carry it).
   std::vector<SweepSummary> ListSweeps() const;
   // `id_or_name`: a sweep id, or a name (the newest sweep of that name).
   // Possible errors: NotFound.
@@ -193,7 +204,8 @@ class Scheduler {
   // arrives or the wait ends (with an empty list). Returns a waiter id for CancelAcquire (0
   // when `done` was already called).
   // Possible errors (through `done`): FailedPrecondition (worker/incarnation not registered:
-  // register again), InvalidArgument (free_slots < 1), Cancelled (shutting down).
+  // register again), InvalidArgument (free_slots < 1), Cancelled (shutting down),
+  // Unavailable (the store is failing: see Durability above).
   uint64_t AcquireJob(const std::string& worker_id, const std::string& incarnation_id,
                       int free_slots, absl::Duration wait, AcquireCallback done);
   // Drops a waiting AcquireJob (its client went away); `done` is called with an empty list
@@ -236,7 +248,9 @@ class Scheduler {
 
   // --- Housekeeping ----------------------------------------------------------------------
 
-  // Expires overdue leases and long polls, marks silent workers lost. Call periodically.
+  // Expires overdue leases and long polls, marks silent workers lost; while the store is
+  // failing, writes a probe (the newest sweep's row again) to find out when it recovers.
+  // Call periodically.
   void Tick();
   // Completes every waiting AcquireJob with Cancelled and refuses new ones.
   void Shutdown();
@@ -265,6 +279,9 @@ class Scheduler {
     int reused = 0;
     std::vector<SweepEvent> events;
     int64_t last_seq = 0;
+    // False while Submit's transaction is being written: its jobs are not leasable and the
+    // sweep is not listed, so nothing acts on a sweep the database may never hold.
+    bool committed = true;
   };
   struct Worker {
     WorkerRecord rec;
@@ -292,7 +309,9 @@ class Scheduler {
   Sweep* FindSweepLocked(const std::string& id_or_name) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   const Sweep* FindSweepLocked(const std::string& id_or_name) const
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  SweepSummary SummaryLocked(const Sweep& sweep) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // `with_spec` false leaves spec_yaml empty (lists must not carry every spec's text).
+  SweepSummary SummaryLocked(const Sweep& sweep, bool with_spec = true) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Changes a job's state, keeping the sweep counts, and appends an event + job row to `batch`.
   void SetStateLocked(Job& job, JobState state, const std::string& message, WriteBatch& batch,
                       Deferred& deferred) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -327,8 +346,18 @@ class Scheduler {
   void ResumeLapsedLeaseLocked(Job& job, const std::string& worker_id,
                                const std::string& incarnation_id, WriteBatch& batch,
                                Deferred& deferred) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Queues `batch` (if not empty) in order; failures are logged, not returned.
+  // Queues `batch` (if not empty) in order; a failure puts the scheduler in the "store
+  // failing" state (see StoreFailure) instead of being returned.
   void WriteLocked(WriteBatch& batch) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Records the outcome of a store write: a failure starts the "store failing" state, a
+  // success ends it. Takes only the StoreHealth mutex (a store may call back under mu_).
+  void NoteWriteOutcome(const absl::Status& status);
+  // OK, or Unavailable "coordinator cannot write its database: ..." while the last write
+  // failed: submits and leases are refused until a write succeeds again.
+  absl::Status StoreFailure() const;
+  // Submit's second half, once its transaction is known committed or failed.
+  void FinishSubmitLocked(const std::string& sweep_id, bool committed, Deferred& deferred)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   static void RunDeferred(Deferred& deferred);
 
   // Constant after construction.
@@ -341,6 +370,8 @@ class Scheduler {
   std::vector<std::string> sweep_order_ ABSL_GUARDED_BY(mu_);  // creation order
   int64_t next_sweep_number_ ABSL_GUARDED_BY(mu_) = 1;
   std::unordered_map<std::string, std::string> succeeded_by_hash_ ABSL_GUARDED_BY(mu_);
+  // Submit idempotency key -> sweep id (keys of sweeps being written included).
+  std::unordered_map<std::string, std::string> sweep_by_key_ ABSL_GUARDED_BY(mu_);
   std::unordered_map<std::string, Worker> workers_ ABSL_GUARDED_BY(mu_);
   // Ready jobs per kind, FIFO by readiness order (entries re-checked when popped).
   std::map<std::string, std::deque<std::pair<uint64_t, std::string>>> ready_ ABSL_GUARDED_BY(mu_);
@@ -353,6 +384,16 @@ class Scheduler {
   std::unordered_map<uint64_t, Watcher> watchers_ ABSL_GUARDED_BY(mu_);
   uint64_t next_callback_id_ ABSL_GUARDED_BY(mu_) = 1;
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
+
+  // The outcome of the last store write. Its own mutex, not mu_: store callbacks may run on
+  // the calling thread while it holds mu_. Shared with the callbacks, which may run after
+  // the scheduler is gone (the coordinator destroys the store first). Thread-safe.
+  struct StoreHealth {
+    void Note(const absl::Status& status);  // failure starts the failing state, success ends it
+    absl::Mutex mu;
+    absl::Status failure ABSL_GUARDED_BY(mu);
+  };
+  const std::shared_ptr<StoreHealth> store_health_ = std::make_shared<StoreHealth>();
 };
 
 }  // namespace pcsweep::coordinator

@@ -163,6 +163,12 @@ class SchedulerTest : public ::testing::Test {
     return leased.ok() ? *leased : std::vector<Assignment>{};
   }
 
+  // Lets Tick() write its probe while the store is failing and waits until it is written.
+  void ProbeStore() {
+    scheduler_->Tick();
+    store_->Flush();
+  }
+
   JobRecord Job(const std::string& job_id) {
     auto job = scheduler_->GetJob(job_id);
     EXPECT_TRUE(job.ok()) << job.status();
@@ -557,6 +563,7 @@ TEST_F(SchedulerTest, LapsedLease_ResultWhoseWriteFailsLeavesTheJobToBeLeasedAga
   EXPECT_EQ(Complete(w, "inc1", lapsed[0]).code(), absl::StatusCode::kUnavailable);
   faulty_->FailResults(false);
   EXPECT_EQ(Job(lapsed[0].job_id).state, JobState::kPending);
+  ProbeStore();  // the failed write refuses leases until a write succeeds
   auto again = Acquire(w, "inc1");
   ASSERT_THAT(*again, SizeIs(1));
   EXPECT_EQ((*again)[0].attempt, 2);
@@ -600,6 +607,115 @@ TEST_F(SchedulerTest, StoreFailure_CompletionIsRefusedAndCanBeResent) {
   store_->Flush();
   auto reader = StoreReader::OpenReadOnly((dir_ / "coord.db").string());
   EXPECT_THAT(*(*reader)->ListExamples(sweep), SizeIs(4));
+}
+
+TEST_F(SchedulerTest, StoreFailure_RefusesSubmitsAndLeasesUntilWritesRecover) {
+  const std::string sweep = Submit(Grid("smoke", 3));
+  const std::string w = Register("w1", "inc1");
+  auto first = Acquire(w, "inc1");
+  ASSERT_THAT(*first, SizeIs(1));
+  ASSERT_TRUE(Complete(w, "inc1", (*first)[0], ResultWithRows(1, 2)).ok());
+
+  // The disk fills: the submit's transaction fails, nothing of it is kept in memory.
+  faulty_->FailNextWrites(1, absl::UnavailableError("disk full (SQLITE_FULL)"));
+  auto lost = scheduler_->Submit(Grid("later", 2, "b"), "yaml", "later.yaml", false);
+  ASSERT_FALSE(lost.ok());
+  EXPECT_EQ(lost.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(lost.status().message(),
+              HasSubstr("coordinator cannot write its database: disk full (SQLITE_FULL)"));
+  EXPECT_THAT(scheduler_->ListSweeps(), SizeIs(1));
+  EXPECT_FALSE(scheduler_->GetSweepSummary("later").ok());
+
+  // Until a write succeeds: submits and leases are refused with the reason.
+  auto refused_submit = scheduler_->Submit(Grid("later", 2, "b"), "yaml", "later.yaml", false);
+  EXPECT_EQ(refused_submit.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(refused_submit.status().message(),
+              HasSubstr("coordinator cannot write its database: disk full (SQLITE_FULL)"));
+  auto refused_lease = Acquire(w, "inc1", 2);
+  EXPECT_EQ(refused_lease.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(refused_lease.status().message(),
+              HasSubstr("coordinator cannot write its database: disk full (SQLITE_FULL)"));
+  EXPECT_EQ(scheduler_->GetSweepSummary(sweep)->leased, 0);
+
+  // A probe write succeeds: the sweep completes.
+  ProbeStore();
+  auto rest = Acquire(w, "inc1", 2);
+  ASSERT_TRUE(rest.ok()) << rest.status();
+  ASSERT_THAT(*rest, SizeIs(2));
+  for (const Assignment& a : *rest) ASSERT_TRUE(Complete(w, "inc1", a, ResultWithRows(2, 1)).ok());
+  EXPECT_EQ(scheduler_->GetSweepSummary(sweep)->succeeded, 3);
+
+  // A restart shows exactly what was acknowledged: one finished sweep, no trace of "later".
+  store_->Flush();
+  Restart();
+  std::vector<SweepSummary> sweeps = scheduler_->ListSweeps();
+  ASSERT_THAT(sweeps, SizeIs(1));
+  EXPECT_EQ(sweeps[0].sweep.sweep_id, sweep);
+  EXPECT_EQ(sweeps[0].succeeded, 3);
+  EXPECT_EQ(sweeps[0].total, 3);
+  EXPECT_NE(sweeps[0].sweep.finished_ms, 0);
+  auto reader = StoreReader::OpenReadOnly((dir_ / "coord.db").string());
+  EXPECT_THAT(*(*reader)->ListExamples(sweep), SizeIs(4));
+}
+
+TEST_F(SchedulerTest, StoreFailure_SubmitDispatchesNothingBeforeItsWriteCommitted) {
+  const std::string w = Register("w1", "inc1");
+  std::promise<absl::StatusOr<std::vector<Assignment>>> waiting;
+  scheduler_->AcquireJob(w, "inc1", 1, absl::Seconds(10),
+                         [&](auto r) { waiting.set_value(std::move(r)); });
+  faulty_->FailNextWrites(1, absl::UnavailableError("disk full"));
+  EXPECT_FALSE(scheduler_->Submit(Grid("smoke", 1), "yaml", "spec.yaml", false).ok());
+  auto future = waiting.get_future();
+  // The long poll got nothing from the sweep whose write failed.
+  EXPECT_EQ(future.wait_for(std::chrono::seconds(0)), std::future_status::timeout);
+  clock_.Advance(absl::Seconds(11));
+  scheduler_->Tick();
+  ASSERT_EQ(future.wait_for(std::chrono::seconds(5)), std::future_status::ready);
+  auto got = future.get();
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_THAT(*got, IsEmpty());
+  EXPECT_THAT(scheduler_->ListSweeps(), IsEmpty());
+}
+
+TEST_F(SchedulerTest, Submit_RepeatedIdempotencyKeyReturnsTheSameSweepAcrossRestarts) {
+  auto first = scheduler_->Submit(Grid("smoke", 2), "yaml", "spec.yaml", false, "key-1");
+  ASSERT_TRUE(first.ok()) << first.status();
+  auto again = scheduler_->Submit(Grid("smoke", 2), "yaml", "spec.yaml", false, "key-1");
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->sweep_id, first->sweep_id);
+  EXPECT_EQ(again->jobs, 2);
+  EXPECT_THAT(scheduler_->ListSweeps(), SizeIs(1));
+  auto other = scheduler_->Submit(Grid("smoke", 2), "yaml", "spec.yaml", false, "key-2");
+  ASSERT_TRUE(other.ok());
+  EXPECT_NE(other->sweep_id, first->sweep_id);
+  store_->Flush();
+  Restart();
+  auto after_restart = scheduler_->Submit(Grid("smoke", 2), "yaml", "spec.yaml", false, "key-1");
+  ASSERT_TRUE(after_restart.ok()) << after_restart.status();
+  EXPECT_EQ(after_restart->sweep_id, first->sweep_id);
+  EXPECT_THAT(scheduler_->ListSweeps(), SizeIs(2));
+}
+
+TEST_F(SchedulerTest, Submit_KeyOfASubmitWhoseWriteFailedCreatesTheSweepOnRetry) {
+  faulty_->FailNextWrites(1, absl::UnavailableError("disk full"));
+  EXPECT_FALSE(scheduler_->Submit(Grid("smoke", 1), "yaml", "spec.yaml", false, "key-1").ok());
+  EXPECT_EQ(
+      scheduler_->Submit(Grid("smoke", 1), "yaml", "spec.yaml", false, "key-1").status().code(),
+      absl::StatusCode::kUnavailable);
+  ProbeStore();  // nothing to rewrite and nothing held: the next submit is its own probe
+  auto retried = scheduler_->Submit(Grid("smoke", 1), "yaml", "spec.yaml", false, "key-1");
+  ASSERT_TRUE(retried.ok()) << retried.status();
+  EXPECT_THAT(scheduler_->ListSweeps(), SizeIs(1));
+}
+
+TEST_F(SchedulerTest, ListSweeps_CarriesNoSpecTextWhileGetSweepDoes) {
+  const std::string sweep = Submit(Grid("smoke", 1));
+  std::vector<SweepSummary> listed = scheduler_->ListSweeps();
+  ASSERT_THAT(listed, SizeIs(1));
+  EXPECT_EQ(listed[0].sweep.spec_yaml, "");
+  EXPECT_EQ(listed[0].sweep.spec_path, "spec.yaml");
+  EXPECT_EQ(scheduler_->GetSweepSummary(sweep)->sweep.spec_yaml, "yaml");
+  EXPECT_EQ(scheduler_->GetSweep(sweep, false)->first.sweep.spec_yaml, "yaml");
 }
 
 TEST_F(SchedulerTest, Events_AreNumberedPerSweepAndWatchersAreWoken) {

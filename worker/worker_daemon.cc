@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "absl/random/random.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -655,7 +656,15 @@ void WorkerDaemonImpl::ReporterLoop() {
       next_try = absl::InfinitePast();
     } else {
       // Retry later, behind the others, so that one stuck result cannot block the rest.
-      spdlog::debug("worker {}: cannot report {} yet: {}", name_, result.key(), status.ToString());
+      if (absl::IsUnavailable(status) && absl::StartsWith(status.message(), "coordinator ")) {
+        // The coordinator answered but cannot record it (e.g. its disk is full): say so, it
+        // is not a network problem and needs an operator.
+        spdlog::warn("worker {}: coordinator refuses result {} for now: {}", name_, result.key(),
+                     status.message());
+      } else {
+        spdlog::debug("worker {}: cannot report {} yet: {}", name_, result.key(),
+                      status.ToString());
+      }
       outbox_.push_back(std::move(result));
       backoff = NextBackoff(backoff);
       next_try = clock_->Now() + backoff;

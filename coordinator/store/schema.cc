@@ -51,6 +51,11 @@ CREATE TABLE comparisons (
   statistic REAL, p REAL, adjusted_p REAL, ci_low REAL, ci_high REAL, n INTEGER);
 CREATE INDEX comparisons_by_sweep ON comparisons(sweep_id);
 )sql"},
+      // SubmitSweep idempotency keys (issue 17): a retried submit finds its sweep.
+      {2, R"sql(
+ALTER TABLE sweeps ADD COLUMN idempotency_key TEXT NOT NULL DEFAULT '';
+CREATE INDEX sweeps_by_idempotency_key ON sweeps(idempotency_key);
+)sql"},
   };
   return *migrations;
 }

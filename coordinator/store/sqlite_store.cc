@@ -35,7 +35,7 @@ class SqliteStore::Statements {
   explicit Statements(SQLite::Database& db)
       : upsert_sweep(db,
                      "INSERT OR REPLACE INTO sweeps (sweep_id, name, spec_yaml, spec_path, force, "
-                     "created_ms, finished_ms) VALUES (?,?,?,?,?,?,?)"),
+                     "created_ms, finished_ms, idempotency_key) VALUES (?,?,?,?,?,?,?,?)"),
         upsert_job(db,
                    "INSERT OR REPLACE INTO jobs (job_id, sweep_id, idx, name, stage, kind, "
                    "config_hash, params_json, config_json, depends_on_json, state, attempt, "
@@ -92,6 +92,7 @@ class SqliteStore::Statements {
     upsert_sweep.bind(5, r.force ? 1 : 0);
     upsert_sweep.bind(6, static_cast<int64_t>(r.created_ms));
     upsert_sweep.bind(7, static_cast<int64_t>(r.finished_ms));
+    upsert_sweep.bind(8, r.idempotency_key);
     Run(upsert_sweep);
   }
   void Do(const UpsertJob& m) {

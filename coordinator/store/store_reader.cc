@@ -135,7 +135,7 @@ absl::StatusOr<std::vector<SweepSummary>> StoreReader::ListSweeps() {
     std::map<std::string, size_t> index;
     SQLite::Statement q(*db_,
                         "SELECT sweep_id, name, spec_yaml, spec_path, force, created_ms, "
-                        "finished_ms FROM sweeps ORDER BY created_ms, rowid");
+                        "finished_ms, idempotency_key FROM sweeps ORDER BY created_ms, rowid");
     while (q.executeStep()) {
       SweepSummary s;
       s.sweep.sweep_id = Text(q, 0);
@@ -145,6 +145,7 @@ absl::StatusOr<std::vector<SweepSummary>> StoreReader::ListSweeps() {
       s.sweep.force = Int(q, 4) != 0;
       s.sweep.created_ms = Int(q, 5);
       s.sweep.finished_ms = Int(q, 6);
+      s.sweep.idempotency_key = Text(q, 7);
       index[s.sweep.sweep_id] = sweeps.size();
       sweeps.push_back(std::move(s));
     }

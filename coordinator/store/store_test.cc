@@ -242,14 +242,15 @@ TEST_F(StoreTest, Migrate_V1FileIsUpgradedByLaterMigrationsKeepingData) {
     ASSERT_TRUE(Migrate(db, only_v1).ok());
     db.exec("INSERT INTO sweeps VALUES ('a','a','y','p',0,1,0)");
   }
-  // A hypothetical migration 2 shows how the next schema change plugs in.
+  // A hypothetical next migration shows how a schema change plugs in.
+  const int next = Migrations().back().version + 1;
   std::vector<Migration> with_v2 = Migrations();
-  with_v2.push_back({2, "ALTER TABLE sweeps ADD COLUMN owner TEXT DEFAULT 'nobody';"});
+  with_v2.push_back({next, "ALTER TABLE sweeps ADD COLUMN owner TEXT DEFAULT 'nobody';"});
   {
     SQLite::Database db(path_, SQLite::OPEN_READWRITE);
     ASSERT_EQ(*ReadSchemaVersion(db), 1);
     ASSERT_TRUE(Migrate(db, with_v2).ok());
-    EXPECT_EQ(*ReadSchemaVersion(db), 2);
+    EXPECT_EQ(*ReadSchemaVersion(db), next);
     SQLite::Statement q(db, "SELECT name, owner FROM sweeps");
     ASSERT_TRUE(q.executeStep());
     EXPECT_EQ(q.getColumn(0).getString(), "a");
@@ -257,7 +258,7 @@ TEST_F(StoreTest, Migrate_V1FileIsUpgradedByLaterMigrationsKeepingData) {
     // Running again is a no-op.
     ASSERT_TRUE(Migrate(db, with_v2).ok());
   }
-  // This binary only knows v1: it refuses the newer file instead of corrupting it.
+  // This binary does not know `next`: it refuses the newer file instead of corrupting it.
   auto store = SqliteStore::Open(path_);
   EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(std::string(store.status().message()), HasSubstr("newer"));
@@ -313,7 +314,27 @@ TEST_F(StoreTest, Reader_SeesCommittedWritesWhileTheStoreIsOpen) {
   auto jobs = (*reader)->ListJobs("s");
   ASSERT_TRUE(jobs.ok());
   EXPECT_THAT(*jobs, SizeIs(1));
-  EXPECT_EQ(*(*reader)->SchemaVersion(), 1);
+  EXPECT_EQ(*(*reader)->SchemaVersion(), 2);
+}
+
+TEST_F(StoreTest, Migration2_KeepsVersion1SweepsAndStoresIdempotencyKeys) {
+  {
+    SQLite::Database db(path_, SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    ASSERT_TRUE(Migrate(db, {Migrations()[0]}).ok());
+    db.exec(
+        "INSERT INTO sweeps (sweep_id, name, spec_yaml, spec_path, force, created_ms, "
+        "finished_ms) VALUES ('old-1', 'old', 'y', '', 0, 1, 0)");
+  }
+  auto store = SqliteStore::Open(path_);
+  ASSERT_TRUE(store.ok()) << store.status();
+  SweepRecord keyed{"new-2", "new", "y", "", false, 2, 0, "key-abc"};
+  ASSERT_TRUE((*store)->Write({UpsertSweep{keyed}}).get().ok());
+  auto snapshot = (*store)->Load();
+  ASSERT_TRUE(snapshot.ok()) << snapshot.status();
+  ASSERT_THAT(snapshot->sweeps, SizeIs(2));
+  EXPECT_EQ(snapshot->sweeps[0].sweep_id, "old-1");
+  EXPECT_EQ(snapshot->sweeps[0].idempotency_key, "");
+  EXPECT_EQ(snapshot->sweeps[1].idempotency_key, "key-abc");
 }
 
 }  // namespace

@@ -106,6 +106,12 @@ std::unique_ptr<CoordinatorApi> MakeGrpcCoordinatorApi(const ClientOptions& opti
 
 absl::Status DescribeRpcError(const absl::Status& status, const std::string& address) {
   if (status.ok()) return status;
+  if (absl::IsUnavailable(status) && absl::StartsWith(status.message(), "coordinator ")) {
+    // Sent by a reachable coordinator (e.g. "coordinator cannot write its database: disk
+    // full"): its reason, not a transport failure.
+    return absl::UnavailableError(
+        absl::StrCat("coordinator at ", address, " refused the call: ", status.message()));
+  }
   if (absl::IsUnavailable(status)) {
     // A plain-text client talking to a TLS coordinator only sees the socket closed.
     const bool maybe_tls = absl::StrContains(status.message(), "Socket closed");
@@ -130,6 +136,11 @@ absl::StatusOr<v1::SubmitSweepResponse> FakeCoordinatorApi::SubmitSweep(
     const v1::SubmitSweepRequest& request) {
   absl::MutexLock lock(&mu_);
   submitted.push_back(request);
+  if (!submit_errors_once.empty()) {
+    absl::Status once = submit_errors_once.front();
+    submit_errors_once.erase(submit_errors_once.begin());
+    return once;
+  }
   if (!submit_error.ok()) return submit_error;
   return OrError(error, submit_response);
 }

@@ -66,7 +66,9 @@ struct ClientOptions {
 std::unique_ptr<CoordinatorApi> MakeGrpcCoordinatorApi(const ClientOptions& options);
 
 // Maps a transport failure to the CLI's one-line error: UNAVAILABLE (and a deadline hit while
-// connecting) become Unavailable "cannot reach coordinator at ADDR: detail"; other codes keep
+// connecting) become Unavailable "cannot reach coordinator at ADDR: detail", except an
+// UNAVAILABLE the coordinator itself sent (message starting "coordinator ", e.g. its database
+// cannot be written): "coordinator at ADDR refused the call: REASON"; other codes keep
 // their code and message, Unauthenticated says so and points at --token-file.
 absl::Status DescribeRpcError(const absl::Status& status, const std::string& address);
 
@@ -91,6 +93,8 @@ class FakeCoordinatorApi : public CoordinatorApi {
   absl::Status error = absl::OkStatus();
   v1::SubmitSweepResponse submit_response;
   absl::Status submit_error = absl::OkStatus();
+  // Returned (and dropped) by the next SubmitSweep calls, before `submit_error`.
+  std::vector<absl::Status> submit_errors_once;
   std::vector<v1::GetSweepResponse> sweeps;
   v1::ListWorkersResponse workers;
   std::vector<v1::GetJobResponse> jobs;

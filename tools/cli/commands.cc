@@ -3,9 +3,13 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <random>
 #include <sstream>
+#include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "common/status/status_macros.h"
 
 namespace pcsweep::cli {
@@ -25,6 +29,25 @@ absl::StatusOr<std::string> ReadFileTail(const std::string& path, size_t max_byt
   return text;
 }
 
+namespace {
+
+// 128 random bits as hex: unique per submit invocation.
+std::string RandomIdempotencyKey() {
+  std::random_device random;  // /dev/urandom on Linux
+  std::string key;
+  for (int i = 0; i < 4; ++i) key += absl::StrFormat("%08x", random());
+  return key;
+}
+
+// Transport-level failures after which the coordinator may or may not have the sweep.
+bool WorthRetrying(const absl::Status& status) {
+  return absl::IsDeadlineExceeded(status) ||
+         (absl::IsUnavailable(status) &&
+          absl::StartsWith(status.message(), "cannot reach coordinator"));
+}
+
+}  // namespace
+
 absl::StatusOr<v1::SubmitSweepResponse> RunSubmit(CoordinatorApi& api, const std::string& spec_path,
                                                   bool force, std::ostream& out,
                                                   std::ostream& err) {
@@ -39,7 +62,16 @@ absl::StatusOr<v1::SubmitSweepResponse> RunSubmit(CoordinatorApi& api, const std
   request.set_spec_yaml(buffer.str());
   request.set_spec_path(spec_path);
   request.set_force(force);
-  PCSWEEP_ASSIGN_OR_RETURN(v1::SubmitSweepResponse response, api.SubmitSweep(request));
+  request.set_idempotency_key(RandomIdempotencyKey());
+  absl::StatusOr<v1::SubmitSweepResponse> submitted = api.SubmitSweep(request);
+  for (int attempt = 2; attempt <= kSubmitAttempts && WorthRetrying(submitted.status());
+       ++attempt) {
+    err << "submit: " << submitted.status().message() << "; retrying (" << attempt << "/"
+        << kSubmitAttempts << ")\n";
+    std::this_thread::sleep_for(std::chrono::milliseconds(200 * attempt));
+    submitted = api.SubmitSweep(request);
+  }
+  PCSWEEP_ASSIGN_OR_RETURN(v1::SubmitSweepResponse response, std::move(submitted));
   out << response.sweep_id() << "\n";
   err << "submitted " << spec_path << ": " << response.jobs() << " jobs, " << response.reused()
       << " reused\n";
@@ -179,7 +211,7 @@ absl::Status RunLogs(CoordinatorApi& api, const std::string& job_id, std::ostrea
     out << "\n(log " << log_path << " is not readable here; it is on the worker's machine)\n";
     return absl::OkStatus();
   }
-  out << "\n--- " << log_path << " ---\n" << *text;
+  out << "\n--- " << log_path << " ---\n" << TerminalSafe(*text);
   if (!text->empty() && text->back() != '\n') out << "\n";
   return absl::OkStatus();
 }

@@ -20,9 +20,12 @@
 namespace pcsweep::cli {
 
 // Reads `spec_path` and submits it. Prints the sweep id alone on `out` (for scripts) and a
-// "N jobs, M reused" note on `err`.
+// "N jobs, M reused" note on `err`. The request carries a random idempotency key; a call that
+// could not reach the coordinator (or ran out of time) is retried with the same key up to
+// kSubmitAttempts times in all, so a submit the coordinator did record is never duplicated.
 // Possible errors: NotFound (unreadable file), InvalidArgument "FILE:LINE:COL: message" from
 // the coordinator's spec check, and CoordinatorApi's errors.
+inline constexpr int kSubmitAttempts = 3;
 absl::StatusOr<v1::SubmitSweepResponse> RunSubmit(CoordinatorApi& api, const std::string& spec_path,
                                                   bool force, std::ostream& out, std::ostream& err);
 

@@ -12,6 +12,7 @@ namespace pcsweep::cli {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::StartsWith;
 
 std::string TempFile(const std::string& name, const std::string& content) {
@@ -56,6 +57,36 @@ TEST(SubmitTest, SendsSpecAndPrintsSweepId) {
   EXPECT_TRUE(api.submitted[0].force());
 }
 
+TEST(SubmitTest, RetriesAnUnreachableCoordinatorWithTheSameIdempotencyKey) {
+  FakeCoordinatorApi api;
+  api.submit_errors_once = {absl::UnavailableError("cannot reach coordinator at a:1: reset"),
+                            absl::DeadlineExceededError("deadline exceeded")};
+  api.submit_response.set_sweep_id("sweep-1");
+  const std::string path = TempFile("spec.yaml", "name: smoke\n");
+  std::ostringstream out, err;
+  ASSERT_TRUE(RunSubmit(api, path, false, out, err).ok());
+  EXPECT_EQ(out.str(), "sweep-1\n");
+  ASSERT_EQ(api.submitted.size(), 3u);
+  EXPECT_EQ(api.submitted[0].idempotency_key().size(), 32u);
+  EXPECT_EQ(api.submitted[1].idempotency_key(), api.submitted[0].idempotency_key());
+  EXPECT_EQ(api.submitted[2].idempotency_key(), api.submitted[0].idempotency_key());
+  // A second invocation is a new submit: a new key.
+  ASSERT_TRUE(RunSubmit(api, path, false, out, err).ok());
+  EXPECT_NE(api.submitted[3].idempotency_key(), api.submitted[0].idempotency_key());
+}
+
+TEST(SubmitTest, CoordinatorRefusalIsNotRetried) {
+  FakeCoordinatorApi api;
+  api.submit_error = absl::UnavailableError(
+      "coordinator at a:1 refused the call: coordinator cannot write its database: disk full");
+  const std::string path = TempFile("spec.yaml", "name: smoke\n");
+  std::ostringstream out, err;
+  auto result = RunSubmit(api, path, false, out, err);
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(result.status().message(), HasSubstr("cannot write its database: disk full"));
+  EXPECT_EQ(api.submitted.size(), 1u);
+}
+
 TEST(SubmitTest, SpecErrorComesBackAsOneLineWithLineAndColumn) {
   FakeCoordinatorApi api;
   api.submit_error = absl::InvalidArgumentError("spec.yaml:3:5: unknown key 'grdi'");
@@ -83,6 +114,16 @@ TEST(DescribeRpcErrorTest, UnavailableNamesTheAddress) {
   EXPECT_EQ(status.message(),
             "cannot reach coordinator at 10.0.0.1:7: failed to connect to all addresses");
   EXPECT_TRUE(absl::IsNotFound(DescribeRpcError(absl::NotFoundError("x"), "a")));
+}
+
+TEST(DescribeRpcErrorTest, UnavailableSentByTheCoordinatorKeepsItsReason) {
+  const absl::Status status = DescribeRpcError(
+      absl::UnavailableError("coordinator cannot write its database: disk full"), "10.0.0.1:7");
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(status.message(),
+            "coordinator at 10.0.0.1:7 refused the call: coordinator cannot write its database: "
+            "disk full");
+  EXPECT_THAT(std::string(status.message()), Not(HasSubstr("cannot reach")));
 }
 
 TEST(GrpcClientTest, UnreachableCoordinatorGivesOneLine) {

@@ -248,7 +248,8 @@ std::string FormatSweepStatus(const v1::GetSweepResponse& sweep, absl::Time now)
   }
   absl::StrAppend(&out, RenderTable(table, TableFormat::kText));
   for (const v1::Job* job : failed) {
-    absl::StrAppend(&out, "\n", job->name(), " (", job->job_id(), ") failed: ", job->error(), "\n");
+    absl::StrAppend(&out, "\n", job->name(), " (", job->job_id(),
+                    ") failed: ", TerminalSafe(job->error()), "\n");
   }
   return out;
 }
@@ -328,6 +329,20 @@ Table WorkersTable(const v1::ListWorkersResponse& workers, absl::Time now) {
   return table;
 }
 
+std::string TerminalSafe(absl::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (const char c : text) {
+    const unsigned char u = static_cast<unsigned char>(c);
+    if (c == '\n' || c == '\t' || (u >= 0x20 && u != 0x7f)) {
+      out += c;
+    } else {
+      absl::StrAppendFormat(&out, "\\x%02x", u);
+    }
+  }
+  return out;
+}
+
 std::string FormatJobLogs(const v1::GetJobResponse& response) {
   const v1::Job& job = response.job();
   std::string out =
@@ -335,7 +350,7 @@ std::string FormatJobLogs(const v1::GetJobResponse& response) {
                    ", attempt ", job.attempt(), "/", job.max_attempts(), "\n");
   if (!job.reused_from().empty())
     absl::StrAppend(&out, "reuses the result of job ", job.reused_from(), "\n");
-  if (!job.error().empty()) absl::StrAppend(&out, "error: ", job.error(), "\n");
+  if (!job.error().empty()) absl::StrAppend(&out, "error: ", TerminalSafe(job.error()), "\n");
   if (response.attempts().empty()) {
     absl::StrAppend(&out, "no attempts yet\n");
     return out;
@@ -354,12 +369,13 @@ std::string FormatJobLogs(const v1::GetJobResponse& response) {
                                         : absl::ZeroDuration();
     table.rows.push_back({Cell::Number(a.attempt()), a.worker_id().empty() ? "-" : a.worker_id(),
                           StateName(a.state()), HumanDuration(duration), exit,
-                          a.error().empty() ? "-" : a.error()});
+                          a.error().empty() ? "-" : TerminalSafe(a.error())});
   }
   absl::StrAppend(&out, "\n", RenderTable(table, TableFormat::kText));
   for (const auto& a : response.attempts()) {
     if (a.stderr_tail().empty()) continue;
-    absl::StrAppend(&out, "\n--- attempt ", a.attempt(), " stderr (tail) ---\n", a.stderr_tail());
+    absl::StrAppend(&out, "\n--- attempt ", a.attempt(), " stderr (tail) ---\n",
+                    TerminalSafe(a.stderr_tail()));
     if (a.stderr_tail().back() != '\n') out += "\n";
   }
   return out;

@@ -79,6 +79,10 @@ Table ResultsTable(const pcsweep::v1::GetSweepResponse& sweep);
 // `pcsweep workers`: id, name, host, slots, GPUs, state, last heartbeat (ago), running jobs.
 Table WorkersTable(const pcsweep::v1::ListWorkersResponse& workers, absl::Time now);
 
+// `text` with every control character but newline and tab (escape sequences, carriage
+// returns, backspaces, DEL) written as "\xNN", so that job output cannot drive the terminal.
+std::string TerminalSafe(absl::string_view text);
+
 // `pcsweep logs JOB`: job header, attempts table (worker, state, duration, exit code/signal,
 // error), and each failed attempt's stderr tail. The log file itself is appended by the caller.
 std::string FormatJobLogs(const pcsweep::v1::GetJobResponse& job);

@@ -218,6 +218,25 @@ TEST(JobLogsTest, ShowsAttemptsExitAndStderrTail) {
   EXPECT_THAT(text, HasSubstr("--- attempt 2 stderr (tail) ---\nboom\n"));
 }
 
+TEST(JobLogsTest, ControlCharactersFromTheJobAreEscaped) {
+  v1::GetJobResponse job;
+  *job.mutable_job() = MakeJob("smoke[x=1]", v1::JOB_STATE_FAILED, 0);
+  job.mutable_job()->set_error("bad\x1b]0;owned\x07 error");
+  auto* a1 = job.add_attempts();
+  a1->set_attempt(1);
+  a1->set_state(v1::JOB_STATE_FAILED);
+  a1->set_error("exit\rcode 3");
+  a1->set_stderr_tail("line 1\n\x1b[2Jcleared\tscreen\x7f\n");
+  const std::string text = FormatJobLogs(job);
+  EXPECT_EQ(text.find('\x1b'), std::string::npos);
+  EXPECT_EQ(text.find('\r'), std::string::npos);
+  EXPECT_EQ(text.find('\x07'), std::string::npos);
+  EXPECT_EQ(text.find('\x7f'), std::string::npos);
+  EXPECT_THAT(text, HasSubstr("error: bad\\x1b]0;owned\\x07 error"));
+  EXPECT_THAT(text, HasSubstr("line 1\n\\x1b[2Jcleared\tscreen\\x7f\n"));
+  EXPECT_EQ(TerminalSafe("plain\ttext\n"), "plain\ttext\n");
+}
+
 TEST(ProtoToJsonTest, UsesProtoFieldNames) {
   v1::SweepSummary summary;
   summary.set_sweep_id("s1");
