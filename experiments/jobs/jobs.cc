@@ -306,6 +306,82 @@ absl::StatusOr<engine::Gemma3Config> MakeConfig(const ModelShape& m,
   return *parsed;
 }
 
+// The learning curve of `curve_every`: after every N optimizer steps, the model (as it is
+// then) scores a held-out pair set; metrics `curve.step_<step>.{holdout_accuracy,
+// holdout_loss, flip_rate, train_loss}` (step zero-padded so the names sort by step) and
+// `curve.{every,points,pairs}`. holdout_loss is the mean two-way CE of both prompts of every
+// pair; train_loss the mean training loss of the steps since the previous point.
+struct CurveState {
+  double train_loss_sum = 0;  // since the previous point
+  int64_t train_steps = 0;
+  int64_t points = 0;
+};
+
+// Wraps `on_step` to add each step's loss to `state`.
+train::StepCallback CountingTrainLoss(train::StepCallback on_step,
+                                      std::shared_ptr<CurveState> state) {
+  return [on_step = std::move(on_step), state](const train::StepLog& log) {
+    state->train_loss_sum += log.loss;
+    ++state->train_steps;
+    if (on_step) on_step(log);
+  };
+}
+
+train::PeriodicHook CurveHook(int64_t every, const EvalSet* set, train::ModelSession* session,
+                              bool vision_changes, int batch_size,
+                              std::shared_ptr<CurveState> state, Progress* progress,
+                              double progress_from, double progress_to,
+                              std::map<std::string, double>* metrics) {
+  train::PeriodicHook hook;
+  hook.every = every;
+  hook.run = [=](const train::StepLog& log) -> absl::Status {
+    if (vision_changes) session->ClearImageFeatures();
+    PCSWEEP_ASSIGN_OR_RETURN(std::vector<train::PairMargins> margins,
+                             train::ScorePairs(*session, set->pairs, batch_size));
+    std::vector<analysis::ExampleRow> rows;
+    double ce = 0;
+    for (size_t i = 0; i < set->pairs.size(); ++i) {
+      const data::Pair& p = set->pairs[i];
+      const double sign = p.label == data::Answer::kYes ? 1.0 : -1.0;
+      // -log sigmoid(sign * margin), stable for large margins.
+      for (double m : {margins[i].original, margins[i].paraphrase})
+        ce += std::log1p(std::exp(-std::abs(sign * m))) + std::max(0.0, -sign * m);
+      rows.push_back({p.question_id, p.pair_id, p.image, p.phenomenon,
+                      std::string(data::AnswerName(p.label)), margins[i].original,
+                      margins[i].paraphrase});
+    }
+    auto computed = analysis::ComputeConsistencyMetrics(rows);
+    if (!computed.ok()) return Annotate(computed.status(), "learning curve (config.curve_every)");
+    const double train_loss = state->train_steps > 0
+                                  ? state->train_loss_sum / static_cast<double>(state->train_steps)
+                                  : log.loss;
+    state->train_loss_sum = 0;
+    state->train_steps = 0;
+    ++state->points;
+    const int width = static_cast<int>(std::to_string(log.total_steps).size());
+    const std::string prefix = absl::StrFormat("curve.step_%0*d.", width, log.step);
+    (*metrics)[prefix + "holdout_accuracy"] = computed->accuracy_original;
+    (*metrics)[prefix + "holdout_loss"] = ce / (2.0 * static_cast<double>(set->pairs.size()));
+    (*metrics)[prefix + "flip_rate"] = computed->flip_rate;
+    (*metrics)[prefix + "train_loss"] = train_loss;
+    (*metrics)["curve.every"] = static_cast<double>(every);
+    (*metrics)["curve.points"] = static_cast<double>(state->points);
+    (*metrics)["curve.pairs"] = static_cast<double>(set->pairs.size());
+    const double fraction =
+        progress_from + (progress_to - progress_from) * static_cast<double>(log.step) /
+                            static_cast<double>(std::max<int64_t>(1, log.total_steps));
+    progress->Report(
+        fraction,
+        absl::StrFormat("curve step %d/%d: held-out accuracy %.3f, loss %.4f, "
+                        "flip rate %.3f, train loss %.4f",
+                        log.step, log.total_steps, computed->accuracy_original,
+                        (*metrics)[prefix + "holdout_loss"], computed->flip_rate, train_loss),
+        0, true);
+    return absl::OkStatus();
+  };
+  return hook;
+}
+
 }  // namespace
 
 absl::Status RunPretrainJob(const json& job) {
@@ -355,6 +431,11 @@ absl::Status RunPretrainJob(const json& job) {
   PCSWEEP_ASSIGN_OR_RETURN(bool freeze_vision, config.Bool("freeze_vision", warmup.steps > 0));
   PCSWEEP_ASSIGN_OR_RETURN(bool evaluate, config.Bool("evaluate", true));
   PCSWEEP_ASSIGN_OR_RETURN(int64_t eval_batch, config.Integer("eval_batch_size", 64, 1, 1 << 20));
+  // Learning curve: a held-out pair set scored every `curve_every` optimizer steps.
+  PCSWEEP_ASSIGN_OR_RETURN(int64_t curve_every, config.Integer("curve_every", 0, 0, kBig));
+  PCSWEEP_ASSIGN_OR_RETURN(std::string curve_file, config.String("curve_file", ""));
+  PCSWEEP_ASSIGN_OR_RETURN(int64_t curve_max_pairs,
+                           config.Integer("curve_max_pairs", 200, 0, kBig));
   PCSWEEP_ASSIGN_OR_RETURN(inputs::PromptOptions prompt, ReadPromptOptions(config));
   if (prompt.prompt_template != inputs::PromptOptions().prompt_template) {
     return absl::InvalidArgumentError(
@@ -370,6 +451,7 @@ absl::Status RunPretrainJob(const json& job) {
   } else {
     config.Raw("eval_sets");
   }
+  if (curve_file.empty()) curve_file = (fs::path(data_dir_out) / "train.jsonl").string();
   PCSWEEP_RETURN_IF_ERROR(config.CheckAllKeysUsed());
 
   if (data_dir.empty()) {
@@ -471,10 +553,24 @@ absl::Status RunPretrainJob(const json& job) {
     }
     const double from = warmup.steps > 0 ? 0.3 : 0.1;
     progress.Report(from, absl::StrCat("pretraining on ", examples.size(), " prompts"), 0, true);
-    PCSWEEP_ASSIGN_OR_RETURN(
-        report,
-        train::TrainOnPrompts(session, parameters, examples, options,
-                              ProgressCallback(&progress, from, 0.85, "pretrain"), freeze_vision));
+    train::StepCallback on_step = ProgressCallback(&progress, from, 0.85, "pretrain");
+    train::PeriodicHook curve;
+    std::vector<EvalSet> curve_sets;
+    if (curve_every > 0) {
+      EvalSetSpec spec;
+      spec.name = "curve";
+      spec.path = curve_file;
+      spec.max_pairs = curve_max_pairs;
+      auto loaded = LoadEvalSets({spec});
+      if (!loaded.ok()) return Annotate(loaded.status(), "config.curve_file");
+      curve_sets = std::move(*loaded);
+      auto state = std::make_shared<CurveState>();
+      on_step = CountingTrainLoss(std::move(on_step), state);
+      curve = CurveHook(curve_every, &curve_sets.front(), &session, !freeze_vision,
+                        static_cast<int>(eval_batch), state, &progress, from, 0.85, &metrics);
+    }
+    PCSWEEP_ASSIGN_OR_RETURN(report, train::TrainOnPrompts(session, parameters, examples, options,
+                                                           on_step, freeze_vision, curve));
     PCSWEEP_RETURN_IF_ERROR(train::SaveModelFolder(model, model_dir));
   }
   PutTrainMetrics(report, &metrics);

@@ -182,6 +182,51 @@ TEST_F(JobsTest, TextsPerQuestionKeepsTheOriginalAndThatManyMinusOneParaphrases)
   EXPECT_EQ(metrics["pretrain.prompts"], 120);
 }
 
+TEST_F(JobsTest, CurveEveryLogsHeldOutAccuracyAndLossEveryNStepsAndAfterTheLast) {
+  const std::string out = TempDir("curve");
+  json config = TinyPretrainConfig();
+  config["max_steps"] = 5;
+  config["curve_every"] = 2;
+  config["curve_max_pairs"] = 12;
+  config["evaluate"] = false;
+  const absl::Status status = Run("pretrain", config, out);
+  ASSERT_TRUE(status.ok()) << status;
+  const json metrics = ReadJson(out + "/metrics.json");
+  EXPECT_EQ(metrics["curve.every"], 2);
+  EXPECT_EQ(metrics["curve.points"], 3);  // steps 2, 4 and the last, 5
+  EXPECT_EQ(metrics["curve.pairs"], 12);
+  for (const char* step : {"2", "4", "5"}) {
+    const std::string prefix = std::string("curve.step_") + step + ".";
+    for (const char* name : {"holdout_accuracy", "holdout_loss", "flip_rate", "train_loss"})
+      ASSERT_TRUE(metrics.contains(prefix + name)) << prefix + name;
+    const double accuracy = metrics[prefix + "holdout_accuracy"].get<double>();
+    EXPECT_GE(accuracy, 0.0);
+    EXPECT_LE(accuracy, 1.0);
+    // Two-way CE of a model near init is close to log 2, never 0 or huge.
+    EXPECT_GT(metrics[prefix + "holdout_loss"].get<double>(), 0.3) << step;
+    EXPECT_LT(metrics[prefix + "holdout_loss"].get<double>(), 2.0) << step;
+  }
+  EXPECT_FALSE(metrics.contains("curve.step_1.holdout_accuracy"));
+  EXPECT_FALSE(metrics.contains("curve.step_3.holdout_accuracy"));
+  // The last point's training loss is the mean of step 5 alone.
+  EXPECT_NEAR(metrics["curve.step_5.train_loss"].get<double>(),
+              metrics["train.final_loss"].get<double>(), 1e-9);
+  EXPECT_EQ(metrics["train.steps"], 5);
+
+  // Training is unchanged by the curve: same seed, same final loss without it.
+  const std::string plain = TempDir("curve_off");
+  config.erase("curve_every");
+  ASSERT_TRUE(Run("pretrain", config, plain).ok());
+  EXPECT_EQ(ReadJson(plain + "/metrics.json")["train.final_loss"], metrics["train.final_loss"]);
+
+  config["curve_every"] = 2;
+  config["curve_file"] = out + "/missing.jsonl";
+  const absl::Status missing = Run("pretrain", config, TempDir("curve_missing"));
+  EXPECT_EQ(missing.code(), absl::StatusCode::kNotFound) << missing;
+  EXPECT_THAT(std::string(missing.message()),
+              AllOf(HasSubstr("config.curve_file"), HasSubstr("missing.jsonl")));
+}
+
 TEST_F(JobsTest, TrainEvalLowersTrainingLossAndWritesEverything) {
   const std::string out = TempDir("train_eval");
   json config = TrainEvalConfig();

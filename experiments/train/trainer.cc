@@ -259,7 +259,8 @@ absl::StatusOr<TrainReport> RunTraining(
     ModelSession& session, const std::vector<torch::Tensor>& parameters,
     const TrainOptions& options, const std::function<std::vector<Batch>(int)>& micro_batches,
     const std::function<absl::StatusOr<PairLoss>(const Batch&)>& loss_of,
-    const std::function<int64_t(const Batch&)>& examples_in, const StepCallback& on_step) {
+    const std::function<int64_t(const Batch&)>& examples_in, const StepCallback& on_step,
+    const PeriodicHook& periodic = {}) {
   PCSWEEP_RETURN_IF_ERROR(ValidateTrainOptions(options, parameters));
   return GuardTorch("training", [&]() -> absl::StatusOr<TrainReport> {
     torch::manual_seed(options.seed);
@@ -318,7 +319,7 @@ absl::StatusOr<TrainReport> RunTraining(
         optimizer.step();
         report.optimizer_s += SecondsSince(t0);
         ++step;
-        const double elapsed = SecondsSince(start);
+        const double elapsed = SecondsSince(start) - report.periodic_s;
         log.step = step;
         log.total_steps = total_steps;
         log.epoch = epoch;
@@ -327,13 +328,29 @@ absl::StatusOr<TrainReport> RunTraining(
         log.eta_s = elapsed / static_cast<double>(step) * static_cast<double>(total_steps - step);
         report.log.push_back(log);
         if (on_step) on_step(log);
+        if (periodic.every > 0 && periodic.run &&
+            (step % periodic.every == 0 || step == total_steps)) {
+          const auto hook_start = Clock::now();
+          session.model()->eval();
+          absl::Status status;
+          {
+            torch::NoGradGuard no_grad;
+            status = periodic.run(log);
+          }
+          session.model()->train();
+          report.periodic_s += SecondsSince(hook_start);
+          if (!status.ok()) {
+            session.model()->eval();
+            return status;
+          }
+        }
       }
       report.epoch_loss.push_back(
           epoch_batches > 0 ? epoch_loss_sum / static_cast<double>(epoch_batches) : 0);
     }
     session.model()->eval();
     report.steps = step;
-    report.seconds = SecondsSince(start);
+    report.seconds = SecondsSince(start) - report.periodic_s;
     report.tokens = session.tokens_seen() - tokens_before;
     return report;
   });
@@ -394,7 +411,7 @@ absl::StatusOr<TrainReport> TrainOnPrompts(ModelSession& session,
                                            const std::vector<torch::Tensor>& parameters,
                                            const std::vector<LabeledPrompt>& examples,
                                            const TrainOptions& options, const StepCallback& on_step,
-                                           bool frozen_vision) {
+                                           bool frozen_vision, const PeriodicHook& periodic) {
   using Batch = std::vector<const LabeledPrompt*>;
   std::function<std::vector<Batch>(int)> micro_batches = [&](int epoch) {
     std::vector<size_t> order(examples.size());
@@ -429,7 +446,7 @@ absl::StatusOr<TrainReport> TrainOnPrompts(ModelSession& session,
     return static_cast<int64_t>(b.size());
   };
   return RunTraining<Batch>(session, parameters, options, micro_batches, loss_of, examples_in,
-                            on_step);
+                            on_step, periodic);
 }
 
 bool IsVisionParameter(const std::string& name) {

@@ -58,6 +58,9 @@ class ModelSession {
   engine::Gemma3Model& model() { return model_; }
   const engine::Gemma3Config& config() const { return model_->config(); }
   int64_t tokens_seen() const { return tokens_seen_; }
+  // Drops the cached image features: needed before scoring a model whose vision tower has
+  // changed since they were computed (pretraining without freeze_vision).
+  void ClearImageFeatures() { features_.clear(); }
   int64_t image_feature_computations() const { return feature_computations_; }
 
   // Preprocessed pixels of `images` stacked as [N, 3, H, W] (cached per path). Errors: an
@@ -130,6 +133,15 @@ struct StepLog {
 };
 using StepCallback = std::function<void(const StepLog&)>;
 
+// Work done between optimizer steps, e.g. scoring a held-out set for a learning curve: `run`
+// is called after every `every`-th step and after the last one, in eval mode and without
+// gradients (train mode is restored afterwards). An error from `run` stops training and is
+// returned. Its time is left out of the report's seconds and throughput.
+struct PeriodicHook {
+  int64_t every = 0;  // 0 = never
+  std::function<absl::Status(const StepLog&)> run;
+};
+
 struct TrainReport {
   int64_t steps = 0;
   int64_t examples = 0;            // pairs or prompts trained on
@@ -138,6 +150,7 @@ struct TrainReport {
   std::vector<StepLog> log;        // every step
   double seconds = 0;
   double forward_s = 0, backward_s = 0, optimizer_s = 0;
+  double periodic_s = 0;  // spent in the PeriodicHook, not counted in `seconds`
 };
 
 // LoRA (or any parameters') training on pairs: every epoch takes sampler.Epoch(e) (each
@@ -168,7 +181,8 @@ absl::StatusOr<TrainReport> TrainOnPrompts(ModelSession& session,
                                            const std::vector<LabeledPrompt>& examples,
                                            const TrainOptions& options,
                                            const StepCallback& on_step = nullptr,
-                                           bool frozen_vision = false);
+                                           bool frozen_vision = false,
+                                           const PeriodicHook& periodic = {});
 
 // Random initialisation as transformers does for Gemma 3 / SigLIP: normal(0, std) for
 // matrices and embeddings, zeros for biases and Gemma's (1 + w) RMSNorm weights, ones for
