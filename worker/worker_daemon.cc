@@ -660,7 +660,7 @@ void WorkerDaemonImpl::ReporterLoop() {
         // The coordinator answered but cannot record it (e.g. its disk is full): say so, it
         // is not a network problem and needs an operator.
         spdlog::warn("worker {}: coordinator refuses result {} for now: {}", name_, result.key(),
-                     status.message());
+                     std::string(status.message()));
       } else {
         spdlog::debug("worker {}: cannot report {} yet: {}", name_, result.key(),
                       status.ToString());
