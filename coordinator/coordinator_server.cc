@@ -23,7 +23,6 @@
 namespace pcsweep {
 namespace {
 
-constexpr int kMaxMessageBytes = 64 << 20;
 // How often the housekeeping thread calls Scheduler::Tick(): bounds the lateness of lease
 // expiry and of empty long-poll answers.
 constexpr absl::Duration kTickPeriod = absl::Milliseconds(100);
@@ -69,11 +68,7 @@ class CoordinatorServerImpl final : public CoordinatorServer {
     grpc::ServerBuilder builder;
     builder.AddListeningPort(options.listen, credentials, &port_);
     builder.RegisterService(service_.get());
-    builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
-    builder.SetMaxSendMessageSize(kMaxMessageBytes);
-    // Workers keep their connections alive with pings, also while idle.
-    builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
-    builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+    rpc::ConfigureServerBuilder(&builder);
     server_ = builder.BuildAndStart();
     if (server_ == nullptr || port_ == 0) {
       return absl::UnavailableError(

@@ -9,11 +9,14 @@
 #include <sstream>
 
 #include "common/analysis/golden.h"
+#include "common/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace pcsweep::analysis {
 namespace {
+
+using ::pcsweep::testutil::StatusIs;
 
 namespace fs = std::filesystem;
 constexpr double kTol = 1e-6;
@@ -134,11 +137,14 @@ TEST(ComputeConsistencyMetrics, RejectsBadRowsWithLocation) {
               testing::HasSubstr("label must be yes or no"));
   rows[1].label = "yes";
   rows[1].margin_paraphrase = NAN;
-  EXPECT_FALSE(ComputeConsistencyMetrics(rows).ok());
+  EXPECT_THAT(ComputeConsistencyMetrics(rows),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "row 1 (pair_id 'b'): margin is not a finite number"));
   rows[1] = {"q1", "b", "", "", "no", 1, 1};
   EXPECT_THAT(std::string(ComputeConsistencyMetrics(rows).status().message()),
               testing::HasSubstr("disagrees"));
-  EXPECT_FALSE(ComputeConsistencyMetrics({}).ok());
+  EXPECT_THAT(ComputeConsistencyMetrics({}),
+              StatusIs(absl::StatusCode::kInvalidArgument, "no per-example rows"));
 }
 
 TEST(CompareWithBaselines, EqualsTestsComputedByHand) {

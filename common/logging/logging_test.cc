@@ -6,12 +6,15 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "spdlog/spdlog.h"
 
 namespace pcsweep {
 namespace {
+
+using ::pcsweep::testutil::StatusIs;
 
 using ::testing::HasSubstr;
 using ::testing::MatchesRegex;
@@ -29,7 +32,8 @@ TEST(LoggingTest, ParsesLevels) {
   EXPECT_EQ(*ParseLogLevel("warning"), spdlog::level::warn);
   EXPECT_EQ(*ParseLogLevel("error"), spdlog::level::err);
   absl::StatusOr<spdlog::level::level_enum> bad = ParseLogLevel("loud");
-  ASSERT_FALSE(bad.ok());
+  ASSERT_THAT(bad, StatusIs(absl::StatusCode::kInvalidArgument,
+                            "unknown log level 'loud' (use trace, debug, info, warn,"));
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(bad.status().message(), HasSubstr("'loud'"));
 }

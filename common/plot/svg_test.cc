@@ -7,11 +7,14 @@
 #include <string>
 #include <vector>
 
+#include "common/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace pcsweep::plot {
 namespace {
+
+using ::pcsweep::testutil::StatusIs;
 
 // Minimal well-formedness check: balanced, properly nested tags, quoted attributes, no raw
 // '<' or stray '&' in text. Returns "" when well-formed, else what is wrong.
@@ -136,24 +139,31 @@ TEST(RenderSvg, WellFormednessCheckerCatchesErrors) {
 }
 
 TEST(RenderSvg, RejectsBadFigures) {
-  EXPECT_FALSE(RenderSvg(Figure{}).ok());
+  EXPECT_THAT(RenderSvg(Figure{}),
+              StatusIs(absl::StatusCode::kInvalidArgument, "figure has no panels"));
   Figure figure = PaperFigure();
   figure.panels[1].series[0].values.pop_back();
   auto bad = RenderSvg(figure);
-  ASSERT_FALSE(bad.ok());
+  ASSERT_THAT(bad, StatusIs(absl::StatusCode::kInvalidArgument,
+                            "panel 1 ('Mean |m_q - m_p|') series 'lambda=0.1' has 2"));
   EXPECT_THAT(std::string(bad.status().message()),
               testing::HasSubstr("panel 1 ('Mean |m_q - m_p|') series 'lambda=0.1' has 2 values "
                                  "for 3 categories"));
   figure = PaperFigure();
   figure.panels[0].series[0].error_high = {1, 2};
-  EXPECT_FALSE(RenderSvg(figure).ok());
+  EXPECT_THAT(RenderSvg(figure),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "panel 0 ('Flip rate') series 'lambda=0.1' has 2 error-bar"));
   figure = PaperFigure();
   figure.panels[0].series[0].values[0] = INFINITY;
-  EXPECT_FALSE(RenderSvg(figure).ok());
+  EXPECT_THAT(RenderSvg(figure),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "panel 0 ('Flip rate') series 'lambda=0.1' has an infinite value"));
   figure = PaperFigure();
   figure.panels[0].y_min = 1;
   figure.panels[0].y_max = 0;
-  EXPECT_FALSE(RenderSvg(figure).ok());
+  EXPECT_THAT(RenderSvg(figure), StatusIs(absl::StatusCode::kInvalidArgument,
+                                          "panel 0 ('Flip rate'): y_min must be below y_max"));
 }
 
 TEST(NiceTicks, CoversRangeWithRoundSteps) {

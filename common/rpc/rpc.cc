@@ -18,12 +18,10 @@
 
 namespace pcsweep::rpc {
 namespace {
-constexpr int kMaxMessageBytes = 64 << 20;
 constexpr char kAuthHeader[] = "authorization";
 }  // namespace
 
-std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target,
-                                           const ChannelOptions& options) {
+grpc::ChannelArguments DefaultChannelArguments() {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(kMaxMessageBytes);
   args.SetMaxSendMessageSize(kMaxMessageBytes);
@@ -33,6 +31,18 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target,
   // Reconnect quickly after a coordinator restart instead of gRPC's 120 s maximum backoff.
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
+  return args;
+}
+
+void ConfigureServerBuilder(grpc::ServerBuilder* builder) {
+  builder->SetMaxReceiveMessageSize(kMaxMessageBytes);
+  builder->SetMaxSendMessageSize(kMaxMessageBytes);
+  builder->AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
+  builder->AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+}
+
+std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target,
+                                           const ChannelOptions& options) {
   std::shared_ptr<grpc::ChannelCredentials> creds;
   if (options.tls_ca_pem.empty()) {
     creds = grpc::InsecureChannelCredentials();
@@ -43,7 +53,7 @@ std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target,
     ssl.pem_private_key = options.tls_key_pem;
     creds = grpc::SslCredentials(ssl);
   }
-  return grpc::CreateCustomChannel(target, creds, args);
+  return grpc::CreateCustomChannel(target, creds, DefaultChannelArguments());
 }
 
 void PrepareContext(grpc::ClientContext* context, absl::Duration timeout,

@@ -20,6 +20,10 @@ inline constexpr absl::Duration kShortCallDeadline = absl::Seconds(10);
 inline constexpr absl::Duration kReportDeadline = absl::Seconds(30);  // Complete/Fail with rows
 inline constexpr absl::Duration kLongPollSlack = absl::Seconds(5);
 
+// The largest gRPC message either side sends or accepts (a CompleteJob with its rows is the
+// largest; the worker checks its own, smaller caps before sending).
+inline constexpr int kMaxMessageBytes = 64 << 20;
+
 struct ChannelOptions {
   std::string token;       // bearer token sent as "authorization: Bearer <token>"; empty = none
   std::string tls_ca_pem;  // non-empty = TLS with this root certificate
@@ -29,9 +33,17 @@ struct ChannelOptions {
   std::string tls_key_pem;
 };
 
-// A channel to `target` ("host:port") with keepalive and 64 MiB message limits.
+// The arguments every client channel uses: kMaxMessageBytes both ways, keepalive pings, and a
+// short reconnect backoff so that a restarted coordinator is found again within seconds.
+grpc::ChannelArguments DefaultChannelArguments();
+
+// A channel to `target` ("host:port") with DefaultChannelArguments().
 std::shared_ptr<grpc::Channel> MakeChannel(const std::string& target,
                                            const ChannelOptions& options);
+
+// Applies the server side of the same settings to `builder`: kMaxMessageBytes both ways and
+// accepting the clients' keepalive pings, also while idle.
+void ConfigureServerBuilder(grpc::ServerBuilder* builder);
 
 // Sets the deadline `now + timeout` and the bearer token on a client context.
 void PrepareContext(grpc::ClientContext* context, absl::Duration timeout, const std::string& token);

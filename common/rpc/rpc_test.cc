@@ -22,6 +22,24 @@ std::filesystem::path TestDir() {
   return dir;
 }
 
+int IntArgument(const grpc::ChannelArguments& arguments, const char* key) {
+  const grpc_channel_args args = arguments.c_channel_args();
+  for (size_t i = 0; i < args.num_args; ++i) {
+    if (std::string(args.args[i].key) == key && args.args[i].type == GRPC_ARG_INTEGER) {
+      return args.args[i].value.integer;
+    }
+  }
+  return -1;
+}
+
+TEST(DefaultChannelArgumentsTest, CarryTheSharedMessageLimitAndKeepalive) {
+  const grpc::ChannelArguments arguments = DefaultChannelArguments();
+  EXPECT_EQ(IntArgument(arguments, GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH), kMaxMessageBytes);
+  EXPECT_EQ(IntArgument(arguments, GRPC_ARG_MAX_SEND_MESSAGE_LENGTH), kMaxMessageBytes);
+  EXPECT_EQ(IntArgument(arguments, GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS), 1);
+  EXPECT_EQ(kMaxMessageBytes, 64 << 20);
+}
+
 TEST(WriteRandomTokenFileTest, FreshOwnerOnlyTokenThatReadsBack) {
   const std::string path = (TestDir() / "local.token").string();
   std::ofstream(path) << "old";

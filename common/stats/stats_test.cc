@@ -6,11 +6,14 @@
 #include <limits>
 #include <vector>
 
+#include "common/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace pcsweep::stats {
 namespace {
+
+using ::pcsweep::testutil::StatusIs;
 
 constexpr double kTol = 1e-6;
 constexpr double kInf = std::numeric_limits<double>::infinity();
@@ -178,8 +181,10 @@ TEST(WilsonInterval, MatchesStatsmodels) {
   auto r90 = WilsonInterval(23, 158, 0.90);
   ASSERT_TRUE(r90.ok());
   ExpectCi(*r90, 0.1053892506210291, 0.197683950260855);
-  EXPECT_FALSE(WilsonInterval(3, 2).ok());
-  EXPECT_FALSE(WilsonInterval(0, 0).ok());
+  EXPECT_THAT(WilsonInterval(3, 2),
+              StatusIs(absl::StatusCode::kInvalidArgument, "x must be in [0, n=2], got 3"));
+  EXPECT_THAT(WilsonInterval(0, 0),
+              StatusIs(absl::StatusCode::kInvalidArgument, "n must be positive, got 0"));
 }
 
 // ---- McNemar ------------------------------------------------------------------------------------
@@ -237,8 +242,11 @@ TEST(McNemarTest, NoDiscordantPairsAndPairedCi) {
   const double half = 1.959963984540054 * std::sqrt(24 - 256.0 / 158) / 158;
   ExpectCi(*r, diff - half, diff + half);
   options.n_pairs = 10;
-  EXPECT_FALSE(McNemarTest(20, 4, options).ok());
-  EXPECT_FALSE(McNemarTest(-1, 4).ok());
+  EXPECT_THAT(McNemarTest(20, 4, options),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "n_pairs=10 is smaller than the discordant pairs b+c=24"));
+  EXPECT_THAT(McNemarTest(-1, 4), StatusIs(absl::StatusCode::kInvalidArgument,
+                                           "McNemar counts must be non-negative, got b=-1 c=4"));
 }
 
 // ---- Wilcoxon -----------------------------------------------------------------------------------
@@ -345,14 +353,26 @@ TEST(WilcoxonSignedRank, ApproxWithoutCorrectionAndPairedForm) {
 }
 
 TEST(WilcoxonSignedRank, RejectsInvalidInput) {
-  EXPECT_FALSE(WilcoxonSignedRank(std::vector<double>{}).ok());
-  EXPECT_FALSE(WilcoxonSignedRank(std::vector<double>{0, 0, 0}).ok());
-  EXPECT_FALSE(WilcoxonSignedRank(std::vector<double>{1, std::nan("")}).ok());
-  EXPECT_FALSE(WilcoxonSignedRank(std::vector<double>{1, 2}, std::vector<double>{1}).ok());
+  EXPECT_THAT(
+      WilcoxonSignedRank(std::vector<double>{}),
+      StatusIs(absl::StatusCode::kInvalidArgument, "differences needs at least 1 values, got 0"));
+  EXPECT_THAT(WilcoxonSignedRank(std::vector<double>{0, 0, 0}),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "Wilcoxon signed-rank: every difference is zero, the test is undefined"));
+  EXPECT_THAT(
+      WilcoxonSignedRank(std::vector<double>{1, std::nan("")}),
+      StatusIs(absl::StatusCode::kInvalidArgument, "differences[1] is not a finite number (nan)"));
+  EXPECT_THAT(WilcoxonSignedRank(std::vector<double>{1, 2}, std::vector<double>{1}),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "Wilcoxon signed-rank needs paired samples of equal length, got 2 and 1"));
   WilcoxonOptions exact;
   exact.method = WilcoxonMethod::kExact;
-  EXPECT_FALSE(WilcoxonSignedRank(std::vector<double>{1, 1, 2}, exact).ok());  // ties
-  EXPECT_FALSE(WilcoxonSignedRank(std::vector<double>{0, 1, 2}, exact).ok());  // zeros
+  EXPECT_THAT(WilcoxonSignedRank(std::vector<double>{1, 1, 2}, exact),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "Wilcoxon exact method needs at most 400 differences without"));  // ties
+  EXPECT_THAT(WilcoxonSignedRank(std::vector<double>{0, 1, 2}, exact),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "Wilcoxon exact method needs at most 400 differences without"));  // zeros
 }
 
 // ---- t procedures -------------------------------------------------------------------------------
@@ -382,7 +402,9 @@ TEST(MeanTInterval, MatchesScipy) {
     EXPECT_NEAR(r->statistic, c.mean, 1e-12);
     ExpectCi(*r, c.lo, c.hi);
   }
-  EXPECT_FALSE(MeanTInterval(std::vector<double>{1.0}).ok());
+  EXPECT_THAT(
+      MeanTInterval(std::vector<double>{1.0}),
+      StatusIs(absl::StatusCode::kInvalidArgument, "values needs at least 2 values, got 1"));
   // Equal values give a zero-width interval, which is a valid answer for an interval.
   auto flat = MeanTInterval(std::vector<double>{2, 2, 2});
   ASSERT_TRUE(flat.ok());
@@ -434,8 +456,13 @@ TEST(OneSampleTTest, MatchesScipy) {
     EXPECT_NEAR(r->p_value, c.p, kTol);
     ExpectCi(*r, c.lo, c.hi);
   }
-  EXPECT_FALSE(OneSampleTTest(std::vector<double>{0.97, 0.97}, 0.95).ok());  // zero variance
-  EXPECT_FALSE(OneSampleTTest(std::vector<double>{0.97}, 0.95).ok());
+  EXPECT_THAT(
+      OneSampleTTest(std::vector<double>{0.97, 0.97}, 0.95),
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               "one-sample t-test: all values are equal (zero variance), t"));  // zero variance
+  EXPECT_THAT(
+      OneSampleTTest(std::vector<double>{0.97}, 0.95),
+      StatusIs(absl::StatusCode::kInvalidArgument, "values needs at least 2 values, got 1"));
 }
 
 TEST(WelchTTest, MatchesScipy) {
@@ -478,8 +505,12 @@ TEST(WelchTTest, MatchesScipy) {
     EXPECT_NEAR(r->p_value, c.p, kTol);
     ExpectCi(*r, c.lo, c.hi);
   }
-  EXPECT_FALSE(WelchTTest(std::vector<double>{1}, b1).ok());
-  EXPECT_FALSE(WelchTTest(std::vector<double>{1, 1}, std::vector<double>{2, 2}).ok());
+  EXPECT_THAT(
+      WelchTTest(std::vector<double>{1}, b1),
+      StatusIs(absl::StatusCode::kInvalidArgument, "first sample needs at least 2 values, got 1"));
+  EXPECT_THAT(WelchTTest(std::vector<double>{1, 1}, std::vector<double>{2, 2}),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "Welch t-test: both samples have zero variance, t is undefined"));
 }
 
 // ---- Bootstrap and Holm -------------------------------------------------------------------------
@@ -524,8 +555,12 @@ TEST(PairedBootstrap, IndexFormAndErrors) {
   ASSERT_TRUE(constant.ok());
   EXPECT_EQ(constant->ci_low, 3.0);
   EXPECT_EQ(constant->ci_high, 3.0);
-  EXPECT_FALSE(PairedBootstrap(0, [](absl::Span<const size_t>) { return 1.0; }).ok());
-  EXPECT_FALSE(PairedBootstrap(3, [](absl::Span<const size_t>) { return std::nan(""); }).ok());
+  EXPECT_THAT(
+      PairedBootstrap(0, [](absl::Span<const size_t>) { return 1.0; }),
+      StatusIs(absl::StatusCode::kInvalidArgument, "bootstrap needs at least one unit, got 0"));
+  EXPECT_THAT(PairedBootstrap(3, [](absl::Span<const size_t>) { return std::nan(""); }),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "bootstrap statistic is not finite on the full sample"));
   BootstrapOptions few;
   few.resamples = 2;
   EXPECT_FALSE(PairedBootstrap(
@@ -552,13 +587,17 @@ TEST(HolmBonferroni, MatchesStatsmodels) {
     for (size_t i = 0; i < c.adjusted.size(); ++i) EXPECT_NEAR((*r)[i], c.adjusted[i], 1e-12);
   }
   EXPECT_TRUE(HolmBonferroni({})->empty());
-  EXPECT_FALSE(HolmBonferroni(std::vector<double>{0.1, 1.5}).ok());
+  EXPECT_THAT(
+      HolmBonferroni(std::vector<double>{0.1, 1.5}),
+      StatusIs(absl::StatusCode::kInvalidArgument, "p-value [1] must be in [0, 1], got 1.5"));
 }
 
 TEST(Alternative, ParsesNames) {
   EXPECT_EQ(*ParseAlternative("greater"), Alternative::kGreater);
   EXPECT_EQ(AlternativeName(*ParseAlternative("two-sided")), "two-sided");
-  EXPECT_FALSE(ParseAlternative("bigger").ok());
+  EXPECT_THAT(ParseAlternative("bigger"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "unknown alternative 'bigger' (expected two-sided, less or greater)"));
 }
 
 }  // namespace

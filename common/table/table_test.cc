@@ -6,11 +6,14 @@
 #include <sstream>
 #include <string>
 
+#include "common/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace pcsweep::table {
 namespace {
+
+using ::pcsweep::testutil::StatusIs;
 
 namespace fs = std::filesystem;
 
@@ -123,9 +126,14 @@ TEST(Table, LatexCompiles) {
 }
 
 TEST(Table, RejectsMalformedInput) {
-  EXPECT_FALSE(Table::Create("t", {}).ok());
-  EXPECT_FALSE(Table::Create("t", {{"a", Align::kLeft}, {"a", Align::kRight}}).ok());
-  EXPECT_FALSE(Table::Create("t", {{"", Align::kLeft}}).ok());
+  EXPECT_THAT(Table::Create("t", {}),
+              StatusIs(absl::StatusCode::kInvalidArgument, "table 't' has no columns"));
+  EXPECT_THAT(
+      Table::Create("t", {{"a", Align::kLeft}, {"a", Align::kRight}}),
+      StatusIs(absl::StatusCode::kInvalidArgument, "table 't': duplicate column header 'a'"));
+  EXPECT_THAT(
+      Table::Create("t", {{"", Align::kLeft}}),
+      StatusIs(absl::StatusCode::kInvalidArgument, "table 't': column 0 has an empty header"));
   auto table = Table::Create("t", {{"a", Align::kLeft}, {"b", Align::kLeft}});
   ASSERT_TRUE(table.ok());
   absl::Status status = table->AddRow({"only one"});
@@ -137,7 +145,9 @@ TEST(Table, ParsesFormats) {
   EXPECT_EQ(*ParseFormat("md"), Format::kMarkdown);
   EXPECT_EQ(*ParseFormat("latex"), Format::kLatex);
   EXPECT_EQ(*ParseFormat("json"), Format::kJson);
-  EXPECT_FALSE(ParseFormat("xlsx").ok());
+  EXPECT_THAT(ParseFormat("xlsx"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "unknown table format 'xlsx' (expected text, markdown, csv,"));
 }
 
 }  // namespace

@@ -5,6 +5,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
+#include "common/testing/status_matchers.h"
 #include "coordinator/metrics/metrics_hooks.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -12,13 +13,11 @@
 namespace pcsweep::coordinator {
 namespace {
 
+using ::pcsweep::testutil::StatusIs;
+
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::Not;
-
-MATCHER_P2(StatusIs, code, substring, "") {
-  return arg.code() == code && absl::StrContains(arg.message(), substring);
-}
 
 std::vector<std::string> Lines(const std::string& text) {
   return absl::StrSplit(text, '\n', absl::SkipEmpty());

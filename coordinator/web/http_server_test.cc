@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "common/rpc/rpc.h"
+#include "common/testing/status_matchers.h"
 #include "coordinator/coordinator_server.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -24,6 +25,8 @@
 
 namespace pcsweep {
 namespace {
+
+using ::pcsweep::testutil::StatusIs;
 
 using ::testing::HasSubstr;
 
@@ -217,7 +220,8 @@ TEST_F(HttpServerTest, WithTlsTheWebViewIsHttpsWithTheCoordinatorsCertificate) {
 TEST_F(HttpServerTest, BadAddressesAreRefusedWithOneClearError) {
   options_.http.listen = "127.0.0.1:http";
   auto bad = CoordinatorServer::Start(options_);
-  ASSERT_FALSE(bad.ok());
+  ASSERT_THAT(bad, StatusIs(absl::StatusCode::kInvalidArgument,
+                            "--http: '127.0.0.1:http' is not HOST:PORT"));
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(bad.status().message(), HasSubstr("'127.0.0.1:http' is not HOST:PORT"));
   options_.http.listen = "127.0.0.1:0";
@@ -226,7 +230,7 @@ TEST_F(HttpServerTest, BadAddressesAreRefusedWithOneClearError) {
   second.db_path = (dir_ / "second.db").string();
   second.http.listen = absl::StrCat("127.0.0.1:", HttpPort());
   auto taken = CoordinatorServer::Start(second);
-  ASSERT_FALSE(taken.ok());
+  ASSERT_THAT(taken, StatusIs(absl::StatusCode::kUnavailable, "--http: cannot listen on"));
   EXPECT_EQ(taken.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_THAT(taken.status().message(), HasSubstr("cannot listen on"));
 }

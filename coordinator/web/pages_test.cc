@@ -1,6 +1,7 @@
 #include "coordinator/web/pages.h"
 
 #include "absl/strings/match.h"
+#include "common/testing/status_matchers.h"
 #include "coordinator/web/assets.h"
 #include "coordinator/web/results_html.h"
 #include "gmock/gmock.h"
@@ -9,12 +10,10 @@
 namespace pcsweep::coordinator::web {
 namespace {
 
+using ::pcsweep::testutil::StatusIs;
+
 using ::testing::HasSubstr;
 using ::testing::Not;
-
-MATCHER_P2(StatusIs, code, substring, "") {
-  return arg.code() == code && absl::StrContains(arg.message(), substring);
-}
 
 TEST(PagesTest, EscapesHtmlAndEncodesUrls) {
   EXPECT_EQ(HtmlEscape(R"(<a href="x">&'</a>)"),

@@ -4,12 +4,15 @@
 #include <fstream>
 #include <limits>
 
+#include "common/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 
 namespace pcsweep::data {
 namespace {
+
+using ::pcsweep::testutil::StatusIs;
 
 using ::testing::HasSubstr;
 
@@ -69,7 +72,8 @@ TEST(ExamplesIoTest, NonFiniteMarginIsRejected) {
   ExampleRow r = Row(2);
   r.margin_paraphrase = std::numeric_limits<double>::quiet_NaN();
   auto line = ExampleToJsonLine(r);
-  ASSERT_FALSE(line.ok());
+  ASSERT_THAT(line, StatusIs(absl::StatusCode::kInvalidArgument,
+                             "pair q2#2: non-finite margin (-0.75, nan)"));
   EXPECT_THAT(line.status().message(), HasSubstr(r.pair_id));
 }
 
@@ -83,7 +87,8 @@ TEST(ExamplesIoTest, BadLineNamesFileLineAndField) {
         << "\n";
   }
   auto read = ReadExamples(path);
-  ASSERT_FALSE(read.ok());
+  ASSERT_THAT(read, StatusIs(absl::StatusCode::kInvalidArgument,
+                             "bad_examples.jsonl:3: missing field 'margin_paraphrase'"));
   EXPECT_THAT(read.status().message(),
               HasSubstr("bad_examples.jsonl:3: missing field 'margin_paraphrase'"));
   EXPECT_EQ(ReadExamples(path + ".none").status().code(), absl::StatusCode::kNotFound);

@@ -5,11 +5,14 @@
 #include <fstream>
 #include <string>
 
+#include "common/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace pcsweep::data {
 namespace {
+
+using ::pcsweep::testutil::StatusIs;
 
 using ::testing::HasSubstr;
 namespace fs = std::filesystem;
@@ -49,7 +52,8 @@ TEST(CanonicalJsonlTest, ReadsEveryField) {
 
 TEST(CanonicalJsonlTest, BadRecordIsAnErrorWithFileAndLine) {
   auto dataset = LoadCanonicalJsonl(TestData("canonical_bad.jsonl"), {});
-  ASSERT_FALSE(dataset.ok());
+  ASSERT_THAT(dataset, StatusIs(absl::StatusCode::kInvalidArgument,
+                                "canonical_bad.jsonl:2: malformed JSON:"));
   EXPECT_EQ(dataset.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(dataset.status().message(), HasSubstr("canonical_bad.jsonl:2: malformed JSON"));
 }
@@ -138,7 +142,8 @@ TEST(MimicJsonTest, ReadsRecordsAndPatientFromPath) {
 TEST(MimicJsonTest, ImagesResolvedAgainstImageRoot) {
   // The default root is the JSON's folder; these images live under testdata/mimic.
   auto default_root = LoadMimicJson(TestData("mimic_split.json"), {});
-  ASSERT_FALSE(default_root.ok());
+  ASSERT_THAT(default_root, StatusIs(absl::StatusCode::kInvalidArgument,
+                                     "mimic_split.json: results[0]: image not found:"));
   EXPECT_THAT(default_root.status().message(), HasSubstr("results[0]: image not found"));
   LoadOptions options;
   options.image_root = TestData("mimic");
@@ -151,7 +156,8 @@ TEST(MimicJsonTest, BadRecordNamesIndex) {
   LoadOptions options;
   options.image_root = TestData("mimic");
   auto dataset = LoadMimicJson(TestData("mimic_bad.json"), options);
-  ASSERT_FALSE(dataset.ok());
+  ASSERT_THAT(dataset, StatusIs(absl::StatusCode::kInvalidArgument,
+                                "mimic_bad.json: results[1]: missing key 'filename'"));
   EXPECT_THAT(dataset.status().message(),
               HasSubstr("mimic_bad.json: results[1]: missing key 'filename'"));
   options.skip_bad = true;
@@ -170,7 +176,8 @@ TEST(MimicJsonTest, NotAnObjectWithResults) {
     out << "[1, 2]";
   }
   auto dataset = LoadMimicJson(path, {});
-  ASSERT_FALSE(dataset.ok());
+  ASSERT_THAT(dataset, StatusIs(absl::StatusCode::kInvalidArgument,
+                                "no_results.json: expected an object with a 'results' array"));
   EXPECT_THAT(dataset.status().message(), HasSubstr("'results' array"));
 }
 
@@ -196,7 +203,8 @@ TEST(FlipBankCsvTest, GroupsRowsIntoQuestionsWithRfc4180Quoting) {
 
 TEST(FlipBankCsvTest, BadRowsNameFileAndLine) {
   auto dataset = LoadFlipBankCsv(TestData("flipbank_bad.csv"), {});
-  ASSERT_FALSE(dataset.ok());
+  ASSERT_THAT(dataset, StatusIs(absl::StatusCode::kInvalidArgument,
+                                "flipbank_bad.csv:3: expected 7 fields, found 6"));
   EXPECT_THAT(dataset.status().message(),
               HasSubstr("flipbank_bad.csv:3: expected 7 fields, found 6"));
 
@@ -222,7 +230,8 @@ TEST(FlipBankCsvTest, HeaderMustHaveTheColumns) {
     out << "question_id,image_path,ground_truth\nq,a.png,yes\n";
   }
   auto dataset = LoadFlipBankCsv(path, {});
-  ASSERT_FALSE(dataset.ok());
+  ASSERT_THAT(dataset, StatusIs(absl::StatusCode::kInvalidArgument,
+                                "header.csv:1: header lacks column 'original_question'"));
   EXPECT_THAT(dataset.status().message(), HasSubstr(":1: header lacks column 'original_question'"));
 }
 
@@ -240,10 +249,12 @@ TEST(CsvTest, ParsesQuotesNewlinesAndLineNumbers) {
 
 TEST(CsvTest, UnterminatedQuoteIsAnError) {
   auto records = ParseCsv("a,b\n\"open,field\n");
-  ASSERT_FALSE(records.ok());
+  ASSERT_THAT(records,
+              StatusIs(absl::StatusCode::kInvalidArgument, "line 2: unterminated quoted field"));
   EXPECT_THAT(records.status().message(), HasSubstr("line 2: unterminated quoted field"));
   records = ParseCsv("a,b\nx\"y,z\n");
-  ASSERT_FALSE(records.ok());
+  ASSERT_THAT(records, StatusIs(absl::StatusCode::kInvalidArgument,
+                                "line 2: quote inside an unquoted field"));
   EXPECT_THAT(records.status().message(), HasSubstr("line 2"));
 }
 
@@ -258,11 +269,15 @@ TEST(InferOpMatchTest, NegationCues) {
 
 TEST(FormatTest, ParseAndGuess) {
   EXPECT_EQ(*ParseFormat("flipbank"), Format::kFlipBank);
-  EXPECT_FALSE(ParseFormat("parquet").ok());
+  EXPECT_THAT(ParseFormat("parquet"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "unknown data format 'parquet' (expected jsonl, mimic or flipbank)"));
   EXPECT_EQ(*GuessFormat("x/y.jsonl"), Format::kJsonl);
   EXPECT_EQ(*GuessFormat("x/y.json"), Format::kMimic);
   EXPECT_EQ(*GuessFormat("x/y.CSV"), Format::kFlipBank);
-  EXPECT_FALSE(GuessFormat("x/y.txt").ok());
+  EXPECT_THAT(GuessFormat("x/y.txt"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "y.txt: cannot tell the format from the extension; pass"));
 }
 
 }  // namespace

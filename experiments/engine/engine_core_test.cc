@@ -8,6 +8,7 @@
 #include <set>
 #include <sstream>
 
+#include "common/testing/status_matchers.h"
 #include "experiments/engine/gemma3_config.h"
 #include "experiments/engine/lora_config.h"
 #include "experiments/engine/safetensors.h"
@@ -18,6 +19,8 @@
 
 namespace pcsweep::engine {
 namespace {
+
+using ::pcsweep::testutil::StatusIs;
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
@@ -103,14 +106,19 @@ TEST(SafetensorsTest, TruncatedFileFailsNamingFileAndTensor) {
   std::string raw = ReadFile(TestData("gemma3-tiny/model_fp32/model.safetensors"));
   WriteFile(dir.File("cut.safetensors"), raw.substr(0, raw.size() - 1000));
   auto file = SafetensorsFile::Open(dir.File("cut.safetensors"));
-  ASSERT_FALSE(file.ok());
+  ASSERT_THAT(
+      file,
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               "cut.safetensors: tensor 'vision_tower.encoder.layers.1.self_attn.v_proj.weight': "
+               "data_offsets end 1245184 is past the data buffer"));
   EXPECT_EQ(file.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(file.status().message(), HasSubstr("cut.safetensors"));
   EXPECT_THAT(file.status().message(), HasSubstr("tensor '"));
   // Cut inside the header too.
   WriteFile(dir.File("cut2.safetensors"), raw.substr(0, 100));
   file = SafetensorsFile::Open(dir.File("cut2.safetensors"));
-  ASSERT_FALSE(file.ok());
+  ASSERT_THAT(file, StatusIs(absl::StatusCode::kInvalidArgument,
+                             "cut2.safetensors: truncated: header length 13984 but the"));
   EXPECT_THAT(file.status().message(), HasSubstr("truncated"));
   WriteFile(dir.File("cut3.safetensors"), raw.substr(0, 5));
   EXPECT_THAT(SafetensorsFile::Open(dir.File("cut3.safetensors")).status().message(),
@@ -173,7 +181,8 @@ TEST(SafetensorsTest, ShardedCheckpointViaIndex) {
   EXPECT_THAT((*ckpt)->Get("zz").status().message(), HasSubstr("missing tensor 'zz'"));
   WriteFile(dir.File("model.safetensors.index.json"), R"({"weight_map":{"a":"s2.safetensors"}})");
   auto bad = Checkpoint::Open(dir.File(""));
-  ASSERT_FALSE(bad.ok());
+  ASSERT_THAT(bad, StatusIs(absl::StatusCode::kInvalidArgument,
+                            "model.safetensors.index.json: tensor 'a' is mapped to"));
   EXPECT_THAT(bad.status().message(), HasSubstr("'a'"));
 }
 

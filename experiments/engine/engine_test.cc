@@ -8,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/testing/status_matchers.h"
 #include "experiments/engine/safetensors.h"
 #include "experiments/engine/torch_status.h"
 #include "gmock/gmock.h"
@@ -15,6 +16,8 @@
 
 namespace pcsweep::engine {
 namespace {
+
+using ::pcsweep::testutil::StatusIs;
 
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
@@ -205,7 +208,8 @@ TEST_F(EngineTest, FreshLoraIsANoOpAndTrainsWithAutograd) {
     if (p.key().find(".lora_") == std::string::npos)
       EXPECT_FALSE(p.value().requires_grad()) << p.key();
   }
-  EXPECT_FALSE(engine_->AttachLora({{6, LoraModule::kQ}}, {4, 8, false, 0.0}, 1).ok());
+  EXPECT_THAT(engine_->AttachLora({{6, LoraModule::kQ}}, {4, 8, false, 0.0}, 1),
+              StatusIs(absl::StatusCode::kInvalidArgument, "LoRA layer 6 out of range [0, 6)"));
 }
 
 TEST_F(EngineTest, AdapterForAnotherModelFailsClearly) {
@@ -226,7 +230,10 @@ TEST_F(EngineTest, AdapterForAnotherModelFailsClearly) {
                     b.size() * 4}})
                   .ok());
   absl::Status s = engine_->LoadAdapter(dir.path());
-  ASSERT_FALSE(s.ok());
+  ASSERT_THAT(
+      s, StatusIs(
+             absl::StatusCode::kInvalidArgument,
+             "has shape [4, 48] but this model and r=4 need [4, 64] (adapter for another model?)"));
   EXPECT_THAT(s.message(), HasSubstr("adapter_model.safetensors"));
   EXPECT_THAT(s.message(), HasSubstr("layers.1.self_attn.q_proj.lora_A"));
   EXPECT_THAT(s.message(), HasSubstr("another model"));
@@ -395,7 +402,11 @@ TEST_F(BrokenModelTest, TruncatedWeightsNameTheFileAndTensor) {
   fs::resize_file(dir_.File("model.safetensors"),
                   fs::file_size(dir_.File("model.safetensors")) - 4096);
   absl::Status s = Load();
-  ASSERT_FALSE(s.ok());
+  ASSERT_THAT(
+      s,
+      StatusIs(absl::StatusCode::kInvalidArgument,
+               "model.safetensors: tensor 'vision_tower.encoder.layers.1.self_attn.v_proj.weight': "
+               "data_offsets end 1245184 is past"));
   EXPECT_THAT(s.message(), HasSubstr("model.safetensors"));
   EXPECT_THAT(s.message(), HasSubstr("tensor '"));
 }
@@ -410,7 +421,9 @@ TEST_F(BrokenModelTest, WrongHiddenSizeInConfigNamesTheTensor) {
   text.replace(text.find(from), from.size(), "\"hidden_size\": 96");
   std::ofstream(dir_.File("config.json"), std::ios::trunc) << text;
   absl::Status s = Load();
-  ASSERT_FALSE(s.ok());
+  ASSERT_THAT(s, StatusIs(absl::StatusCode::kInvalidArgument,
+                          "model.safetensors: tensor 'language_model.model.embed_tokens.weight' "
+                          "has shape [1024, 64] but config.json implies [1024, 96]"));
   EXPECT_THAT(s.message(), HasSubstr("model.safetensors"));
   EXPECT_THAT(s.message(), HasSubstr("has shape"));
   EXPECT_THAT(s.message(), HasSubstr("config.json implies"));

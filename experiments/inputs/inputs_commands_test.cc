@@ -9,11 +9,14 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/testing/status_matchers.h"
 #include "experiments/inputs/testing_safetensors.h"
 #include "experiments/inputs/tokenizer.h"
 
 namespace pcsweep::inputs {
 namespace {
+
+using ::pcsweep::testutil::StatusIs;
 
 using ::testing::HasSubstr;
 namespace fs = std::filesystem;
@@ -67,14 +70,16 @@ TEST(PreprocessCommandTest, BadImageFailsWithOneLineNamingTheFile) {
   args.size = 8;
   args.out = (fs::path(::testing::TempDir()) / "never.safetensors").string();
   const absl::Status status = RunPreprocess(args, out);
-  ASSERT_FALSE(status.ok());
+  ASSERT_THAT(status, StatusIs(absl::StatusCode::kInvalidArgument,
+                               "broken.png: cannot decode image: unknown image type"));
   EXPECT_THAT(status.message(), HasSubstr(bad));
   EXPECT_EQ(std::string(status.message()).find('\n'), std::string::npos);
   EXPECT_FALSE(fs::exists(args.out));
   EXPECT_EQ(RunCli({"preprocess", "--image", bad, "--size", "8", "--out", args.out}), 1);
   args.images = {TinyDir() + "/image0.png"};
   args.size = 0;
-  EXPECT_FALSE(RunPreprocess(args, out).ok());
+  EXPECT_THAT(RunPreprocess(args, out),
+              StatusIs(absl::StatusCode::kInvalidArgument, "--size must be >= 1, got 0"));
 }
 
 TEST(TokenizeCommandTest, PrintsIdsAndWritesTheInputs) {

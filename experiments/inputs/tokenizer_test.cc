@@ -8,8 +8,12 @@
 #include <fstream>
 #include <random>
 
+#include "common/testing/status_matchers.h"
+
 namespace pcsweep::inputs {
 namespace {
+
+using ::pcsweep::testutil::StatusIs;
 
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
@@ -236,7 +240,9 @@ TEST_F(TrainedTokenizerTest, TemplateWithoutPlaceholderIsRejected) {
   PromptOptions options;
   options.prompt_template = "Answer yes or no.";
   const auto prompt = tokenizer_->BuildPrompt("Is there edema?", options);
-  ASSERT_FALSE(prompt.ok());
+  ASSERT_THAT(prompt,
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "prompt template has no {question} placeholder: \"Answer yes or no.\""));
   EXPECT_THAT(prompt.status().message(), HasSubstr("{question}"));
 }
 
@@ -314,7 +320,8 @@ TEST_F(TrainedTokenizerTest, ConfigThatContradictsTheVocabularyNamesTheKey) {
                 fs::copy_options::overwrite_existing);
   std::ofstream(dir + "/config.json") << R"({"image_token_index": 262144})";
   const auto tokenizer = Gemma3Tokenizer::Load(dir);
-  ASSERT_FALSE(tokenizer.ok());
+  ASSERT_THAT(tokenizer, StatusIs(absl::StatusCode::kInvalidArgument,
+                                  "config.json: key 'image_token_index' = 262144 but the"));
   EXPECT_THAT(tokenizer.status().message(), HasSubstr("image_token_index"));
   EXPECT_THAT(tokenizer.status().message(), HasSubstr("config.json"));
 }
@@ -324,12 +331,14 @@ TEST(TokenizerLoadTest, MissingOrCorruptModelNamesThePath) {
   fs::create_directories(dir);
   fs::remove(dir + "/tokenizer.model");
   auto missing = Gemma3Tokenizer::Load(dir);
-  ASSERT_FALSE(missing.ok());
+  ASSERT_THAT(missing, StatusIs(absl::StatusCode::kNotFound,
+                                "tokenizer.model: cannot open: No such file or directory"));
   EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(missing.status().message(), HasSubstr(dir + "/tokenizer.model"));
   std::ofstream(dir + "/tokenizer.model") << "definitely not a protobuf";
   auto corrupt = Gemma3Tokenizer::Load(dir);
-  ASSERT_FALSE(corrupt.ok());
+  ASSERT_THAT(corrupt, StatusIs(absl::StatusCode::kInvalidArgument,
+                                "tokenizer.model: cannot load as a SentencePiece model:"));
   EXPECT_THAT(corrupt.status().message(), HasSubstr(dir + "/tokenizer.model"));
 }
 
@@ -337,15 +346,17 @@ TEST(TokenizerTrainingTest, RejectsBadInputsClearly) {
   const std::string dir =
       (fs::path(::testing::TempDir()) / "inputs_tokenizer_bad_training").string();
   auto empty = TrainGemmaLikeTokenizerFromSentences({"", ""}, dir, {}, "empty.txt");
-  ASSERT_FALSE(empty.ok());
+  ASSERT_THAT(empty, StatusIs(absl::StatusCode::kInvalidArgument, "empty.txt: corpus has no text"));
   EXPECT_THAT(empty.status().message(), HasSubstr("empty.txt"));
   TokenizerTrainingOptions tiny;
   tiny.vocab_size = 100;
   auto small = TrainGemmaLikeTokenizerFromSentences({"some text"}, dir, tiny);
-  ASSERT_FALSE(small.ok());
+  ASSERT_THAT(small, StatusIs(absl::StatusCode::kInvalidArgument,
+                              "tokenizer vocab_size 100 is too small: the fixed pieces and"));
   EXPECT_THAT(small.status().message(), HasSubstr("vocab_size"));
   auto no_file = TrainGemmaLikeTokenizer("/nonexistent/corpus.txt", dir);
-  ASSERT_FALSE(no_file.ok());
+  ASSERT_THAT(no_file, StatusIs(absl::StatusCode::kNotFound,
+                                "corpus.txt: cannot open corpus: No such file or directory"));
   EXPECT_THAT(no_file.status().message(), HasSubstr("/nonexistent/corpus.txt"));
 }
 

@@ -15,6 +15,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "common/testing/status_matchers.h"
 #include "experiments/engine/engine.h"
 #include "experiments/engine/safetensors.h"
 #include "experiments/jobs/jobs.h"
@@ -23,6 +24,8 @@
 
 namespace pcsweep::sae {
 namespace {
+
+using ::pcsweep::testutil::StatusIs;
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -206,7 +209,8 @@ TEST(SaeTrainerTest, LearnsASparseDictionary) {
   EXPECT_GT(sae->threshold().min().item<double>(), 0);
   EXPECT_EQ(TrainJumpReluSae(x.narrow(0, 0, 1), options).status().code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_FALSE(ParseSparsityPenalty("l2").ok());
+  EXPECT_THAT(ParseSparsityPenalty("l2"), StatusIs(absl::StatusCode::kInvalidArgument,
+                                                   "unknown sparsity penalty 'l2' (l0, l1)"));
 }
 
 TEST(ForwardSaeTest, AddsSaeReconOfTheLayerOutput) {

@@ -5,8 +5,12 @@
 
 #include <cmath>
 
+#include "common/testing/status_matchers.h"
+
 namespace pcsweep::train {
 namespace {
+
+using ::pcsweep::testutil::StatusIs;
 
 double Scalar(const torch::Tensor& t) { return t.item<double>(); }
 
@@ -87,9 +91,12 @@ TEST(LossesTest, ParsesNamesAndRejectsUnknownOnes) {
   EXPECT_EQ(*ParseLossKind("consistency_only"), LossKind::kConsistencyOnly);
   EXPECT_EQ(*ParseConsistencyTerm("margin_squared"), ConsistencyTerm::kMarginSquared);
   const auto bad = ParseLossKind("kl_only");
-  ASSERT_FALSE(bad.ok());
+  ASSERT_THAT(bad, StatusIs(absl::StatusCode::kInvalidArgument,
+                            "unknown loss 'kl_only' (ce_only, combined, consistency_only)"));
   EXPECT_THAT(std::string(bad.status().message()), ::testing::HasSubstr("kl_only"));
-  EXPECT_FALSE(ParseConsistencyTerm("l1").ok());
+  EXPECT_THAT(ParseConsistencyTerm("l1"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "unknown consistency term 'l1' (symmetric_kl, margin_squared)"));
 }
 
 }  // namespace

@@ -121,10 +121,8 @@ class SimulatedWorker {
   static std::shared_ptr<grpc::Channel> NewChannel(const std::string& address) {
     // Its own TCP connection: a local subchannel pool stops gRPC from sharing one connection
     // between channels with equal arguments.
-    grpc::ChannelArguments args;
+    grpc::ChannelArguments args = rpc::DefaultChannelArguments();
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-    args.SetMaxSendMessageSize(64 << 20);
-    args.SetMaxReceiveMessageSize(64 << 20);
     return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
   }
 
@@ -240,11 +238,8 @@ std::string SerializedExampleRows(int rows) {
 }
 
 std::unique_ptr<v1::Coordinator::Stub> NewStub(const std::string& address) {
-  grpc::ChannelArguments args;
-  args.SetMaxSendMessageSize(64 << 20);
-  args.SetMaxReceiveMessageSize(64 << 20);
-  return v1::Coordinator::NewStub(
-      grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args));
+  return v1::Coordinator::NewStub(grpc::CreateCustomChannel(
+      address, grpc::InsecureChannelCredentials(), rpc::DefaultChannelArguments()));
 }
 
 double Percentile(std::vector<double> values, double p) {

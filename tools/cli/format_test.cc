@@ -1,11 +1,14 @@
 #include "tools/cli/format.h"
 
+#include "common/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 
 namespace pcsweep::cli {
 namespace {
+
+using ::pcsweep::testutil::StatusIs;
 
 using ::testing::HasSubstr;
 using ::testing::Not;
@@ -57,7 +60,8 @@ TEST(ParseTableFormatTest, AcceptsKnownNamesAndRejectsOthers) {
   EXPECT_EQ(*ParseTableFormat("CSV"), TableFormat::kCsv);
   EXPECT_EQ(*ParseTableFormat("md"), TableFormat::kMarkdown);
   auto bad = ParseTableFormat("xml");
-  ASSERT_FALSE(bad.ok());
+  ASSERT_THAT(bad, StatusIs(absl::StatusCode::kInvalidArgument,
+                            "unknown format 'xml' (expected table, csv, json or markdown)"));
   EXPECT_THAT(bad.status().message(), HasSubstr("unknown format 'xml'"));
 }
 

@@ -23,18 +23,14 @@
 #include "common/logging/logging.h"
 #include "common/rpc/rpc.h"
 #include "common/status/status_macros.h"
+#include "coordinator/analysis/sweep_results.h"
 #include "coordinator/coordinator_server.h"
 #include "tools/cli/commands.h"
-#include "tools/cli/results_db.h"
-#include "worker/worker_daemon.h"
-#ifdef PCSWEEP_HAVE_STATS_COMMAND
-#include "tools/cli/stats_command.h"
-#endif
-#ifdef PCSWEEP_HAVE_RESULTS_TABLES
-#include "coordinator/analysis/sweep_results.h"
 #include "tools/cli/plot_command.h"
+#include "tools/cli/results_db.h"
 #include "tools/cli/results_tables.h"
-#endif
+#include "tools/cli/stats_command.h"
+#include "worker/worker_daemon.h"
 
 namespace pcsweep::cli {
 namespace {
@@ -129,13 +125,11 @@ absl::Duration SecondsFlag(double seconds) { return absl::Milliseconds(seconds *
 absl::Status RunCoordinator(CoordinatorServerOptions options) {
   BlockStopSignals();
   PCSWEEP_ASSIGN_OR_RETURN(auto server, CoordinatorServer::Start(options));
-#ifdef PCSWEEP_HAVE_RESULTS_TABLES
   // Stores each sweep's comparisons when it finishes, on a thread of its own.
   coordinator::ComparisonUpdaterOptions comparisons_options;
   comparisons_options.db_path = options.db_path;
   PCSWEEP_ASSIGN_OR_RETURN(auto comparisons,
                            coordinator::ComparisonUpdater::Start(comparisons_options));
-#endif
   // Tests and scripts read this line to learn the bound port (with --listen HOST:0).
   const std::string host = options.listen.substr(0, options.listen.rfind(':'));
   std::cout << "pcsweep coordinator listening on " << host << ":" << server->port() << " (db "
@@ -145,9 +139,7 @@ absl::Status RunCoordinator(CoordinatorServerOptions options) {
   }
   const int sig = WaitForStopSignal();
   std::cerr << "pcsweep coordinator: signal " << sig << ", shutting down" << std::endl;
-#ifdef PCSWEEP_HAVE_RESULTS_TABLES
   comparisons->Shutdown();
-#endif
   server->Shutdown();
   server->Wait();
   return absl::OkStatus();
@@ -273,7 +265,6 @@ absl::Status RunLocal(const LocalFlags& flags) {
   if (!final_state.ok()) return finish(final_state.status());
   std::cout << RenderTable(ResultsTable(*final_state), format);
   const auto& summary = final_state->summary();
-#ifdef PCSWEEP_HAVE_RESULTS_TABLES
   // The sweep's arm-vs-baseline comparisons, stored before the tables are asked for.
   if (auto stored = coordinator::RecomputeComparisons(db.string(), summary.sweep_id());
       !stored.ok()) {
@@ -282,7 +273,6 @@ absl::Status RunLocal(const LocalFlags& flags) {
     std::cerr << stored->records.size() << " comparisons stored (pcsweep results "
               << summary.sweep_id() << " --table main --db " << db.string() << ")" << std::endl;
   }
-#endif
   std::cerr << "\n"
             << FormatSweepSummaryLine(summary, Clock::Real()->Now()) << "\n"
             << "database: " << db.string() << "  (pcsweep results " << summary.sweep_id()
@@ -486,17 +476,14 @@ int Main(int argc, char** argv) {
       ->capture_default_str();
   results->add_option("--db", db_path, "Read this database file directly (no coordinator needed)");
   client.AddTo(results);
-#ifdef PCSWEEP_HAVE_RESULTS_TABLES
   ResultsTablesRequest tables_request;
   results->add_option("--table", tables_request.table,
                       "Paper table from the per-example rows: main, ablation or phenomena "
                       "(--format then also takes latex)");
   results->add_flag("--recompute", tables_request.recompute,
                     "Recompute the sweep's arm-vs-baseline comparisons and store them");
-#endif
   results->callback([&] {
     action = [&]() -> absl::Status {
-#ifdef PCSWEEP_HAVE_RESULTS_TABLES
       if (!tables_request.table.empty() || tables_request.recompute) {
         tables_request.db_path = db_path;
         tables_request.sweep = sweep_id;
@@ -504,7 +491,6 @@ int Main(int argc, char** argv) {
         PCSWEEP_ASSIGN_OR_RETURN(auto api, client.ConnectUnlessDb(db_path));
         return RunResultsTables(tables_request, api.get(), std::cout, std::cerr);
       }
-#endif
       PCSWEEP_ASSIGN_OR_RETURN(TableFormat format, ParseTableFormat(table_format));
       if (!db_path.empty()) return RunResultsFromDb(db_path, sweep_id, format, std::cout);
       PCSWEEP_ASSIGN_OR_RETURN(auto api, client.Connect());
@@ -529,11 +515,8 @@ int Main(int argc, char** argv) {
                     "Serve the web view on HOST:PORT while it runs (a bare PORT: loopback)");
   local->callback([&] { action = [&] { return RunLocal(local_flags); }; });
 
-#ifdef PCSWEEP_HAVE_STATS_COMMAND
   AddStatsCommand(app);
-#endif
 
-#ifdef PCSWEEP_HAVE_RESULTS_TABLES
   // plot
   PlotRequest plot_request;
   auto* plot = app.add_subcommand(
@@ -552,7 +535,6 @@ int Main(int argc, char** argv) {
       return RunPlot(plot_request, api.get(), std::cerr);
     };
   });
-#endif
 
   try {
     app.parse(argc, argv);

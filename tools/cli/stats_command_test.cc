@@ -4,12 +4,15 @@
 #include <fstream>
 #include <string>
 
+#include "common/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 
 namespace pcsweep::cli {
 namespace {
+
+using ::pcsweep::testutil::StatusIs;
 
 namespace fs = std::filesystem;
 using testing::HasSubstr;
@@ -67,7 +70,9 @@ TEST_F(StatsCommandTest, McNemarExactAndChi2) {
   EXPECT_NEAR(j["statistic"].get<double>(), 9.375, 1e-9);
   EXPECT_NEAR(j["p_value"].get<double>(), 0.00219964706111306, 1e-9);
   EXPECT_FALSE(j["ci_low"].is_null());
-  EXPECT_FALSE(RunStatsCommand({"mcnemar", "--b", "1", "--c", "2", "--exact", "--chi2"}).ok());
+  EXPECT_THAT(
+      RunStatsCommand({"mcnemar", "--b", "1", "--c", "2", "--exact", "--chi2"}),
+      StatusIs(absl::StatusCode::kInvalidArgument, "--exact and --chi2 exclude each other"));
 }
 
 TEST_F(StatsCommandTest, WilcoxonFromPairsFile) {
@@ -90,7 +95,8 @@ TEST_F(StatsCommandTest, WilcoxonFromPairsFile) {
 TEST_F(StatsCommandTest, WilcoxonReportsFileAndLine) {
   const std::string path = Write("bad.txt", "1 2\n3 x\n");
   auto out = RunStatsCommand({"wilcoxon", "--pairs", path});
-  ASSERT_FALSE(out.ok());
+  ASSERT_THAT(
+      out, StatusIs(absl::StatusCode::kInvalidArgument, "bad.txt:2: 'x' is not a finite number"));
   EXPECT_EQ(out.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(out.status().message()), HasSubstr("bad.txt:2: 'x'"));
   const std::string three = Write("three.txt", "1 2 3\n");
@@ -129,7 +135,8 @@ TEST_F(StatsCommandTest, BadFlagsAndInputsAreOneLineErrors) {
   EXPECT_FALSE(RunStatsCommand({"z-test", "--x1", "1", "--n1", "2", "--x2", "1", "--n2", "2",
                                 "--format", "yaml"})
                    .ok());
-  EXPECT_FALSE(RunStatsCommand({}).ok());
+  EXPECT_THAT(RunStatsCommand({}),
+              StatusIs(absl::StatusCode::kInvalidArgument, "stats: A subcommand is required"));
 }
 
 TEST(StatsCommandText, WholeZTestReport) {
