@@ -13,6 +13,7 @@ packages=(
   libboost-math-dev libstb-dev libsentencepiece-dev texlive-latex-base python3-optuna
   libcpp-httplib-dev chromium fonts-dejavu-core
   openssl python3-grpcio  # tests: certificates made at test time, a foreign gRPC client
+  slurm-wlm munge  # tools/slurm-local.sh: a one-node Slurm cluster for the slurm tests
 )
 
 missing=()
