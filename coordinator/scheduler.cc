@@ -274,6 +274,16 @@ void Scheduler::WriteLocked(WriteBatch& batch) {
   batch.clear();
 }
 
+namespace {
+
+// The refusal a client shows as the coordinator's own reason (see rpc::IsCoordinatorRefusal).
+absl::Status CannotWriteError(const absl::Status& write, absl::string_view consequence) {
+  return absl::UnavailableError(
+      absl::StrCat("coordinator cannot write its database: ", write.message(), consequence));
+}
+
+}  // namespace
+
 void Scheduler::StoreHealth::Note(const absl::Status& status) {
   absl::MutexLock lock(&mu);
   if (status.ok()) {
@@ -291,9 +301,9 @@ void Scheduler::NoteWriteOutcome(const absl::Status& status) { store_health_->No
 absl::Status Scheduler::StoreFailure() const {
   absl::MutexLock lock(&store_health_->mu);
   if (store_health_->failure.ok()) return absl::OkStatus();
-  return absl::UnavailableError(
-      absl::StrCat("coordinator cannot write its database: ", store_health_->failure.message(),
-                   "; refusing new sweeps and leases until a write succeeds (free disk space?)"));
+  return CannotWriteError(
+      store_health_->failure,
+      "; refusing new sweeps and leases until a write succeeds (free disk space?)");
 }
 
 void Scheduler::RunDeferred(Deferred& deferred) {
@@ -418,9 +428,7 @@ absl::StatusOr<SubmitResult> Scheduler::Submit(const SweepSpec& spec, const std:
   }
   RunDeferred(deferred);
   if (!status.ok()) {
-    return absl::UnavailableError(
-        absl::StrCat("coordinator cannot write its database: ", status.message(),
-                     " (recording the sweep; ", "nothing was recorded)"));
+    return CannotWriteError(status, " (recording the sweep; nothing was recorded)");
   }
   return result;
 }

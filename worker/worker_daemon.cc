@@ -12,7 +12,6 @@
 #include <utility>
 
 #include "absl/random/random.h"
-#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -656,7 +655,7 @@ void WorkerDaemonImpl::ReporterLoop() {
       next_try = absl::InfinitePast();
     } else {
       // Retry later, behind the others, so that one stuck result cannot block the rest.
-      if (absl::IsUnavailable(status) && absl::StartsWith(status.message(), "coordinator ")) {
+      if (rpc::IsCoordinatorRefusal(status)) {
         // The coordinator answered but cannot record it (e.g. its disk is full): say so, it
         // is not a network problem and needs an operator.
         spdlog::warn("worker {}: coordinator refuses result {} for now: {}", name_, result.key(),

@@ -112,6 +112,10 @@ absl::StatusOr<std::string> WriteRandomTokenFile(const std::string& path) {
   return token;
 }
 
+bool IsCoordinatorRefusal(const absl::Status& status) {
+  return absl::IsUnavailable(status) && absl::StartsWith(status.message(), "coordinator ");
+}
+
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));

@@ -63,6 +63,12 @@ absl::StatusOr<std::string> CertificateCommonName(const std::string& pem);
 // Possible errors: Internal (no randomness), PermissionDenied (cannot write `path`).
 absl::StatusOr<std::string> WriteRandomTokenFile(const std::string& path);
 
+// Whether an UNAVAILABLE came from a coordinator that answered but cannot serve the call (its
+// database cannot be written, a submit with the same key is still being recorded): those
+// messages start with "coordinator ", gRPC's own transport failures never do. Clients report
+// the coordinator's reason instead of "cannot reach".
+bool IsCoordinatorRefusal(const absl::Status& status);
+
 grpc::Status ToGrpcStatus(const absl::Status& status);
 absl::Status FromGrpcStatus(const grpc::Status& status);
 

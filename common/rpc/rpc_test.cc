@@ -40,6 +40,14 @@ TEST(DefaultChannelArgumentsTest, CarryTheSharedMessageLimitAndKeepalive) {
   EXPECT_EQ(kMaxMessageBytes, 64 << 20);
 }
 
+TEST(IsCoordinatorRefusalTest, TellsTheCoordinatorsReasonFromATransportFailure) {
+  EXPECT_TRUE(IsCoordinatorRefusal(
+      absl::UnavailableError("coordinator cannot write its database: disk I/O error")));
+  EXPECT_FALSE(IsCoordinatorRefusal(absl::UnavailableError("failed to connect to all addresses")));
+  EXPECT_FALSE(IsCoordinatorRefusal(absl::UnavailableError("Socket closed")));
+  EXPECT_FALSE(IsCoordinatorRefusal(absl::InvalidArgumentError("coordinator said no")));
+}
+
 TEST(WriteRandomTokenFileTest, FreshOwnerOnlyTokenThatReadsBack) {
   const std::string path = (TestDir() / "local.token").string();
   std::ofstream(path) << "old";

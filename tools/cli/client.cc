@@ -106,7 +106,7 @@ std::unique_ptr<CoordinatorApi> MakeGrpcCoordinatorApi(const ClientOptions& opti
 
 absl::Status DescribeRpcError(const absl::Status& status, const std::string& address) {
   if (status.ok()) return status;
-  if (absl::IsUnavailable(status) && absl::StartsWith(status.message(), "coordinator ")) {
+  if (rpc::IsCoordinatorRefusal(status)) {
     // Sent by a reachable coordinator (e.g. "coordinator cannot write its database: disk
     // full"): its reason, not a transport failure.
     return absl::UnavailableError(
