@@ -55,6 +55,17 @@ void PutMetrics(const std::string& prefix, const analysis::ConsistencyMetrics& m
   }
 }
 
+// The row the consistency metrics read, for one scored pair.
+analysis::ExampleRow AnalysisRow(const data::Pair& p, const train::PairMargins& margins) {
+  return {p.question_id,
+          p.pair_id,
+          p.image,
+          p.phenomenon,
+          std::string(data::AnswerName(p.label)),
+          margins.original,
+          margins.paraphrase};
+}
+
 // Scores one eval set and appends its rows and metrics ("<prefix><metric>" and
 // "<prefix>phenomenon.<name>.<metric>").
 absl::Status Evaluate(train::ModelSession& session, const EvalSet& set, const std::string& variant,
@@ -77,9 +88,7 @@ absl::Status Evaluate(train::ModelSession& session, const EvalSet& set, const st
     row.margin_original = margins[i].original;
     row.margin_paraphrase = margins[i].paraphrase;
     rows->push_back(row);
-    analysis::ExampleRow a{p.question_id,        p.pair_id, p.image,
-                           p.phenomenon,         row.label, row.margin_original,
-                           row.margin_paraphrase};
+    const analysis::ExampleRow a = AnalysisRow(p, margins[i]);
     analysis_rows.push_back(a);
     if (!p.phenomenon.empty()) by_phenomenon[p.phenomenon].push_back(a);
   }
@@ -346,9 +355,7 @@ train::PeriodicHook CurveHook(int64_t every, const EvalSet* set, train::ModelSes
       // -log sigmoid(sign * margin), stable for large margins.
       for (double m : {margins[i].original, margins[i].paraphrase})
         ce += std::log1p(std::exp(-std::abs(sign * m))) + std::max(0.0, -sign * m);
-      rows.push_back({p.question_id, p.pair_id, p.image, p.phenomenon,
-                      std::string(data::AnswerName(p.label)), margins[i].original,
-                      margins[i].paraphrase});
+      rows.push_back(AnalysisRow(p, margins[i]));
     }
     auto computed = analysis::ComputeConsistencyMetrics(rows);
     if (!computed.ok()) return Annotate(computed.status(), "learning curve (config.curve_every)");
