@@ -27,6 +27,13 @@ std::string TestData(const std::string& rel) {
   return (fs::path(root ? root : ".") / "experiments/testdata/gemma3-tiny" / rel).string();
 }
 
+// PCSWEEP_TEST_DEVICE=cuda runs the golden comparisons on a GPU (tools/gpu-check.sh); the
+// reference tensors stay on the CPU and outputs are compared there.
+std::string TestDevice() {
+  const char* device = std::getenv("PCSWEEP_TEST_DEVICE");
+  return device != nullptr && *device != '\0' ? device : "cpu";
+}
+
 class TempDir {
  public:
   TempDir() {
@@ -58,7 +65,10 @@ torch::Tensor Ref(const std::string& name) {
 
 double MaxAbsDiff(const torch::Tensor& a, const torch::Tensor& b) {
   EXPECT_EQ(a.sizes(), b.sizes());
-  return (a.to(torch::kFloat) - b.to(torch::kFloat)).abs().max().item<double>();
+  return (a.to(torch::kCPU, torch::kFloat) - b.to(torch::kCPU, torch::kFloat))
+      .abs()
+      .max()
+      .item<double>();
 }
 
 ModelInputs ReferenceInputs() {
@@ -78,6 +88,8 @@ class EngineTest : public ::testing::Test {
     // a bf16-rounded RoPE inv_freq buffer.
     EngineOptions o;
     o.model_dir = TestData("model_bf16");
+    o.device = TestDevice();
+    o.dtype = "fp32";  // "auto" would keep the checkpoint's bf16 on a GPU
     o.bf16_rope_frequencies = true;
     auto e = Engine::Load(o);
     ASSERT_TRUE(e.ok()) << e.status();
@@ -343,6 +355,7 @@ TEST(EngineFp32CheckpointTest, AgreesWithTheBf16ReferenceWithinBf16Rounding) {
   torch::NoGradGuard no_grad;
   EngineOptions o;
   o.model_dir = TestData("model_fp32");
+  o.device = TestDevice();
   o.bf16_rope_frequencies = true;
   auto fp32 = Engine::Load(o);
   ASSERT_TRUE(fp32.ok()) << fp32.status();
@@ -370,6 +383,7 @@ TEST(EngineBf16ComputeTest, Bf16ComputeAgreesRoughly) {
   torch::NoGradGuard no_grad;
   EngineOptions o;
   o.model_dir = TestData("model_bf16");
+  o.device = TestDevice();
   o.dtype = "bf16";
   auto bf16 = Engine::Load(o);
   ASSERT_TRUE(bf16.ok()) << bf16.status();
