@@ -20,6 +20,7 @@ struct InspectArgs {
   std::string file;
   std::string format;
   std::string image_root;
+  std::string yesno_filter;
   bool no_image_check = false;
 };
 
@@ -31,6 +32,9 @@ void RunInspect(const InspectArgs& args) {
   options.image_root = args.image_root;
   options.check_images = !args.no_image_check;
   options.skip_bad = true;
+  absl::StatusOr<YesNoFilter> filter = ParseYesNoFilter(args.yesno_filter);
+  if (!filter.ok()) Fail(filter.status());
+  options.yesno_filter = *filter;
   absl::StatusOr<Dataset> dataset = LoadDataset(args.file, *format, options);
   if (!dataset.ok()) Fail(dataset.status());
   PrintInspectReport(args.file, *dataset, std::cout);
@@ -82,6 +86,10 @@ void PrintInspectReport(const std::string& path, const Dataset& dataset, std::os
   if (dataset.report.inferred_op_match > 0) {
     out << absl::StrFormat("op_match inferred for %d paraphrases\n",
                            dataset.report.inferred_op_match);
+  }
+  if (dataset.report.filtered_questions + dataset.report.filtered_paraphrases > 0) {
+    out << absl::StrFormat("not yes/no (filtered out): %d questions, %d paraphrases\n",
+                           dataset.report.filtered_questions, dataset.report.filtered_paraphrases);
   }
   out << absl::StrFormat("bad records skipped: %d\n", dataset.report.skipped);
   for (const std::string& reason : dataset.report.first_reasons) out << "  " << reason << "\n";
@@ -139,8 +147,12 @@ void AddDataCommands(CLI::App& app) {
   CLI::App* inspect =
       app.add_subcommand("inspect", "Load a PSF-Med data file and print its counts and errors");
   inspect->add_option("file", inspect_args->file, "Data file")->required();
-  inspect->add_option("--format", inspect_args->format, "jsonl, mimic or flipbank")
-      ->check(CLI::IsMember({"jsonl", "mimic", "flipbank"}));
+  inspect->add_option("--format", inspect_args->format, "jsonl, mimic, flipbank or hf")
+      ->check(CLI::IsMember({"jsonl", "mimic", "flipbank", "hf"}));
+  inspect
+      ->add_option("--yesno-filter", inspect_args->yesno_filter,
+                   "hf format: keep only records whose is_yesno or is_yesno_claude is true")
+      ->check(CLI::IsMember({"none", "is_yesno", "is_yesno_claude"}));
   inspect->add_option("--image-root", inspect_args->image_root,
                       "Folder relative image paths are resolved against (default: the file's)");
   inspect->add_flag("--no-image-check", inspect_args->no_image_check,

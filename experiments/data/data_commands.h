@@ -3,7 +3,8 @@
 //   synth --out DIR --seed N [--image-size N] [--pretrain N] [--train N] [--eval-mimic N]
 //         [--eval-balanced N] [--wording-bias P] [--ambiguous-fraction P] ...
 //       writes the synthetic benchmark (synth.h) and prints a per-split summary;
-//   inspect FILE [--format jsonl|mimic|flipbank] [--image-root DIR] [--no-image-check]
+//   inspect FILE [--format jsonl|mimic|flipbank|hf] [--yesno-filter is_yesno|is_yesno_claude]
+//       [--image-root DIR] [--no-image-check]
 //       loads a data file with skip_bad and prints questions, answers and pairs per
 //       phenomenon, the number of bad records and the first reasons; exits 1 when a record
 //       was bad.

@@ -3,6 +3,8 @@
 #include <cctype>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <initializer_list>
 #include <map>
 #include <sstream>
 #include <unordered_map>
@@ -80,20 +82,19 @@ absl::StatusOr<std::string> StringField(const json& record, const char* key, boo
       absl::StrCat("key '", key, "' must be a string, found ", it->type_name()));
 }
 
-absl::StatusOr<bool> ParseBool(const std::string& text) {
+absl::StatusOr<bool> ParseBool(const std::string& text, const char* name = "op_match") {
   std::string lower = absl::AsciiStrToLower(absl::StripAsciiWhitespace(text));
   if (lower == "true" || lower == "1" || lower == "yes") return true;
   if (lower == "false" || lower == "0" || lower == "no") return false;
-  return absl::InvalidArgumentError(
-      absl::StrCat("op_match must be true/false, found '", text, "'"));
+  return absl::InvalidArgumentError(absl::StrCat(name, " must be true/false, found '", text, "'"));
 }
 
-absl::StatusOr<bool> BoolField(const json& value) {
+absl::StatusOr<bool> BoolField(const json& value, const char* name = "op_match") {
   if (value.is_boolean()) return value.get<bool>();
-  if (value.is_string()) return ParseBool(value.get<std::string>());
+  if (value.is_string()) return ParseBool(value.get<std::string>(), name);
   if (value.is_number_integer()) return value.get<long long>() != 0;
   return absl::InvalidArgumentError(
-      absl::StrCat("op_match must be a boolean, found ", value.type_name()));
+      absl::StrCat(name, " must be a boolean, found ", value.type_name()));
 }
 
 enum class MissingOpMatch { kTrue, kInfer };
@@ -230,8 +231,9 @@ absl::StatusOr<Format> ParseFormat(const std::string& name) {
   if (name == "jsonl") return Format::kJsonl;
   if (name == "mimic") return Format::kMimic;
   if (name == "flipbank") return Format::kFlipBank;
+  if (name == "hf") return Format::kHfJsonl;
   return absl::InvalidArgumentError(
-      absl::StrCat("unknown data format '", name, "' (expected jsonl, mimic or flipbank)"));
+      absl::StrCat("unknown data format '", name, "' (expected jsonl, mimic, flipbank or hf)"));
 }
 
 absl::StatusOr<Format> GuessFormat(const std::string& path) {
@@ -241,8 +243,8 @@ absl::StatusOr<Format> GuessFormat(const std::string& path) {
   if (ext == ".csv") return Format::kFlipBank;
   return absl::InvalidArgumentError(
       absl::StrCat(path,
-                   ": cannot tell the format from the extension; pass jsonl, mimic or "
-                   "flipbank"));
+                   ": cannot tell the format from the extension; pass jsonl, mimic, "
+                   "flipbank or hf"));
 }
 
 bool InferOpMatch(const std::string& phenomenon, const std::string& text) {
@@ -259,7 +261,15 @@ bool InferOpMatch(const std::string& phenomenon, const std::string& text) {
   return true;
 }
 
-absl::StatusOr<Dataset> LoadCanonicalJsonl(const std::string& path, const LoadOptions& options) {
+namespace {
+
+// Parses one JSON-lines record into `out` (or counts it as filtered out); an error makes the
+// record bad.
+using JsonLineParser =
+    std::function<absl::Status(const json& record, const std::string& root, Dataset& out)>;
+
+absl::StatusOr<Dataset> LoadJsonLines(const std::string& path, const LoadOptions& options,
+                                      const JsonLineParser& parse) {
   PCSWEEP_ASSIGN_OR_RETURN(std::string text, ReadWholeFile(path));
   Dataset out;
   BadRecords bad(options, out.report);
@@ -280,18 +290,120 @@ absl::StatusOr<Dataset> LoadCanonicalJsonl(const std::string& path, const LoadOp
           where, absl::InvalidArgumentError(absl::StrCat("malformed JSON: ", e.what()))));
       continue;
     }
-    auto question = ParseCanonicalRecord(record, root, out.report.inferred_op_match);
-    if (question.ok()) {
-      absl::Status image = CheckImage(*question, options);
-      if (!image.ok()) question = image;
+    const size_t before = out.questions.size();
+    absl::Status parsed = parse(record, root, out);
+    if (parsed.ok() && out.questions.size() > before) {
+      parsed = CheckImage(out.questions.back(), options);
+      if (!parsed.ok()) out.questions.pop_back();
     }
-    if (!question.ok()) {
-      PCSWEEP_RETURN_IF_ERROR(bad.Handle(where, question.status()));
-      continue;
-    }
-    out.questions.push_back(*std::move(question));
+    if (!parsed.ok()) PCSWEEP_RETURN_IF_ERROR(bad.Handle(where, parsed));
   }
   return out;
+}
+
+const char* FlagName(YesNoFilter filter) {
+  return filter == YesNoFilter::kHeuristic ? "is_yesno" : "is_yesno_claude";
+}
+
+// The record's yes/no flag for `filter`. Possible errors: InvalidArgument (missing or not a
+// boolean).
+absl::StatusOr<bool> YesNoFlag(const json& record, YesNoFilter filter) {
+  const char* key = FlagName(filter);
+  auto it = record.find(key);
+  if (it == record.end() || it->is_null()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("missing key '", key, "' (asked for by the yes/no filter)"));
+  }
+  return BoolField(*it, key);
+}
+
+// The first present of several alternative keys (exports name some columns differently).
+absl::StatusOr<std::string> FirstStringField(const json& record,
+                                             std::initializer_list<const char*> keys) {
+  for (const char* key : keys) {
+    if (record.contains(key) && !record[key].is_null()) return StringField(record, key, true);
+  }
+  std::vector<std::string> quoted;
+  for (const char* key : keys) quoted.push_back(absl::StrCat("'", key, "'"));
+  return absl::InvalidArgumentError(absl::StrCat("missing key ", absl::StrJoin(quoted, " or ")));
+}
+
+absl::Status ParseHfRecord(const json& record, const std::string& root, YesNoFilter filter,
+                           Dataset& out) {
+  if (!record.is_object()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("expected a JSON object, found ", record.type_name()));
+  }
+  if (filter != YesNoFilter::kNone) {
+    PCSWEEP_ASSIGN_OR_RETURN(bool yesno, YesNoFlag(record, filter));
+    if (!yesno) {
+      ++out.report.filtered_questions;
+      return absl::OkStatus();
+    }
+  }
+  Question q;
+  PCSWEEP_ASSIGN_OR_RETURN(q.question_id, StringField(record, "question_id", true));
+  PCSWEEP_ASSIGN_OR_RETURN(q.question_type, StringField(record, "question_type", false));
+  PCSWEEP_ASSIGN_OR_RETURN(std::string image,
+                           FirstStringField(record, {"filename", "image_path", "image"}));
+  q.image = ResolveImage(root, image);
+  PCSWEEP_ASSIGN_OR_RETURN(q.original_question, StringField(record, "original_question", true));
+  PCSWEEP_ASSIGN_OR_RETURN(q.answer_text, FirstStringField(record, {"answer", "ground_truth"}));
+  q.answer = ParseAnswer(q.answer_text);
+  PCSWEEP_ASSIGN_OR_RETURN(
+      std::vector<Paraphrase> paraphrases,
+      ParaphrasesField(record, MissingOpMatch::kInfer, out.report.inferred_op_match));
+  for (size_t i = 0; i < paraphrases.size(); ++i) {
+    const json& item = record["paraphrases"][i];
+    if (filter != YesNoFilter::kNone && item.contains(FlagName(filter))) {
+      auto keep = YesNoFlag(item, filter);
+      if (!keep.ok()) return Annotate(keep.status(), absl::StrCat("paraphrases[", i, "]"));
+      if (!*keep) {
+        ++out.report.filtered_paraphrases;
+        continue;
+      }
+    }
+    q.paraphrases.push_back(std::move(paraphrases[i]));
+  }
+  PatientFromMimicPath(image, q.patient_id, q.study_id);
+  for (const char* key : {"subject_id", "patient_id"}) {
+    PCSWEEP_ASSIGN_OR_RETURN(std::string patient, StringField(record, key, false));
+    if (!patient.empty()) q.patient_id = patient;
+  }
+  PCSWEEP_ASSIGN_OR_RETURN(std::string study, StringField(record, "study_id", false));
+  if (!study.empty()) q.study_id = study;
+  PCSWEEP_ASSIGN_OR_RETURN(q.finding, StringField(record, "finding", false));
+  PCSWEEP_RETURN_IF_ERROR(CheckQuestionText(q));
+  out.questions.push_back(std::move(q));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<YesNoFilter> ParseYesNoFilter(const std::string& name) {
+  if (name.empty() || name == "none") return YesNoFilter::kNone;
+  if (name == "is_yesno") return YesNoFilter::kHeuristic;
+  if (name == "is_yesno_claude") return YesNoFilter::kClassifier;
+  return absl::InvalidArgumentError(absl::StrCat("unknown yes/no filter '", name,
+                                                 "' (expected none, is_yesno or is_yesno_claude)"));
+}
+
+absl::StatusOr<Dataset> LoadCanonicalJsonl(const std::string& path, const LoadOptions& options) {
+  return LoadJsonLines(
+      path, options, [](const json& record, const std::string& root, Dataset& out) -> absl::Status {
+        PCSWEEP_ASSIGN_OR_RETURN(Question q,
+                                 ParseCanonicalRecord(record, root, out.report.inferred_op_match));
+        out.questions.push_back(std::move(q));
+        return absl::OkStatus();
+      });
+}
+
+absl::StatusOr<Dataset> LoadHfJsonl(const std::string& path, const LoadOptions& options) {
+  return LoadJsonLines(
+      path, options,
+      [filter = options.yesno_filter](const json& record, const std::string& root, Dataset& out) {
+        return ParseHfRecord(record, root, filter, out);
+      });
 }
 
 absl::StatusOr<Dataset> LoadMimicJson(const std::string& path, const LoadOptions& options) {
@@ -499,6 +611,8 @@ absl::StatusOr<Dataset> LoadDataset(const std::string& path, Format format,
       return LoadMimicJson(path, options);
     case Format::kFlipBank:
       return LoadFlipBankCsv(path, options);
+    case Format::kHfJsonl:
+      return LoadHfJsonl(path, options);
   }
   return absl::InvalidArgumentError("unknown format");
 }

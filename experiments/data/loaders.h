@@ -7,7 +7,13 @@
 //    and study come from the MIMIC path (".../p10000032/s50414267/x.jpg") or subject_id/study_id;
 //  - flip-bank CSV (RFC 4180, header row): question_id, image_path, ground_truth,
 //    original_question, paraphrase, phenomenon, op_match (optional patient_id, finding); rows
-//    with the same question_id are grouped into one question, in first-appearance order.
+//    with the same question_id are grouped into one question, in first-appearance order;
+//  - PSF-Med as published on Hugging Face (saillab/psf-med, configs mimic / padchest / vindr)
+//    and exported by `datasets` (`load_dataset(...)["test"].to_json("f.jsonl")`): one question
+//    record per line with question_id, the image under filename / image_path / image, the
+//    answer under answer / ground_truth, original_question, paraphrases [{text, phenomenon,
+//    op_match?, is_yesno?, is_yesno_claude?}] and the v2.1 flags is_yesno / is_yesno_claude;
+//    op_match, when absent, is inferred as for the MIMIC layout.
 // Errors name the file and the place: "f.jsonl:12: ...", "f.csv:7: ...", "f.json: results[3]:".
 // With skip_bad a bad record is skipped instead and counted in the LoadReport.
 // Thread-safety: free functions without shared state.
@@ -23,13 +29,22 @@
 
 namespace pcsweep::data {
 
-enum class Format { kJsonl, kMimic, kFlipBank };
+enum class Format { kJsonl, kMimic, kFlipBank, kHfJsonl };
 
-// "jsonl" / "mimic" / "flipbank" -> Format. Possible errors: InvalidArgument (unknown name).
+// "jsonl" / "mimic" / "flipbank" / "hf" -> Format. Possible errors: InvalidArgument (unknown
+// name).
 absl::StatusOr<Format> ParseFormat(const std::string& name);
 // Guesses from the extension: .jsonl -> kJsonl, .json -> kMimic, .csv -> kFlipBank.
 // Possible errors: InvalidArgument (other extensions).
 absl::StatusOr<Format> GuessFormat(const std::string& path);
+
+// Restricts a PSF-Med v2.1 export to true yes/no inputs by one of its two flags: a question
+// whose flag is false is dropped with its paraphrases, a paraphrase whose own flag is false is
+// dropped alone. Only the "hf" format carries the flags.
+enum class YesNoFilter { kNone, kHeuristic /* is_yesno */, kClassifier /* is_yesno_claude */ };
+
+// "" / "none" -> kNone, "is_yesno", "is_yesno_claude". Possible errors: InvalidArgument.
+absl::StatusOr<YesNoFilter> ParseYesNoFilter(const std::string& name);
 
 struct LoadOptions {
   // Relative image paths are resolved against this folder; empty = the data file's folder.
@@ -40,6 +55,8 @@ struct LoadOptions {
   bool skip_bad = false;
   // How many skip reasons LoadReport keeps.
   size_t max_reasons = 5;
+  // "hf" format only; a record without the chosen flag is a bad record.
+  YesNoFilter yesno_filter = YesNoFilter::kNone;
 };
 
 struct LoadReport {
@@ -49,6 +66,9 @@ struct LoadReport {
   // MIMIC layout only: paraphrases without op_match whose op_match was inferred (see
   // InferOpMatch).
   size_t inferred_op_match = 0;
+  // Dropped by LoadOptions::yesno_filter (not bad records).
+  size_t filtered_questions = 0;
+  size_t filtered_paraphrases = 0;
 };
 
 struct Dataset {
@@ -61,6 +81,7 @@ struct Dataset {
 absl::StatusOr<Dataset> LoadCanonicalJsonl(const std::string& path, const LoadOptions& options);
 absl::StatusOr<Dataset> LoadMimicJson(const std::string& path, const LoadOptions& options);
 absl::StatusOr<Dataset> LoadFlipBankCsv(const std::string& path, const LoadOptions& options);
+absl::StatusOr<Dataset> LoadHfJsonl(const std::string& path, const LoadOptions& options);
 // Dispatches on `format`.
 absl::StatusOr<Dataset> LoadDataset(const std::string& path, Format format,
                                     const LoadOptions& options);

@@ -4,6 +4,8 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "common/testing/status_matchers.h"
 #include "gmock/gmock.h"
@@ -267,11 +269,90 @@ TEST(InferOpMatchTest, NegationCues) {
   EXPECT_TRUE(InferOpMatch("scope_quantification", "Can X be ruled out?"));
 }
 
+TEST(HfJsonlTest, ReadsTheDatasetsExportWithItsAlternativeColumnNames) {
+  auto dataset = LoadHfJsonl(TestData("psfmed_hf.jsonl"), {});
+  ASSERT_TRUE(dataset.ok()) << dataset.status();
+  ASSERT_EQ(dataset->questions.size(), 3u);
+  const Question& m1 = dataset->questions[0];
+  EXPECT_EQ(m1.answer, Answer::kNo);
+  EXPECT_EQ(m1.patient_id, "p10000032");  // from the MIMIC path, as in the split JSON
+  EXPECT_EQ(m1.study_id, "s50414267");
+  ASSERT_EQ(m1.paraphrases.size(), 3u);
+  EXPECT_FALSE(m1.paraphrases[1].op_match);  // inferred: "ruled out" inverts the answer
+  EXPECT_EQ(dataset->report.inferred_op_match, 4u);
+  const Question& p7 = dataset->questions[1];
+  EXPECT_EQ(p7.answer, Answer::kYes);  // ground_truth
+  EXPECT_EQ(fs::path(p7.image), fs::path(TestData("images/img_a.png")).lexically_normal());
+  EXPECT_EQ(dataset->questions[2].answer, Answer::kOther);
+  EXPECT_EQ(dataset->report.filtered_questions, 0u);
+}
+
+TEST(HfJsonlTest, YesNoFilterDropsQuestionsAndParaphrasesByTheChosenFlag) {
+  LoadOptions claude;
+  claude.yesno_filter = YesNoFilter::kClassifier;
+  auto by_claude = LoadDataset(TestData("psfmed_hf.jsonl"), Format::kHfJsonl, claude);
+  ASSERT_TRUE(by_claude.ok()) << by_claude.status();
+  ASSERT_EQ(by_claude->questions.size(), 2u);
+  EXPECT_EQ(by_claude->questions[0].paraphrases.size(), 2u);  // "Describe ..." dropped
+  EXPECT_EQ(by_claude->report.filtered_questions, 1u);
+  EXPECT_EQ(by_claude->report.filtered_paraphrases, 1u);
+
+  LoadOptions heuristic;
+  heuristic.yesno_filter = YesNoFilter::kHeuristic;
+  auto by_regex = LoadHfJsonl(TestData("psfmed_hf.jsonl"), heuristic);
+  ASSERT_TRUE(by_regex.ok()) << by_regex.status();
+  ASSERT_EQ(by_regex->questions.size(), 2u);
+  EXPECT_EQ(by_regex->questions[0].paraphrases.size(), 3u);  // its is_yesno is true
+  EXPECT_EQ(by_regex->report.filtered_paraphrases, 0u);
+}
+
+TEST(HfJsonlTest, BadRecordsNameFileLineAndKey) {
+  LoadOptions claude;
+  claude.yesno_filter = YesNoFilter::kClassifier;
+  EXPECT_THAT(LoadHfJsonl(TestData("psfmed_hf_bad.jsonl"), claude),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "psfmed_hf_bad.jsonl:1: missing key 'is_yesno_claude' (asked for by the "
+                       "yes/no filter)"));
+  claude.skip_bad = true;
+  auto skipped = LoadHfJsonl(TestData("psfmed_hf_bad.jsonl"), claude);
+  ASSERT_TRUE(skipped.ok()) << skipped.status();
+  EXPECT_EQ(skipped->report.skipped, 2u);
+  ASSERT_EQ(skipped->report.first_reasons.size(), 2u);
+  EXPECT_THAT(skipped->report.first_reasons[1],
+              HasSubstr("psfmed_hf_bad.jsonl:2: missing key 'filename' or 'image_path' or "
+                        "'image'"));
+  LoadOptions regex;
+  regex.yesno_filter = YesNoFilter::kHeuristic;
+  regex.skip_bad = true;
+  auto bad_flag = LoadHfJsonl(TestData("psfmed_hf_bad.jsonl"), regex);
+  ASSERT_TRUE(bad_flag.ok());
+  ASSERT_EQ(bad_flag->report.first_reasons.size(), 2u);
+  EXPECT_THAT(bad_flag->report.first_reasons[1],
+              HasSubstr("psfmed_hf_bad.jsonl:3: is_yesno must be true/false, found 'maybe'"));
+}
+
+TEST(HfJsonlTest, ParsesTheFilterNames) {
+  for (const auto& [name, filter] : std::vector<std::pair<std::string, YesNoFilter>>{
+           {"is_yesno", YesNoFilter::kHeuristic},
+           {"is_yesno_claude", YesNoFilter::kClassifier},
+           {"", YesNoFilter::kNone},
+           {"none", YesNoFilter::kNone}}) {
+    auto parsed = ParseYesNoFilter(name);
+    ASSERT_TRUE(parsed.ok()) << name;
+    EXPECT_EQ(*parsed, filter) << name;
+  }
+  EXPECT_THAT(ParseYesNoFilter("claude"),
+              StatusIs(absl::StatusCode::kInvalidArgument, "unknown yes/no filter 'claude'"));
+  auto hf = ParseFormat("hf");
+  ASSERT_TRUE(hf.ok());
+  EXPECT_EQ(*hf, Format::kHfJsonl);
+}
+
 TEST(FormatTest, ParseAndGuess) {
   EXPECT_EQ(*ParseFormat("flipbank"), Format::kFlipBank);
   EXPECT_THAT(ParseFormat("parquet"),
               StatusIs(absl::StatusCode::kInvalidArgument,
-                       "unknown data format 'parquet' (expected jsonl, mimic or flipbank)"));
+                       "unknown data format 'parquet' (expected jsonl, mimic, flipbank or hf)"));
   EXPECT_EQ(*GuessFormat("x/y.jsonl"), Format::kJsonl);
   EXPECT_EQ(*GuessFormat("x/y.json"), Format::kMimic);
   EXPECT_EQ(*GuessFormat("x/y.CSV"), Format::kFlipBank);

@@ -84,6 +84,7 @@ struct EvalSetSpec {
   std::string path;
   std::string format;  // "" = from the extension
   std::string image_root;
+  std::string yesno_filter;  // "hf" format: "", is_yesno or is_yesno_claude
   int64_t max_pairs = 0;
   bool balanced = false;
   bool keep_inverting = false;
