@@ -44,7 +44,8 @@ if [[ "$cuda" == 1 ]]; then
     sed 's/^/gpu-check: gpu: /' | tee -a "$out/summary.txt"
 fi
 
-cmake_args=(-DCMAKE_BUILD_TYPE="${PCSWEEP_BUILD_TYPE:-Release}" -DCMAKE_PREFIX_PATH="$torch_prefix")
+cmake_args=(-DCMAKE_BUILD_TYPE="${PCSWEEP_BUILD_TYPE:-Release}")
+prefix_path="$torch_prefix"
 if [[ -n "$deps" ]]; then
   # Unpacked into a private root; pkg-config's sysroot maps the packages' /usr paths into it.
   sysroot="$build/deps-root"
@@ -56,14 +57,14 @@ if [[ -n "$deps" ]]; then
   export PKG_CONFIG_SYSROOT_DIR="$sysroot"
   export PKG_CONFIG_LIBDIR="$arch_lib/pkgconfig:$usr/share/pkgconfig"
   [[ -x "$usr/bin/pkg-config" ]] || ln -sf pkgconf "$usr/bin/pkg-config"
-  cmake_args=(-DCMAKE_BUILD_TYPE="${PCSWEEP_BUILD_TYPE:-Release}"
-    -DCMAKE_PREFIX_PATH="$torch_prefix;$usr"
-    -DBoost_NO_BOOST_CMAKE=ON -DBoost_INCLUDE_DIR="$deps/boost"
+  prefix_path="$torch_prefix;$usr"
+  cmake_args+=(-DBoost_NO_BOOST_CMAKE=ON -DBoost_INCLUDE_DIR="$deps/boost"
     -DOPENSSL_INCLUDE_DIR="$usr/include" -DOPENSSL_CRYPTO_LIBRARY="$arch_lib/libcrypto.so"
     -DOPENSSL_SSL_LIBRARY="$arch_lib/libssl.so"
     -DCMAKE_CXX_FLAGS="-isystem $usr/include/x86_64-linux-gnu -isystem $usr/include"
     -DCMAKE_EXE_LINKER_FLAGS="-Wl,-rpath-link,$arch_lib -Wl,-rpath,$arch_lib")
 fi
+cmake_args+=(-DCMAKE_PREFIX_PATH="$prefix_path")
 
 keep_going=(-k)
 if ! command -v make >/dev/null && command -v ninja >/dev/null; then

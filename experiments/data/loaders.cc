@@ -6,6 +6,7 @@
 #include <functional>
 #include <initializer_list>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <unordered_map>
 #include <utility>
@@ -199,8 +200,30 @@ void PatientFromMimicPath(const std::string& filename, std::string& patient, std
   }
 }
 
+// The first present of several alternative keys (exports name some columns differently).
+absl::StatusOr<std::string> FirstStringField(const json& record,
+                                             std::initializer_list<const char*> keys) {
+  for (const char* key : keys) {
+    if (record.contains(key) && !record[key].is_null()) return StringField(record, key, true);
+  }
+  std::vector<std::string> quoted;
+  for (const char* key : keys) quoted.push_back(absl::StrCat("'", key, "'"));
+  return absl::InvalidArgumentError(absl::StrCat("missing key ", absl::StrJoin(quoted, " or ")));
+}
+
+// Where a MIMIC-style question record keeps its image, answer and patient: the lab's split
+// JSON has one name for each, the Hugging Face export several.
+struct RecordColumns {
+  std::initializer_list<const char*> image;
+  std::initializer_list<const char*> answer;
+  std::initializer_list<const char*> patient;
+};
+constexpr RecordColumns kMimicColumns{{"filename"}, {"answer"}, {"subject_id"}};
+constexpr RecordColumns kHfColumns{
+    {"filename", "image_path", "image"}, {"answer", "ground_truth"}, {"subject_id", "patient_id"}};
+
 absl::StatusOr<Question> ParseMimicRecord(const json& record, const std::string& root,
-                                          size_t& inferred) {
+                                          const RecordColumns& columns, size_t& inferred) {
   if (!record.is_object()) {
     return absl::InvalidArgumentError(
         absl::StrCat("expected a JSON object, found ", record.type_name()));
@@ -208,16 +231,18 @@ absl::StatusOr<Question> ParseMimicRecord(const json& record, const std::string&
   Question q;
   PCSWEEP_ASSIGN_OR_RETURN(q.question_id, StringField(record, "question_id", true));
   PCSWEEP_ASSIGN_OR_RETURN(q.question_type, StringField(record, "question_type", false));
-  PCSWEEP_ASSIGN_OR_RETURN(std::string filename, StringField(record, "filename", true));
+  PCSWEEP_ASSIGN_OR_RETURN(std::string filename, FirstStringField(record, columns.image));
   q.image = ResolveImage(root, filename);
   PCSWEEP_ASSIGN_OR_RETURN(q.original_question, StringField(record, "original_question", true));
-  PCSWEEP_ASSIGN_OR_RETURN(q.answer_text, StringField(record, "answer", true));
+  PCSWEEP_ASSIGN_OR_RETURN(q.answer_text, FirstStringField(record, columns.answer));
   q.answer = ParseAnswer(q.answer_text);
   PCSWEEP_ASSIGN_OR_RETURN(q.paraphrases,
                            ParaphrasesField(record, MissingOpMatch::kInfer, inferred));
   PatientFromMimicPath(filename, q.patient_id, q.study_id);
-  PCSWEEP_ASSIGN_OR_RETURN(std::string subject, StringField(record, "subject_id", false));
-  if (!subject.empty()) q.patient_id = subject;
+  for (const char* key : columns.patient) {
+    PCSWEEP_ASSIGN_OR_RETURN(std::string subject, StringField(record, key, false));
+    if (!subject.empty()) q.patient_id = subject;
+  }
   PCSWEEP_ASSIGN_OR_RETURN(std::string study, StringField(record, "study_id", false));
   if (!study.empty()) q.study_id = study;
   PCSWEEP_ASSIGN_OR_RETURN(q.finding, StringField(record, "finding", false));
@@ -263,10 +288,10 @@ bool InferOpMatch(const std::string& phenomenon, const std::string& text) {
 
 namespace {
 
-// Parses one JSON-lines record into `out` (or counts it as filtered out); an error makes the
-// record bad.
-using JsonLineParser =
-    std::function<absl::Status(const json& record, const std::string& root, Dataset& out)>;
+// Parses one JSON-lines record: a question, nullopt when a filter drops it, or the error that
+// makes the record bad.
+using JsonLineParser = std::function<absl::StatusOr<std::optional<Question>>(
+    const json& record, const std::string& root, LoadReport& report)>;
 
 absl::StatusOr<Dataset> LoadJsonLines(const std::string& path, const LoadOptions& options,
                                       const JsonLineParser& parse) {
@@ -290,13 +315,16 @@ absl::StatusOr<Dataset> LoadJsonLines(const std::string& path, const LoadOptions
           where, absl::InvalidArgumentError(absl::StrCat("malformed JSON: ", e.what()))));
       continue;
     }
-    const size_t before = out.questions.size();
-    absl::Status parsed = parse(record, root, out);
-    if (parsed.ok() && out.questions.size() > before) {
-      parsed = CheckImage(out.questions.back(), options);
-      if (!parsed.ok()) out.questions.pop_back();
+    absl::StatusOr<std::optional<Question>> question = parse(record, root, out.report);
+    if (question.ok() && question->has_value()) {
+      absl::Status image = CheckImage(**question, options);
+      if (!image.ok()) question = image;
     }
-    if (!parsed.ok()) PCSWEEP_RETURN_IF_ERROR(bad.Handle(where, parsed));
+    if (!question.ok()) {
+      PCSWEEP_RETURN_IF_ERROR(bad.Handle(where, question.status()));
+      continue;
+    }
+    if (question->has_value()) out.questions.push_back(**std::move(question));
   }
   return out;
 }
@@ -317,65 +345,35 @@ absl::StatusOr<bool> YesNoFlag(const json& record, YesNoFilter filter) {
   return BoolField(*it, key);
 }
 
-// The first present of several alternative keys (exports name some columns differently).
-absl::StatusOr<std::string> FirstStringField(const json& record,
-                                             std::initializer_list<const char*> keys) {
-  for (const char* key : keys) {
-    if (record.contains(key) && !record[key].is_null()) return StringField(record, key, true);
-  }
-  std::vector<std::string> quoted;
-  for (const char* key : keys) quoted.push_back(absl::StrCat("'", key, "'"));
-  return absl::InvalidArgumentError(absl::StrCat("missing key ", absl::StrJoin(quoted, " or ")));
-}
-
-absl::Status ParseHfRecord(const json& record, const std::string& root, YesNoFilter filter,
-                           Dataset& out) {
-  if (!record.is_object()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("expected a JSON object, found ", record.type_name()));
-  }
-  if (filter != YesNoFilter::kNone) {
+// A MIMIC-style record under the export's column names, with the yes/no filter applied to the
+// question and then to each paraphrase that carries the flag.
+absl::StatusOr<std::optional<Question>> ParseHfRecord(const json& record, const std::string& root,
+                                                      YesNoFilter filter, LoadReport& report) {
+  if (filter != YesNoFilter::kNone && record.is_object()) {
     PCSWEEP_ASSIGN_OR_RETURN(bool yesno, YesNoFlag(record, filter));
     if (!yesno) {
-      ++out.report.filtered_questions;
-      return absl::OkStatus();
+      ++report.filtered_questions;
+      return std::nullopt;
     }
   }
-  Question q;
-  PCSWEEP_ASSIGN_OR_RETURN(q.question_id, StringField(record, "question_id", true));
-  PCSWEEP_ASSIGN_OR_RETURN(q.question_type, StringField(record, "question_type", false));
-  PCSWEEP_ASSIGN_OR_RETURN(std::string image,
-                           FirstStringField(record, {"filename", "image_path", "image"}));
-  q.image = ResolveImage(root, image);
-  PCSWEEP_ASSIGN_OR_RETURN(q.original_question, StringField(record, "original_question", true));
-  PCSWEEP_ASSIGN_OR_RETURN(q.answer_text, FirstStringField(record, {"answer", "ground_truth"}));
-  q.answer = ParseAnswer(q.answer_text);
-  PCSWEEP_ASSIGN_OR_RETURN(
-      std::vector<Paraphrase> paraphrases,
-      ParaphrasesField(record, MissingOpMatch::kInfer, out.report.inferred_op_match));
-  for (size_t i = 0; i < paraphrases.size(); ++i) {
-    const json& item = record["paraphrases"][i];
-    if (filter != YesNoFilter::kNone && item.contains(FlagName(filter))) {
+  PCSWEEP_ASSIGN_OR_RETURN(Question q,
+                           ParseMimicRecord(record, root, kHfColumns, report.inferred_op_match));
+  if (filter == YesNoFilter::kNone) return q;
+  std::vector<Paraphrase> kept;
+  for (size_t i = 0; i < q.paraphrases.size(); ++i) {
+    const json& item = record["paraphrases"][i];  // ParaphrasesField keeps the order
+    if (item.contains(FlagName(filter))) {
       auto keep = YesNoFlag(item, filter);
       if (!keep.ok()) return Annotate(keep.status(), absl::StrCat("paraphrases[", i, "]"));
       if (!*keep) {
-        ++out.report.filtered_paraphrases;
+        ++report.filtered_paraphrases;
         continue;
       }
     }
-    q.paraphrases.push_back(std::move(paraphrases[i]));
+    kept.push_back(std::move(q.paraphrases[i]));
   }
-  PatientFromMimicPath(image, q.patient_id, q.study_id);
-  for (const char* key : {"subject_id", "patient_id"}) {
-    PCSWEEP_ASSIGN_OR_RETURN(std::string patient, StringField(record, key, false));
-    if (!patient.empty()) q.patient_id = patient;
-  }
-  PCSWEEP_ASSIGN_OR_RETURN(std::string study, StringField(record, "study_id", false));
-  if (!study.empty()) q.study_id = study;
-  PCSWEEP_ASSIGN_OR_RETURN(q.finding, StringField(record, "finding", false));
-  PCSWEEP_RETURN_IF_ERROR(CheckQuestionText(q));
-  out.questions.push_back(std::move(q));
-  return absl::OkStatus();
+  q.paraphrases = std::move(kept);
+  return q;
 }
 
 }  // namespace
@@ -389,21 +387,19 @@ absl::StatusOr<YesNoFilter> ParseYesNoFilter(const std::string& name) {
 }
 
 absl::StatusOr<Dataset> LoadCanonicalJsonl(const std::string& path, const LoadOptions& options) {
-  return LoadJsonLines(
-      path, options, [](const json& record, const std::string& root, Dataset& out) -> absl::Status {
-        PCSWEEP_ASSIGN_OR_RETURN(Question q,
-                                 ParseCanonicalRecord(record, root, out.report.inferred_op_match));
-        out.questions.push_back(std::move(q));
-        return absl::OkStatus();
-      });
+  return LoadJsonLines(path, options,
+                       [](const json& record, const std::string& root,
+                          LoadReport& report) -> absl::StatusOr<std::optional<Question>> {
+                         return ParseCanonicalRecord(record, root, report.inferred_op_match);
+                       });
 }
 
 absl::StatusOr<Dataset> LoadHfJsonl(const std::string& path, const LoadOptions& options) {
-  return LoadJsonLines(
-      path, options,
-      [filter = options.yesno_filter](const json& record, const std::string& root, Dataset& out) {
-        return ParseHfRecord(record, root, filter, out);
-      });
+  return LoadJsonLines(path, options,
+                       [filter = options.yesno_filter](const json& record, const std::string& root,
+                                                       LoadReport& report) {
+                         return ParseHfRecord(record, root, filter, report);
+                       });
 }
 
 absl::StatusOr<Dataset> LoadMimicJson(const std::string& path, const LoadOptions& options) {
@@ -425,7 +421,8 @@ absl::StatusOr<Dataset> LoadMimicJson(const std::string& path, const LoadOptions
   for (size_t i = 0; i < results->size(); ++i) {
     ++out.report.records;
     const std::string where = absl::StrCat(path, ": results[", i, "]");
-    auto question = ParseMimicRecord((*results)[i], root, out.report.inferred_op_match);
+    auto question =
+        ParseMimicRecord((*results)[i], root, kMimicColumns, out.report.inferred_op_match);
     if (question.ok()) {
       absl::Status image = CheckImage(*question, options);
       if (!image.ok()) question = image;

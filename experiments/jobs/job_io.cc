@@ -193,11 +193,13 @@ absl::StatusOr<std::vector<EvalSetSpec>> ReadEvalSets(JobSettings& config,
       PCSWEEP_ASSIGN_OR_RETURN(spec.name, e.String("name", fs::path(spec.path).stem().string()));
       PCSWEEP_ASSIGN_OR_RETURN(spec.format, e.String("format", ""));
       PCSWEEP_ASSIGN_OR_RETURN(spec.image_root, e.String("image_root", ""));
-      PCSWEEP_ASSIGN_OR_RETURN(spec.yesno_filter, e.String("yesno_filter", ""));
-      if (auto filter = data::ParseYesNoFilter(spec.yesno_filter); !filter.ok()) {
+      PCSWEEP_ASSIGN_OR_RETURN(std::string yesno_filter, e.String("yesno_filter", ""));
+      auto filter = data::ParseYesNoFilter(yesno_filter);
+      if (!filter.ok()) {
         return absl::InvalidArgumentError(
             absl::StrCat(where, ".yesno_filter: ", filter.status().message()));
       }
+      spec.yesno_filter = *filter;
       PCSWEEP_ASSIGN_OR_RETURN(spec.max_pairs, e.Integer("max_pairs", max_pairs, 0, kMaxCount));
       PCSWEEP_ASSIGN_OR_RETURN(spec.balanced, e.Bool("balanced", false));
       PCSWEEP_ASSIGN_OR_RETURN(spec.keep_inverting, e.Bool("keep_inverting", keep_inverting));
@@ -232,7 +234,7 @@ absl::StatusOr<EvalSet> LoadEvalSet(const EvalSetSpec& spec) {
   }
   data::LoadOptions load;
   load.image_root = spec.image_root;
-  PCSWEEP_ASSIGN_OR_RETURN(load.yesno_filter, data::ParseYesNoFilter(spec.yesno_filter));
+  load.yesno_filter = spec.yesno_filter;
   auto dataset = data::LoadDataset(spec.path, format, load);
   if (!dataset.ok()) return Annotate(dataset.status(), absl::StrCat("eval set '", spec.name, "'"));
   data::SelectionOptions select;

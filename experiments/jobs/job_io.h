@@ -15,6 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "experiments/data/examples_io.h"
+#include "experiments/data/loaders.h"
 #include "experiments/data/types.h"
 #include "experiments/inputs/tokenizer.h"
 #include "experiments/jobs/job_settings.h"
@@ -84,7 +85,7 @@ struct EvalSetSpec {
   std::string path;
   std::string format;  // "" = from the extension
   std::string image_root;
-  std::string yesno_filter;  // "hf" format: "", is_yesno or is_yesno_claude
+  data::YesNoFilter yesno_filter = data::YesNoFilter::kNone;  // "hf" format only
   int64_t max_pairs = 0;
   bool balanced = false;
   bool keep_inverting = false;
