@@ -3,7 +3,9 @@
 #   1. builds the engine standalone (cmake -S experiments) against python3's libtorch;
 #   2. runs the engine's golden tests (transformers / PEFT reference tensors) on the CPU, then
 #      on CUDA in fp32 and bf16 (PCSWEEP_TEST_DEVICE=cuda);
-#   3. runs the HF + PEFT anchor (MedGemma-4B shape; --small without CUDA) and keeps its JSON.
+#   3. runs pcsweep-bench-engine on the full MedGemma-4B shape (CUDA, bf16);
+#   4. runs the HF + PEFT anchor (MedGemma-4B shape; --small without CUDA) and keeps its JSON,
+#      and prints the engine's throughput as a ratio of the anchor's.
 # Without CUDA every CUDA step is skipped with a line that says so; the exit status is that of
 # the build and the tests that ran.
 #
@@ -107,6 +109,22 @@ else
   log "no CUDA device: CUDA golden tests skipped"
 fi
 
+# The engine's modes on the full MedGemma-4B shape (random weights), bf16 on the GPU.
+if [[ "$cuda" == 1 ]]; then
+  t0=$(date +%s)
+  "$build/bin/pcsweep-bench-engine" --device cuda --dtype bf16 --text-layers 34 \
+    --vision-layers 27 --layers 15-19 --images 8 --paraphrases 4 --batch 32 --train-pairs 8 \
+    --iters 5 --warmup 2 --work "$build/bench-model" --json "$out/bench-engine.json" \
+    >"$out/bench-engine.log" 2>&1
+  brc=$?
+  log "pcsweep-bench-engine (MedGemma-4B shape, bf16): rc $brc in $(($(date +%s) - t0)) s"
+  sed 's/^/gpu-check: bench: /' "$out/bench-engine.log" | tail -14 | tee -a "$out/summary.txt"
+  [[ $brc -eq 0 ]] || status=1
+else
+  log "no CUDA device: pcsweep-bench-engine on the MedGemma shape skipped" \
+    "(run $build/bin/pcsweep-bench-engine for the CPU figures)"
+fi
+
 if [[ -n "$anchor" && "$python_torch" == 0 ]]; then
   log "python3 has no torch: HF + PEFT anchor skipped"
 elif [[ -n "$anchor" ]]; then
@@ -126,6 +144,23 @@ for line in sys.stdin:
     print("gpu-check: anchor: " + ", ".join(f"{k}={r[k]}" for k in keys))
 ' | tee -a "$out/summary.txt"
   [[ $arc -eq 0 ]] || status=1
+  if [[ -f "$out/bench-engine.json" && -f "$out/anchor.json" ]]; then
+    python3 - "$out/bench-engine.json" "$out/anchor.json" <<'RATIOS' | tee -a "$out/summary.txt"
+import json, sys
+bench, anchor = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+ref = {r.get("arm", r["stage"]): r for r in anchor}
+scoring = ref.get("eval_forward", {}).get("prompts_per_s")
+training = ref.get("targeted", {}).get("pairs_per_s")
+if scoring:
+    print("gpu-check: ratio: paraphrase-set scoring (shared prefix, vision once per image) "
+          f"{bench['shared_prompts_per_s_with_vision'] / scoring:.1f}x the HF + PEFT anchor "
+          f"({bench['shared_prompts_per_s_with_vision']:.1f} vs {scoring} prompts/s)")
+if training:
+    print(f"gpu-check: ratio: LoRA training layers {bench['lora_layers']} (frozen prefix) "
+          f"{bench['frozen_pairs_per_s'] / training:.1f}x the anchor "
+          f"({bench['frozen_pairs_per_s']:.1f} vs {training} pairs/s)")
+RATIOS
+  fi
 fi
 log "done: exit $status"
 exit $status

@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/status/status_macros.h"
+#include "experiments/engine/prompt_batch.h"
 #include "experiments/engine/safetensors.h"
 #include "experiments/engine/torch_status.h"
 #include "experiments/engine/weight_names.h"
@@ -445,12 +446,12 @@ absl::StatusOr<std::vector<ScoreResult>> Engine::Score(const std::vector<ScoreRe
         image_cache_[requests[i].image_key] = image_cache_.at(keys[i]);
       }
     }
-    // Length-sorted chunks waste less padding; results go back in request order.
-    // (Seam for shared-prefix KV reuse: paraphrases of one image share everything up to the
-    // question; a prefix cache would run the shared prefix once per chunk here.)
+    // Length-sorted chunks waste less padding; with a shared prefix, one image's prompts
+    // are kept together first so its prefix runs once. Results go back in request order.
     std::vector<size_t> order(requests.size());
     std::iota(order.begin(), order.end(), 0);
     std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+      if (options.shared_prefix && keys[a] != keys[b]) return keys[a] < keys[b];
       return requests[a].token_ids.size() < requests[b].token_ids.size();
     });
     std::vector<ScoreResult> results(requests.size());
@@ -475,31 +476,26 @@ absl::StatusOr<std::vector<ScoreResult>> Engine::ScoreChunk(
     const std::vector<const ScoreRequest*>& chunk, const std::vector<std::string>& image_keys,
     const ScoreOptions& options) {
   const int64_t b = static_cast<int64_t>(chunk.size());
-  int64_t l = 0;
-  for (const auto* r : chunk) l = std::max<int64_t>(l, r->token_ids.size());
-  torch::Tensor ids = torch::full({b, l}, config_.text.pad_token_id, torch::kLong);
-  torch::Tensor mask = torch::zeros({b, l}, torch::kLong);
-  std::vector<torch::Tensor> features;
+  std::vector<BatchPrompt> prompts;
   for (int64_t i = 0; i < b; ++i) {
-    const auto& tokens = chunk[i]->token_ids;
-    const int64_t n = tokens.size();
-    ids.index_put_({i, torch::indexing::Slice(l - n, l)}, torch::tensor(tokens, torch::kLong));
-    mask.index_put_({i, torch::indexing::Slice(l - n, l)}, 1);
-    if (!image_keys[i].empty()) features.push_back(image_cache_.at(image_keys[i]));
+    BatchPrompt p;
+    p.token_ids = &chunk[i]->token_ids;
+    if (!image_keys[i].empty()) {
+      p.image_features = image_cache_.at(image_keys[i]);
+      p.image_key = image_keys[i];
+    }
+    prompts.push_back(std::move(p));
   }
-  ModelInputs in;
-  in.input_ids = ids;
-  in.attention_mask = mask;
-  in.position_ids = (mask.cumsum(1) - 1).clamp_min(0);
-  if (!features.empty()) in.image_features = torch::stack(features);
   const int64_t ny = options.yes_ids.size();
   std::vector<int64_t> rows = options.yes_ids;
   rows.insert(rows.end(), options.no_ids.begin(), options.no_ids.end());
-  ForwardOptions fo;
-  fo.logits = LogitsMode::kLastPosition;
-  fo.vocab_rows = torch::tensor(rows, torch::kLong);
-  fo.capture_layers = options.capture_layers;
-  PCSWEEP_ASSIGN_OR_RETURN(ModelOutputs out, Forward(in, fo));
+  LastPositionOptions lo;
+  lo.vocab_rows = torch::tensor(rows, torch::kLong);
+  lo.pad_id = config_.text.pad_token_id;
+  lo.capture_layers = options.capture_layers;
+  lo.shared_prefix = options.shared_prefix;
+  LastPositionOutputs out = LastPositionLogits(*model_, prompts, lo);
+  tokens_run_ += out.tokens_run;
   const torch::Tensor logits = out.logits.to(torch::kCPU, torch::kFloat);  // [B, ny + nn]
   const torch::Tensor yes = torch::logsumexp(logits.slice(1, 0, ny), 1);
   const torch::Tensor no = torch::logsumexp(logits.slice(1, ny), 1);
@@ -508,10 +504,8 @@ absl::StatusOr<std::vector<ScoreResult>> Engine::ScoreChunk(
     results[i].yes_logsumexp = yes[i].item<double>();
     results[i].no_logsumexp = no[i].item<double>();
     results[i].margin = results[i].yes_logsumexp - results[i].no_logsumexp;
-    const int64_t n = chunk[i]->token_ids.size();
-    for (const auto& [layer, h] : out.layer_outputs) {
-      results[i].layer_outputs[layer] = h[i].slice(0, l - n).to(torch::kCPU, torch::kFloat);
-    }
+    for (auto& [layer, h] : out.layer_outputs[i])
+      results[i].layer_outputs[layer] = h.to(torch::kCPU, torch::kFloat);
   }
   return results;
 }

@@ -51,6 +51,10 @@ struct ScoreOptions {
   std::vector<int64_t> no_ids;
   std::vector<int> capture_layers;  // return resid_post of these layers per prompt
   int batch_size = 16;
+  // Run the common prefix of one image's prompts (the image block and the template around
+  // it) once per batch and only the suffixes against its keys and values: the same margins
+  // (to float rounding) for a fraction of the work. See prompt_batch.h.
+  bool shared_prefix = true;
 };
 
 struct ScoreResult {
@@ -107,6 +111,8 @@ class Engine {
                                                  const ScoreOptions& options);
   size_t image_cache_size() const { return image_cache_.size(); }
   int64_t image_cache_misses() const { return image_cache_misses_; }
+  // Token positions the decoder has run for Score (prefixes and padding included).
+  int64_t tokens_run() const { return tokens_run_; }
   void ClearImageCache() { image_cache_.clear(); }
 
  private:
@@ -128,6 +134,7 @@ class Engine {
   // frozen, so features never go stale while the engine lives.
   std::unordered_map<std::string, torch::Tensor> image_cache_;
   int64_t image_cache_misses_ = 0;
+  int64_t tokens_run_ = 0;
 };
 
 // "cpu" BLAS / thread report, logged once per process by Engine::Load.

@@ -3,6 +3,8 @@
 #include <torch/version.h>
 
 #include <cmath>
+#include <mutex>
+#include <stdexcept>
 #include <string>
 
 namespace pcsweep::engine {
@@ -155,6 +157,14 @@ struct Rope {
   torch::Tensor cos, sin;  // [B, 1, L, head_dim]
 };
 
+// One layer's K/V traffic in prefix and suffix runs: keys/values of earlier tokens to attend
+// to ([B, kv_heads, P, head_dim]), and where to put this call's own (pre-repeat).
+struct LayerKv {
+  torch::Tensor past_keys, past_values;
+  torch::Tensor* keys_out = nullptr;
+  torch::Tensor* values_out = nullptr;
+};
+
 torch::Tensor RotateHalf(const torch::Tensor& x) {
   const int64_t half = x.size(-1) / 2;
   return torch::cat({-x.slice(-1, half), x.slice(-1, 0, half)}, -1);
@@ -171,13 +181,22 @@ class Gemma3AttentionImpl : public torch::nn::Module {
     q_norm = register_module("q_norm", RmsNorm(c.head_dim, c.rms_norm_eps, o));
     k_norm = register_module("k_norm", RmsNorm(c.head_dim, c.rms_norm_eps, o));
   }
-  torch::Tensor forward(const torch::Tensor& h, const Rope& rope, const torch::Tensor& mask) {
+  torch::Tensor forward(const torch::Tensor& h, const Rope& rope, const torch::Tensor& mask,
+                        LayerKv* kv) {
     const int64_t b = h.size(0), l = h.size(1), hd = c_.head_dim;
     torch::Tensor q = q_norm(q_proj(h).view({b, l, c_.num_attention_heads, hd}).transpose(1, 2));
     torch::Tensor k = k_norm(k_proj(h).view({b, l, c_.num_key_value_heads, hd}).transpose(1, 2));
     torch::Tensor v = v_proj(h).view({b, l, c_.num_key_value_heads, hd}).transpose(1, 2);
     q = q * rope.cos + RotateHalf(q) * rope.sin;
     k = k * rope.cos + RotateHalf(k) * rope.sin;
+    if (kv != nullptr) {
+      if (kv->keys_out != nullptr) *kv->keys_out = k;
+      if (kv->values_out != nullptr) *kv->values_out = v;
+      if (kv->past_keys.defined()) {  // the prefix's keys come first, as in the full sequence
+        k = torch::cat({kv->past_keys.to(k.scalar_type()), k}, 2);
+        v = torch::cat({kv->past_values.to(v.scalar_type()), v}, 2);
+      }
+    }
     const int64_t groups = c_.num_attention_heads / c_.num_key_value_heads;
     if (groups > 1) {  // KV head j serves query heads j*groups ... j*groups + groups - 1
       k = k.repeat_interleave(groups, 1);
@@ -222,8 +241,9 @@ class Gemma3DecoderLayerImpl : public torch::nn::Module {
     post_feedforward_layernorm =
         register_module("post_feedforward_layernorm", RmsNorm(c.hidden_size, c.rms_norm_eps, o));
   }
-  torch::Tensor forward(torch::Tensor x, const Rope& rope, const torch::Tensor& mask) {
-    x = x + post_attention_layernorm(self_attn(input_layernorm(x), rope, mask));
+  torch::Tensor forward(torch::Tensor x, const Rope& rope, const torch::Tensor& mask,
+                        LayerKv* kv = nullptr) {
+    x = x + post_attention_layernorm(self_attn(input_layernorm(x), rope, mask, kv));
     return x + post_feedforward_layernorm(mlp(pre_feedforward_layernorm(x)));
   }
   RmsNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr},
@@ -232,6 +252,79 @@ class Gemma3DecoderLayerImpl : public torch::nn::Module {
   Gemma3Mlp mlp{nullptr};
 };
 TORCH_MODULE(Gemma3DecoderLayer);
+
+// Activation checkpointing of one decoder layer: the forward keeps only the layer's input
+// (no graph); backward re-runs the layer under grad mode with the RNG state it first saw and
+// differentiates it. The layer is named by address because a custom Function's context holds
+// only IValues; the module outlives every graph built from its parameters.
+struct CheckpointedLayer : public torch::autograd::Function<CheckpointedLayer> {
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
+                               const torch::Tensor& cos, const torch::Tensor& sin,
+                               const torch::Tensor& mask, at::TensorList trainable,
+                               int64_t layer_address) {
+    at::Generator rng = at::globalContext().defaultGenerator(x.device());
+    {
+      std::lock_guard<std::mutex> lock(rng.mutex());
+      ctx->saved_data["rng"] = rng.get_state();
+    }
+    ctx->saved_data["layer"] = layer_address;
+    ctx->saved_data["trainable"] = static_cast<int64_t>(trainable.size());
+    ctx->save_for_backward({x, cos, sin, mask});
+    return Layer(layer_address)->forward(x, Rope{cos, sin}, mask);
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad_out) {
+    const torch::autograd::variable_list saved = ctx->get_saved_variables();
+    auto* layer = Layer(ctx->saved_data["layer"].toInt());
+    const torch::Tensor x = saved[0].detach().requires_grad_(true);
+    at::Generator rng = at::globalContext().defaultGenerator(x.device());
+    torch::Tensor state_now;
+    {  // not held while the layer runs: dropout takes the generator's lock itself
+      std::lock_guard<std::mutex> lock(rng.mutex());
+      state_now = rng.get_state();
+      rng.set_state(ctx->saved_data["rng"].toTensor());
+    }
+    torch::Tensor y;
+    {
+      torch::AutoGradMode grad(true);
+      y = layer->forward(x, Rope{saved[1], saved[2]}, saved[3]);
+    }
+    {
+      std::lock_guard<std::mutex> lock(rng.mutex());
+      rng.set_state(state_now);
+    }
+    std::vector<torch::Tensor> wrt = {x};
+    for (const torch::Tensor& p : TrainableOf(*layer)) wrt.push_back(p);
+    if (static_cast<int64_t>(wrt.size()) - 1 != ctx->saved_data["trainable"].toInt())
+      throw std::runtime_error("checkpointed layer: trainable parameters changed before backward");
+    torch::autograd::variable_list grads = torch::autograd::grad(
+        {y}, wrt, {grad_out[0]}, /*retain_graph=*/false, /*create_graph=*/false,
+        /*allow_unused=*/true);
+    // One gradient per forward input: x, cos, sin, mask, each trainable tensor, the address.
+    torch::autograd::variable_list out = {grads[0], {}, {}, {}};
+    out.insert(out.end(), grads.begin() + 1, grads.end());
+    out.emplace_back();
+    return out;
+  }
+
+  static Gemma3DecoderLayerImpl* Layer(int64_t address) {
+    return reinterpret_cast<Gemma3DecoderLayerImpl*>(address);
+  }
+  static std::vector<torch::Tensor> TrainableOf(Gemma3DecoderLayerImpl& layer) {
+    std::vector<torch::Tensor> out;
+    for (const torch::Tensor& p : layer.parameters())
+      if (p.requires_grad()) out.push_back(p);
+    return out;
+  }
+};
+
+torch::Tensor RunCheckpointed(Gemma3DecoderLayerImpl& layer, const torch::Tensor& x,
+                              const Rope& rope, const torch::Tensor& mask) {
+  const std::vector<torch::Tensor> trainable = CheckpointedLayer::TrainableOf(layer);
+  return CheckpointedLayer::apply(x, rope.cos, rope.sin, mask, at::TensorList(trainable),
+                                  reinterpret_cast<int64_t>(&layer));
+}
 
 Rope MakeRope(const RopeParams& p, int64_t head_dim, const torch::Tensor& positions,
               torch::ScalarType dtype, bool bf16_frequencies) {
@@ -380,40 +473,21 @@ LoraLinear& Gemma3ModelImpl::LoraSite(int layer, LoraModule module) {
   return l->self_attn->q_proj;
 }
 
-ModelOutputs Gemma3ModelImpl::Forward(const ModelInputs& in, const ForwardOptions& opt) {
-  const Gemma3TextConfig& t = config_.text;
-  const torch::Tensor& embed = impl_->embed_tokens;
-  const torch::ScalarType dtype = embed.scalar_type();
-  const torch::Device device = embed.device();
-  ModelOutputs out;
-  const torch::Tensor ids = in.input_ids.to(device, torch::kLong);
-  const int64_t b = ids.size(0), l = ids.size(1);
-  const torch::Tensor is_image = ids.eq(config_.image_token_index);
+namespace {
 
-  // Embeddings, scaled by sqrt(hidden) rounded to the weight dtype (50.5 in bf16 for 2560).
-  torch::Tensor lookup_ids = ids;
-  if (config_.image_token_index >= t.vocab_size) lookup_ids = ids.masked_fill(is_image, 0);
-  const torch::Tensor scale =
-      torch::tensor(std::sqrt(static_cast<double>(t.hidden_size))).to(dtype).to(device);
-  torch::Tensor x = torch::embedding(embed, lookup_ids) * scale;
+struct Masks {
+  torch::Tensor full, sliding;  // bool [B, 1, L, S]: true = may attend
+};
 
-  torch::Tensor features = in.image_features;
-  if (!features.defined() && in.pixel_values.defined())
-    features = ImageFeatures(in.pixel_values.to(device));
-  if (features.defined()) {
-    out.image_features = features;
-    x = x.masked_scatter(is_image.unsqueeze(-1).expand_as(x), features.to(device, dtype));
-  }
-
-  // Masks: causal / sliding window, OR a bidirectional block per contiguous image run, AND
-  // the padding mask on keys.
-  const auto lopt = torch::TensorOptions().dtype(torch::kLong).device(device);
-  const torch::Tensor qpos = torch::arange(l, lopt).unsqueeze(1),
-                      kpos = torch::arange(l, lopt).unsqueeze(0);
-  const torch::Tensor diff = qpos - kpos;
+// Causal / sliding window, OR a bidirectional block per contiguous image run, AND the padding
+// mask on keys.
+Masks FullSequenceMasks(const torch::Tensor& is_image_type, const torch::Tensor& attention_mask,
+                        int64_t sliding_window) {
+  const torch::Tensor& tt = is_image_type;
+  const int64_t b = tt.size(0), l = tt.size(1);
+  const auto lopt = torch::TensorOptions().dtype(torch::kLong).device(tt.device());
+  const torch::Tensor diff = torch::arange(l, lopt).unsqueeze(1) - torch::arange(l, lopt);
   torch::Tensor full = diff.ge(0).unsqueeze(0).unsqueeze(0);  // [1, 1, L, L]
-  const torch::Tensor tt =
-      in.token_type_ids.defined() ? in.token_type_ids.to(device).ne(0) : is_image;
   if (tt.any().item<bool>()) {
     const torch::Tensor prev =
         torch::cat({torch::zeros({b, 1}, tt.options()), tt.slice(1, 0, l - 1)}, 1);
@@ -427,35 +501,131 @@ ModelOutputs Gemma3ModelImpl::Forward(const ModelInputs& in, const ForwardOption
   // transformers 5.x ANDs the window over (causal OR image block): an image token sees its
   // whole image forwards but only the last `sliding_window` positions backwards (verified on
   // the gemma3-tiny fixture, window 8 < 16 image tokens).
-  torch::Tensor sliding = full.logical_and(diff.lt(t.sliding_window).unsqueeze(0).unsqueeze(0));
-  if (in.attention_mask.defined()) {
-    const torch::Tensor keys = in.attention_mask.to(device).ne(0).view({b, 1, 1, l});
+  torch::Tensor sliding = full.logical_and(diff.lt(sliding_window).unsqueeze(0).unsqueeze(0));
+  if (attention_mask.defined()) {
+    const torch::Tensor keys = attention_mask.ne(0).view({b, 1, 1, l});
     full = full.logical_and(keys);
     sliding = sliding.logical_and(keys);
   }
-  full = full.expand({b, 1, l, l});
-  sliding = sliding.expand({b, 1, l, l});
+  return {full.expand({b, 1, l, l}), sliding.expand({b, 1, l, l})};
+}
 
-  torch::Tensor positions =
-      in.position_ids.defined() ? in.position_ids.to(device, torch::kLong) : torch::arange(l, lopt);
+// A suffix after a P-token prefix: keys are the prefix (positions 0..P-1, all real) then the
+// suffix itself; causality and the window are measured in positions because left padding
+// sits between the two.
+Masks SuffixMasks(const torch::Tensor& positions, const torch::Tensor& attention_mask,
+                  int64_t prefix_length, int64_t sliding_window) {
+  const int64_t b = positions.size(0), l = positions.size(1);
+  const auto lopt = torch::TensorOptions().dtype(torch::kLong).device(positions.device());
+  const torch::Tensor key_positions = torch::cat(
+      {torch::arange(prefix_length, lopt).unsqueeze(0).expand({b, prefix_length}), positions},
+      1);                                                                          // [B, P + L]
+  const torch::Tensor diff = positions.unsqueeze(2) - key_positions.unsqueeze(1);  // [B, L, P+L]
+  torch::Tensor full = diff.ge(0);
+  if (attention_mask.defined()) {
+    const torch::Tensor keys = torch::cat(
+        {torch::ones({b, prefix_length}, lopt.dtype(torch::kBool)), attention_mask.ne(0)}, 1);
+    full = full.logical_and(keys.unsqueeze(1));
+  }
+  const torch::Tensor sliding = full.logical_and(diff.lt(sliding_window));
+  return {full.unsqueeze(1), sliding.unsqueeze(1)};
+}
+
+}  // namespace
+
+torch::Tensor Gemma3ModelImpl::EmbedInputs(const ModelInputs& in, ModelOutputs& out) {
+  const Gemma3TextConfig& t = config_.text;
+  const torch::Tensor& embed = impl_->embed_tokens;
+  const torch::ScalarType dtype = embed.scalar_type();
+  const torch::Device device = embed.device();
+  if (in.hidden_input.defined()) return in.hidden_input.to(device, dtype);
+  const torch::Tensor ids = in.input_ids.to(device, torch::kLong);
+  const torch::Tensor is_image = ids.eq(config_.image_token_index);
+  // Embeddings, scaled by sqrt(hidden) rounded to the weight dtype (50.5 in bf16 for 2560).
+  torch::Tensor lookup_ids = ids;
+  if (config_.image_token_index >= t.vocab_size) lookup_ids = ids.masked_fill(is_image, 0);
+  const torch::Tensor scale =
+      torch::tensor(std::sqrt(static_cast<double>(t.hidden_size))).to(dtype).to(device);
+  torch::Tensor x = torch::embedding(embed, lookup_ids) * scale;
+  torch::Tensor features = in.image_features;
+  if (!features.defined() && in.pixel_values.defined())
+    features = ImageFeatures(in.pixel_values.to(device));
+  if (features.defined()) {
+    out.image_features = features;
+    x = x.masked_scatter(is_image.unsqueeze(-1).expand_as(x), features.to(device, dtype));
+  }
+  return x;
+}
+
+ModelOutputs Gemma3ModelImpl::Forward(const ModelInputs& in, const ForwardOptions& opt) {
+  const Gemma3TextConfig& t = config_.text;
+  const torch::Tensor& embed = impl_->embed_tokens;
+  const torch::ScalarType dtype = embed.scalar_type();
+  const torch::Device device = embed.device();
+  ModelOutputs out;
+  const torch::Tensor ids = in.input_ids.to(device, torch::kLong);
+  const int64_t b = ids.size(0), l = ids.size(1);
+  const int64_t prefix_length = in.prefix != nullptr ? in.prefix->length() : 0;
+  torch::Tensor x = EmbedInputs(in, out);
+
+  const auto lopt = torch::TensorOptions().dtype(torch::kLong).device(device);
+  torch::Tensor positions = in.position_ids.defined() ? in.position_ids.to(device, torch::kLong)
+                                                      : torch::arange(l, lopt) + prefix_length;
   if (positions.dim() == 1) positions = positions.unsqueeze(0).expand({b, l});
+  const torch::Tensor attention_mask =
+      in.attention_mask.defined() ? in.attention_mask.to(device) : torch::Tensor();
+  const Masks masks =
+      in.prefix != nullptr
+          ? SuffixMasks(positions, attention_mask, prefix_length, t.sliding_window)
+          : FullSequenceMasks(in.token_type_ids.defined() ? in.token_type_ids.to(device).ne(0)
+                                                          : ids.eq(config_.image_token_index),
+                              attention_mask, t.sliding_window);
   const Rope rope_full = MakeRope(t.rope_full, t.head_dim, positions, dtype, bf16_rope_frequencies);
   const Rope rope_sliding =
       MakeRope(t.rope_sliding, t.head_dim, positions, dtype, bf16_rope_frequencies);
 
+  torch::Tensor prefix_rows;
+  if (in.prefix != nullptr) {
+    prefix_rows =
+        in.prefix_rows.defined() ? in.prefix_rows.to(device, torch::kLong) : torch::arange(b, lopt);
+  }
+  const int64_t end = opt.end_layer < 0 ? t.num_hidden_layers : opt.end_layer;
+  if (opt.return_kv) {
+    out.kv.keys.resize(t.num_hidden_layers);
+    out.kv.values.resize(t.num_hidden_layers);
+  }
+  const bool checkpoint = opt.checkpoint_layers && torch::GradMode::is_enabled() &&
+                          in.prefix == nullptr && !opt.return_kv;
   std::vector<bool> capture(t.num_hidden_layers, false);
   for (int layer : opt.capture_layers) capture.at(layer) = true;
-  for (int64_t i = 0; i < t.num_hidden_layers; ++i) {
+  for (int64_t i = in.start_layer; i < end; ++i) {
     if (opt.output_hidden_states) out.hidden_states.push_back(x);
     const bool is_full = t.layer_types[i] == LayerType::kFull;
-    x = impl_->layers->ptr<Gemma3DecoderLayerImpl>(i)->forward(
-        x, is_full ? rope_full : rope_sliding, is_full ? full : sliding);
+    const Rope& rope = is_full ? rope_full : rope_sliding;
+    const torch::Tensor& mask = is_full ? masks.full : masks.sliding;
+    auto& layer = *impl_->layers->ptr<Gemma3DecoderLayerImpl>(i);
+    if (checkpoint) {
+      x = RunCheckpointed(layer, x, rope, mask);
+    } else {
+      LayerKv kv;
+      if (in.prefix != nullptr) {
+        kv.past_keys = in.prefix->keys[i].index_select(0, prefix_rows);
+        kv.past_values = in.prefix->values[i].index_select(0, prefix_rows);
+      }
+      if (opt.return_kv) {
+        kv.keys_out = &out.kv.keys[i];
+        kv.values_out = &out.kv.values[i];
+      }
+      x = layer.forward(x, rope, mask, &kv);
+    }
     if (opt.residual_hook) {
       torch::Tensor replaced = opt.residual_hook(static_cast<int>(i), x);
       if (replaced.defined()) x = replaced;
     }
     if (capture[i]) out.layer_outputs[static_cast<int>(i)] = x;
   }
+  out.residual = x;
+  if (end < t.num_hidden_layers) return out;
   if (opt.logits == LogitsMode::kNone && !opt.output_hidden_states) return out;
   torch::Tensor h = impl_->norm(x);
   if (opt.output_hidden_states) out.hidden_states.push_back(h);

@@ -50,6 +50,16 @@ TORCH_MODULE(LoraLinear);
 // defined tensor replaces it (SAE feature clamping / splicing), an undefined one keeps it.
 using ResidualHook = std::function<torch::Tensor(int layer, const torch::Tensor& resid_post)>;
 
+// The keys and values every decoder layer computed for a batch of token sequences (after
+// k_norm and RoPE, before the KV heads are repeated): what later tokens need to attend to
+// those sequences without running them again. Shared-prefix scoring fills one from a forward
+// over the common prefixes (ForwardOptions::return_kv) and runs the suffixes against it.
+struct KvCache {
+  std::vector<torch::Tensor> keys, values;  // per layer [G, kv_heads, P, head_dim]
+  int64_t length() const { return keys.empty() ? 0 : keys.front().size(2); }
+  int64_t batch() const { return keys.empty() ? 0 : keys.front().size(0); }
+};
+
 struct ModelInputs {
   torch::Tensor input_ids;       // [B, L] int64
   torch::Tensor attention_mask;  // [B, L], optional: 1 = token, 0 = padding (left padding)
@@ -57,6 +67,21 @@ struct ModelInputs {
   torch::Tensor position_ids;    // [B, L] or [L], optional; default arange(L) as transformers does
   torch::Tensor pixel_values;    // [N, 3, H, W], optional
   torch::Tensor image_features;  // [N, T, hidden], optional precomputed features; wins over pixels
+
+  // Suffix mode: input_ids continue the sequences whose K/V `prefix` holds (unpadded, length
+  // P, every image inside it). Row b continues prefix row prefix_rows[b] (default b); its
+  // position_ids must be given (P + offset within the suffix, left padding allowed); the
+  // attention mask covers the suffix only. The suffix may hold no image tokens: an image's
+  // bidirectional block has to lie entirely inside the prefix for the result to equal the
+  // full forward. Not owned; must outlive the call.
+  const KvCache* prefix = nullptr;
+  torch::Tensor prefix_rows;  // [B] int64, optional
+
+  // Start mode: the residual stream entering decoder layer `start_layer` ([B, L, hidden],
+  // what layer start_layer - 1 output for these input_ids), so layers below it do not run.
+  // input_ids (and the masks) still describe the sequence; no embedding or image merge runs.
+  torch::Tensor hidden_input;
+  int start_layer = 0;
 };
 
 enum class LogitsMode { kAll, kLastPosition, kNone };
@@ -69,6 +94,16 @@ struct ForwardOptions {
   bool output_hidden_states = false;  // transformers' hidden_states (num_layers + 1 entries)
   std::vector<int> capture_layers;    // resid_post of these decoder layers, raw
   ResidualHook residual_hook;
+  // Run decoder layers up to this one (exclusive; -1 = all). Below the top there are no
+  // logits (logits must be kNone) and ModelOutputs::residual is what layer end_layer gets.
+  int end_layer = -1;
+  // Fill ModelOutputs::kv with every layer's keys and values (prefix runs).
+  bool return_kv = false;
+  // Activation checkpointing per decoder layer: under grad mode, keep only each layer's input
+  // and recompute the layer in backward (the RNG state is restored, so LoRA dropout draws the
+  // same mask). Same outputs and gradients, less memory, ~1/3 more compute. Ignored without
+  // grad mode and in suffix mode.
+  bool checkpoint_layers = false;
 };
 
 struct ModelOutputs {
@@ -76,6 +111,8 @@ struct ModelOutputs {
   torch::Tensor image_features;  // [N, T, hidden] when images were given
   std::vector<torch::Tensor> hidden_states;
   std::map<int, torch::Tensor> layer_outputs;
+  torch::Tensor residual;  // the stream after the last layer run, before the final norm
+  KvCache kv;              // with return_kv
 };
 
 class Gemma3ModelImpl : public torch::nn::Module {
@@ -84,7 +121,8 @@ class Gemma3ModelImpl : public torch::nn::Module {
 
   // SigLIP + projector: [N, 3, H, W] -> [N, mm_tokens_per_image, hidden].
   torch::Tensor ImageFeatures(const torch::Tensor& pixel_values);
-  // The whole forward. Inputs must be validated by the caller (Engine does it).
+  // The whole forward (or a suffix / layer range of it, see ModelInputs). Inputs must be
+  // validated by the caller (Engine does it; see also ValidateSuffixInputs).
   ModelOutputs Forward(const ModelInputs& inputs, const ForwardOptions& options);
   // The LoRA site of decoder layer `layer`.
   LoraLinear& LoraSite(int layer, LoraModule module);
@@ -96,6 +134,10 @@ class Gemma3ModelImpl : public torch::nn::Module {
   bool bf16_rope_frequencies = false;
 
  private:
+  // The residual stream entering layer in.start_layer: the hidden input, or the token
+  // embeddings with the image features merged in (recorded in out.image_features).
+  torch::Tensor EmbedInputs(const ModelInputs& in, ModelOutputs& out);
+
   struct Impl;
   std::shared_ptr<Impl> impl_;
   Gemma3Config config_;

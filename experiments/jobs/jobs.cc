@@ -131,6 +131,8 @@ absl::StatusOr<train::TrainOptions> ReadTrainOptions(JobSettings& config,
   PCSWEEP_ASSIGN_OR_RETURN(o.max_grad_norm,
                            config.Number("max_grad_norm", o.max_grad_norm, 0, 1e9));
   PCSWEEP_ASSIGN_OR_RETURN(o.max_steps, config.Integer("max_steps", o.max_steps, 0, kBig));
+  PCSWEEP_ASSIGN_OR_RETURN(o.checkpoint_layers,
+                           config.Bool("activation_checkpointing", o.checkpoint_layers));
   PCSWEEP_ASSIGN_OR_RETURN(int64_t seed,
                            config.Integer("seed", static_cast<int64_t>(o.seed), 0, kBig));
   o.epochs = static_cast<int>(epochs);
@@ -614,11 +616,13 @@ absl::Status RunEvalJob(const json& job) {
   PCSWEEP_ASSIGN_OR_RETURN(int64_t eval_batch, config.Integer("eval_batch_size", 64, 1, 1 << 20));
   PCSWEEP_ASSIGN_OR_RETURN(inputs::PromptOptions prompt, ReadPromptOptions(config));
   PCSWEEP_ASSIGN_OR_RETURN(std::vector<EvalSetSpec> specs, ReadEvalSets(config, data_dir, true));
+  PCSWEEP_ASSIGN_OR_RETURN(bool shared_prefix, config.Bool("shared_prefix_scoring", true));
   config.Raw("seed");  // a grid seed of an eval cell changes nothing here
   PCSWEEP_RETURN_IF_ERROR(config.CheckAllKeysUsed());
 
   progress.Report(0.02, "loading the model", 0, true);
   PCSWEEP_ASSIGN_OR_RETURN(LoadedModel loaded, LoadModel(model_dir, adapter_dir, threads, prompt));
+  loaded.session->set_shared_prefix_scoring(shared_prefix);
   PCSWEEP_ASSIGN_OR_RETURN(std::vector<EvalSet> sets, LoadEvalSets(specs));
   std::map<std::string, double> metrics;
   std::vector<data::ExampleRow> rows;
@@ -685,13 +689,18 @@ absl::Status RunTrainEvalJob(const json& job) {
   PCSWEEP_ASSIGN_OR_RETURN(int64_t max_train_questions,
                            config.Integer("max_train_questions", 0, 0, kBig));
   PCSWEEP_ASSIGN_OR_RETURN(bool keep_inverting_train, config.Bool("keep_inverting_train", false));
+  PCSWEEP_ASSIGN_OR_RETURN(bool shared_prefix, config.Bool("shared_prefix_scoring", true));
+  PCSWEEP_ASSIGN_OR_RETURN(bool frozen_prefix, config.Bool("frozen_prefix", true));
   PCSWEEP_RETURN_IF_ERROR(config.CheckAllKeysUsed());
 
   progress.Report(0.01, "loading the model", 0, true);
   PCSWEEP_ASSIGN_OR_RETURN(LoadedModel loaded, LoadModel(model_dir, "", threads, prompt));
+  loaded.session->set_shared_prefix_scoring(shared_prefix);
   const int num_layers = static_cast<int>(loaded.engine->config().text.num_hidden_layers);
   PCSWEEP_ASSIGN_OR_RETURN(std::vector<int> layers,
                            ParseLayers(layers_raw, num_layers, "config.layers"));
+  // Nothing below the lowest adapted layer trains: run it once per prompt.
+  if (frozen_prefix) options.frozen_prefix_layer = *std::min_element(layers.begin(), layers.end());
   std::set<engine::LoraTarget> targets;
   for (int layer : layers) {
     for (engine::LoraModule m : modules) targets.insert({layer, m});
@@ -750,6 +759,9 @@ absl::Status RunTrainEvalJob(const json& job) {
                           ProgressCallback(&progress, 0.1, 0.85, "train")));
   PutTrainMetrics(report, &metrics);
   metrics["train.questions"] = static_cast<double>(sampler.num_questions());
+  metrics["train.frozen_prefix_layer"] = options.frozen_prefix_layer;
+  metrics["train.frozen_cache_prompts"] =
+      static_cast<double>(loaded.session->frozen_cache_prompts());
   metrics["train.lora_targets"] = static_cast<double>(targets.size());
   int64_t trainable = 0;
   for (const auto& p : loaded.engine->LoraParameters()) trainable += p.numel();

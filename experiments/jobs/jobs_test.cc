@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
 #include <sstream>
 #include <string>
 
@@ -294,6 +295,44 @@ TEST_F(JobsTest, SameJobAndSeedGiveSameMetricsAndSavedAdapterReproducesMargins) 
     EXPECT_NEAR(r.margin_paraphrase, m.second, 1e-4) << r.pair_id;
   }
   EXPECT_EQ(ReadJson(e + "/metrics.json")["eval_mimic.flip_rate"], ma["eval_mimic.flip_rate"]);
+}
+
+// Shared-prefix scoring, frozen-prefix training and activation checkpointing are ways to
+// run the same computation: with each switched off, every figure stays within 1e-5.
+TEST_F(JobsTest, SpeedModesChangeNoLossNoMarginAndNoMetric) {
+  const std::string fast = TempDir("modes_fast"), plain = TempDir("modes_plain");
+  json fast_config = TrainEvalConfig();
+  fast_config["activation_checkpointing"] = true;  // frozen_prefix, shared prefix: defaults
+  json plain_config = TrainEvalConfig();
+  plain_config["frozen_prefix"] = false;
+  plain_config["shared_prefix_scoring"] = false;
+  ASSERT_TRUE(Run("train_eval", fast_config, fast).ok());
+  ASSERT_TRUE(Run("train_eval", plain_config, plain).ok());
+  const json mf = ReadJson(fast + "/metrics.json"), mp = ReadJson(plain + "/metrics.json");
+  EXPECT_EQ(mf["train.frozen_prefix_layer"], 1);
+  EXPECT_EQ(mp["train.frozen_prefix_layer"], 0);
+  EXPECT_GT(mf["train.frozen_cache_prompts"].get<double>(), 0);
+  const std::set<std::string> differ = {"train.seconds",
+                                        "train.examples_per_s",
+                                        "train.tokens_per_s",
+                                        "train.forward_share",
+                                        "train.backward_share",
+                                        "train.optimizer_share",
+                                        "train.frozen_prefix_layer",
+                                        "train.frozen_cache_prompts"};
+  ASSERT_EQ(mf.size(), mp.size());
+  for (const auto& [key, value] : mp.items()) {
+    if (differ.count(key) || !value.is_number()) continue;
+    EXPECT_NEAR(mf.at(key).get<double>(), value.get<double>(), 1e-5) << key;
+  }
+  auto rows_fast = data::ReadExamples(fast + "/examples.jsonl");
+  auto rows_plain = data::ReadExamples(plain + "/examples.jsonl");
+  ASSERT_TRUE(rows_fast.ok() && rows_plain.ok());
+  ASSERT_EQ(rows_fast->size(), rows_plain->size());
+  for (size_t i = 0; i < rows_plain->size(); ++i) {
+    EXPECT_NEAR((*rows_fast)[i].margin_original, (*rows_plain)[i].margin_original, 1e-5) << i;
+    EXPECT_NEAR((*rows_fast)[i].margin_paraphrase, (*rows_plain)[i].margin_paraphrase, 1e-5) << i;
+  }
 }
 
 TEST_F(JobsTest, BadSettingsEndWithOneErrorNamingTheKey) {

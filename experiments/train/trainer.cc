@@ -8,6 +8,7 @@
 #include <map>
 #include <numeric>
 #include <random>
+#include <set>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -130,59 +131,112 @@ absl::Status ModelSession::EnsureFeatures(const std::vector<PromptSpec>& prompts
 
 absl::StatusOr<torch::Tensor> ModelSession::TwoWay(const std::vector<PromptSpec>& prompts,
                                                    bool frozen_vision) {
+  RunMode mode;
+  mode.frozen_vision = frozen_vision;
+  return TwoWay(prompts, mode);
+}
+
+absl::StatusOr<torch::Tensor> ModelSession::TwoWay(const std::vector<PromptSpec>& prompts,
+                                                   const RunMode& mode) {
   return GuardTorch("forward", [&]() -> absl::StatusOr<torch::Tensor> {
     if (prompts.empty()) return absl::InvalidArgumentError("no prompts");
-    std::vector<const std::vector<int64_t>*> ids;
+    const engine::Gemma3Config& config = model_->config();
+    const int64_t n = static_cast<int64_t>(prompts.size());
+    std::vector<engine::BatchPrompt> batch(prompts.size());
     int64_t length = 0;
-    for (const PromptSpec& p : prompts) {
-      PCSWEEP_ASSIGN_OR_RETURN(const std::vector<int64_t>* t, Tokens(*p.question));
-      ids.push_back(t);
+    for (int64_t i = 0; i < n; ++i) {
+      PCSWEEP_ASSIGN_OR_RETURN(const std::vector<int64_t>* t, Tokens(*prompts[i].question));
+      const int64_t image_tokens = std::count(t->begin(), t->end(), config.image_token_index);
+      if (image_tokens != config.mm_tokens_per_image) {
+        return absl::InvalidArgumentError(absl::StrCat("prompt '", *prompts[i].question, "' holds ",
+                                                       image_tokens, " image tokens, expected ",
+                                                       config.mm_tokens_per_image));
+      }
+      batch[i].token_ids = t;
+      batch[i].image_key = *prompts[i].image;
       length = std::max<int64_t>(length, static_cast<int64_t>(t->size()));
     }
-    const int64_t n = static_cast<int64_t>(prompts.size());
-    // Left padding: every prompt ends at the last position, where the answer is read;
-    // positions count from each prompt's first token so padding changes nothing.
-    std::vector<int64_t> flat(n * length, pad_id_), mask(n * length, 0), positions(n * length, 0);
-    for (int64_t i = 0; i < n; ++i) {
-      const auto& t = *ids[i];
-      const int64_t offset = length - static_cast<int64_t>(t.size());
-      for (size_t j = 0; j < t.size(); ++j) {
-        flat[i * length + offset + j] = t[j];
-        mask[i * length + offset + j] = 1;
-        positions[i * length + offset + j] = static_cast<int64_t>(j);
-      }
-    }
+    // Counted as one left-padded batch, whatever the mode, so tokens/s stay comparable.
     tokens_seen_ += n * length;
-    const engine::Gemma3Config& config = model_->config();
-    engine::ModelInputs in;
-    in.input_ids = torch::tensor(flat, torch::kLong).view({n, length});
-    in.attention_mask = torch::tensor(mask, torch::kLong).view({n, length});
-    in.position_ids = torch::tensor(positions, torch::kLong).view({n, length});
-    in.token_type_ids = in.input_ids.eq(config.image_token_index).to(torch::kLong);
-    std::vector<torch::Tensor> per_prompt;
-    if (frozen_vision) {
+    if (mode.frozen_vision) {
       PCSWEEP_RETURN_IF_ERROR(EnsureFeatures(prompts));
-      for (const PromptSpec& p : prompts) per_prompt.push_back(features_.at(*p.image));
-      in.image_features = torch::stack(per_prompt);
-    } else {
-      for (const PromptSpec& p : prompts) {
-        PCSWEEP_ASSIGN_OR_RETURN(const torch::Tensor* px, Pixels(*p.image));
-        per_prompt.push_back(*px);
-      }
-      in.pixel_values = torch::stack(per_prompt);
+      for (int64_t i = 0; i < n; ++i) batch[i].image_features = features_.at(*prompts[i].image);
+    } else {  // the vision tower trains: its features take part in autograd
+      std::vector<const std::string*> images;
+      for (const PromptSpec& p : prompts) images.push_back(p.image);
+      PCSWEEP_ASSIGN_OR_RETURN(torch::Tensor pixels, PixelBatch(images));
+      const torch::Tensor feats = model_->ImageFeatures(pixels);
+      for (int64_t i = 0; i < n; ++i) batch[i].image_features = feats[i];
     }
-    const int64_t image_tokens = in.token_type_ids.sum().item<int64_t>();
-    if (image_tokens != n * config.mm_tokens_per_image) {
-      return absl::InvalidArgumentError(absl::StrCat("prompts hold ", image_tokens,
-                                                     " image tokens, expected ",
-                                                     n * config.mm_tokens_per_image));
+    if (mode.frozen_prefix_layer > 0) {
+      PCSWEEP_ASSIGN_OR_RETURN(std::vector<torch::Tensor> hidden,
+                               FrozenPrefix(prompts, batch, mode.frozen_prefix_layer));
+      for (int64_t i = 0; i < n; ++i) batch[i].hidden_input = hidden[i];
     }
-    engine::ForwardOptions opt;
-    opt.logits = engine::LogitsMode::kLastPosition;
-    opt.vocab_rows = answer_rows_;
-    const engine::ModelOutputs out = model_->Forward(in, opt);
-    return TwoWayLogits(out.logits, num_yes_);
+    engine::LastPositionOptions lo;
+    lo.vocab_rows = answer_rows_;
+    lo.pad_id = pad_id_;
+    lo.shared_prefix = mode.shared_prefix;
+    lo.start_layer = mode.frozen_prefix_layer;
+    lo.checkpoint_layers = mode.checkpoint_layers;
+    return TwoWayLogits(engine::LastPositionLogits(*model_, batch, lo).logits, num_yes_);
   });
+}
+
+absl::StatusOr<std::vector<torch::Tensor>> ModelSession::FrozenPrefix(
+    const std::vector<PromptSpec>& prompts, const std::vector<engine::BatchPrompt>& batch,
+    int layer) {
+  if (layer >= model_->config().text.num_hidden_layers) {
+    return absl::InvalidArgumentError(absl::StrCat("frozen prefix layer ", layer,
+                                                   " is not below the model's ",
+                                                   model_->config().text.num_hidden_layers));
+  }
+  if (layer != frozen_layer_) {
+    frozen_.clear();
+    frozen_bytes_ = 0;
+    frozen_layer_ = layer;
+  }
+  std::vector<torch::Tensor> out(prompts.size());
+  std::vector<engine::BatchPrompt> missing;
+  std::vector<size_t> missing_at;
+  std::map<std::pair<std::string, std::string>, size_t> first_missing;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    const auto key = std::make_pair(*prompts[i].question, *prompts[i].image);
+    auto it = frozen_.find(key);
+    if (it != frozen_.end()) {
+      out[i] = it->second;
+    } else if (first_missing.emplace(key, missing.size()).second) {
+      missing.push_back(batch[i]);
+      missing_at.push_back(i);
+    }
+  }
+  if (!missing.empty()) {
+    torch::NoGradGuard no_grad;
+    engine::ModelInputs in =
+        engine::LeftPaddedBatch(missing, pad_id_, model_->config().image_token_index);
+    engine::ForwardOptions fo;
+    fo.logits = engine::LogitsMode::kNone;
+    fo.end_layer = layer;
+    const torch::Tensor residual = model_->Forward(in, fo).residual;
+    const int64_t length = residual.size(1);
+    for (size_t m = 0; m < missing.size(); ++m) {
+      const int64_t len = static_cast<int64_t>(missing[m].token_ids->size());
+      torch::Tensor h = residual[static_cast<int64_t>(m)].slice(0, length - len).clone();
+      const auto key =
+          std::make_pair(*prompts[missing_at[m]].question, *prompts[missing_at[m]].image);
+      const int64_t bytes = h.numel() * static_cast<int64_t>(h.element_size());
+      if (frozen_bytes_ + bytes <= frozen_limit_) {
+        frozen_.emplace(key, h);
+        frozen_bytes_ += bytes;
+      }
+      out[missing_at[m]] = h;
+    }
+    for (size_t i = 0; i < prompts.size(); ++i) {  // repeats of a prompt missing above
+      if (!out[i].defined())
+        out[i] = out[missing_at[first_missing.at({*prompts[i].question, *prompts[i].image})]];
+    }
+  }
+  return out;
 }
 
 absl::StatusOr<std::vector<PairMargins>> ScorePairs(ModelSession& session,
@@ -201,16 +255,26 @@ absl::StatusOr<std::vector<PairMargins>> ScorePairs(ModelSession& session,
   for (const data::Pair& p : pairs)
     pair_prompts.emplace_back(add(p.original, p.image), add(p.paraphrase, p.image));
 
+  // With a shared prefix, one image's prompts go into the same batch where they can.
+  std::vector<size_t> order(prompts.size());
+  std::iota(order.begin(), order.end(), 0);
+  ModelSession::RunMode mode;
+  mode.shared_prefix = session.shared_prefix_scoring();
+  if (mode.shared_prefix) {
+    std::stable_sort(order.begin(), order.end(),
+                     [&](size_t a, size_t b) { return *prompts[a].image < *prompts[b].image; });
+  }
   std::vector<double> margins(prompts.size());
   torch::NoGradGuard no_grad;
   session.model()->eval();
-  for (size_t start = 0; start < prompts.size(); start += batch_size) {
-    const size_t end = std::min(prompts.size(), start + static_cast<size_t>(batch_size));
-    std::vector<PromptSpec> chunk(prompts.begin() + start, prompts.begin() + end);
-    PCSWEEP_ASSIGN_OR_RETURN(torch::Tensor z, session.TwoWay(chunk, /*frozen_vision=*/true));
+  for (size_t start = 0; start < order.size(); start += batch_size) {
+    const size_t end = std::min(order.size(), start + static_cast<size_t>(batch_size));
+    std::vector<PromptSpec> chunk;
+    for (size_t i = start; i < end; ++i) chunk.push_back(prompts[order[i]]);
+    PCSWEEP_ASSIGN_OR_RETURN(torch::Tensor z, session.TwoWay(chunk, mode));
     const torch::Tensor m = (z.select(1, 0) - z.select(1, 1)).to(torch::kDouble).contiguous();
     for (size_t i = start; i < end; ++i)
-      margins[i] = m[static_cast<int64_t>(i - start)].item<double>();
+      margins[order[i]] = m[static_cast<int64_t>(i - start)].item<double>();
   }
   std::vector<PairMargins> out;
   out.reserve(pairs.size());
@@ -249,6 +313,30 @@ absl::Status ValidateTrainOptions(const TrainOptions& o,
   if (o.grad_accum <= 0) return absl::InvalidArgumentError("grad_accum must be positive");
   if (!(o.lr > 0)) return absl::InvalidArgumentError("lr must be positive");
   if (parameters.empty()) return absl::InvalidArgumentError("no trainable parameters");
+  return absl::OkStatus();
+}
+
+// Frozen-prefix training skips the layers below `layer`: refuse if any trained parameter
+// lives there (embeddings, vision tower, projector, a lower decoder layer).
+absl::Status CheckNothingTrainsBelow(engine::Gemma3Model& model,
+                                     const std::vector<torch::Tensor>& parameters, int layer) {
+  if (layer <= 0) return absl::OkStatus();
+  std::set<const void*> trained;
+  for (const torch::Tensor& p : parameters) trained.insert(p.unsafeGetTensorImpl());
+  const std::string layers_prefix = "language_model.model.layers.";
+  for (const auto& item : model->named_parameters()) {
+    if (!trained.count(item.value().unsafeGetTensorImpl())) continue;
+    const std::string& name = item.key();
+    bool below = !absl::StartsWith(name, layers_prefix) &&
+                 !absl::StartsWith(name, "language_model.model.norm");
+    if (absl::StartsWith(name, layers_prefix)) {
+      below = std::stoi(name.substr(layers_prefix.size())) < layer;
+    }
+    if (below) {
+      return absl::InvalidArgumentError(absl::StrCat("frozen_prefix_layer ", layer, ": parameter ",
+                                                     name, " lies below it and is being trained"));
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -363,6 +451,11 @@ absl::StatusOr<TrainReport> TrainOnPairs(ModelSession& session,
                                          const data::EpochSampler& sampler,
                                          const TrainOptions& options, const StepCallback& on_step) {
   using Batch = std::vector<data::Pair>;
+  PCSWEEP_RETURN_IF_ERROR(
+      CheckNothingTrainsBelow(session.model(), parameters, options.frozen_prefix_layer));
+  ModelSession::RunMode mode;
+  mode.frozen_prefix_layer = options.frozen_prefix_layer;
+  mode.checkpoint_layers = options.checkpoint_layers;
   std::function<std::vector<Batch>(int)> micro_batches = [&](int epoch) {
     const std::vector<data::Pair> pairs = sampler.Epoch(epoch);
     std::vector<Batch> batches;
@@ -382,7 +475,7 @@ absl::StatusOr<TrainReport> TrainOnPairs(ModelSession& session,
       labels.push_back(AnswerIndex(p.label));
     }
     for (const data::Pair& p : batch) prompts.push_back({&p.paraphrase, &p.image});
-    PCSWEEP_ASSIGN_OR_RETURN(torch::Tensor z, session.TwoWay(prompts, /*frozen_vision=*/true));
+    PCSWEEP_ASSIGN_OR_RETURN(torch::Tensor z, session.TwoWay(prompts, mode));
     const int64_t b = static_cast<int64_t>(batch.size());
     torch::Tensor zq = z.narrow(0, 0, b);
     torch::Tensor zp = z.narrow(0, b, b);
@@ -435,7 +528,10 @@ absl::StatusOr<TrainReport> TrainOnPrompts(ModelSession& session,
       prompts.push_back({&e->question, &e->image});
       labels.push_back(AnswerIndex(e->answer));
     }
-    PCSWEEP_ASSIGN_OR_RETURN(torch::Tensor z, session.TwoWay(prompts, frozen_vision));
+    ModelSession::RunMode mode;
+    mode.frozen_vision = frozen_vision;
+    mode.checkpoint_layers = options.checkpoint_layers;
+    PCSWEEP_ASSIGN_OR_RETURN(torch::Tensor z, session.TwoWay(prompts, mode));
     PairLoss loss;
     loss.ce = torch::nn::functional::cross_entropy(z, torch::tensor(labels, torch::kLong));
     loss.consistency = torch::zeros({});

@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -26,6 +27,7 @@
 #include "experiments/data/types.h"
 #include "experiments/engine/gemma3_config.h"
 #include "experiments/engine/model.h"
+#include "experiments/engine/prompt_batch.h"
 #include "experiments/inputs/image.h"
 #include "experiments/inputs/tokenizer.h"
 #include "experiments/train/losses.h"
@@ -55,6 +57,28 @@ class ModelSession {
   // the tokenizer's or libtorch's message.
   absl::StatusOr<torch::Tensor> TwoWay(const std::vector<PromptSpec>& prompts, bool frozen_vision);
 
+  // How TwoWay runs the model; every mode gives the plain forward's numbers (to float
+  // rounding) and gradients.
+  struct RunMode {
+    bool frozen_vision = true;
+    // Each image's prompts run their common prefix once (engine/prompt_batch.h).
+    bool shared_prefix = false;
+    // > 0: layers below it take no part in training, so their output for each prompt is
+    // computed once without gradients, cached, and the forward starts at this layer.
+    int frozen_prefix_layer = 0;
+    bool checkpoint_layers = false;  // activation checkpointing per decoder layer
+  };
+  absl::StatusOr<torch::Tensor> TwoWay(const std::vector<PromptSpec>& prompts, const RunMode& mode);
+
+  // Whether ScorePairs uses shared-prefix scoring (default on).
+  void set_shared_prefix_scoring(bool on) { shared_prefix_scoring_ = on; }
+  bool shared_prefix_scoring() const { return shared_prefix_scoring_; }
+  // Frozen-prefix cache: prompts held and their bytes. It is bounded (frozen_cache_limit
+  // bytes, default 4 GiB); prompts beyond it are recomputed (still without gradients).
+  size_t frozen_cache_prompts() const { return frozen_.size(); }
+  int64_t frozen_cache_bytes() const { return frozen_bytes_; }
+  void set_frozen_cache_limit(int64_t bytes) { frozen_limit_ = bytes; }
+
   engine::Gemma3Model& model() { return model_; }
   const engine::Gemma3Config& config() const { return model_->config(); }
   int64_t tokens_seen() const { return tokens_seen_; }
@@ -72,6 +96,11 @@ class ModelSession {
   absl::StatusOr<const std::vector<int64_t>*> Tokens(const std::string& question);
   absl::StatusOr<const torch::Tensor*> Pixels(const std::string& image);
   absl::Status EnsureFeatures(const std::vector<PromptSpec>& prompts);
+  // The stream entering `layer` for each prompt ([len, hidden]), from the cache or computed
+  // without gradients (and cached while the cache has room).
+  absl::StatusOr<std::vector<torch::Tensor>> FrozenPrefix(
+      const std::vector<PromptSpec>& prompts, const std::vector<engine::BatchPrompt>& batch,
+      int layer);
 
   engine::Gemma3Model model_{nullptr};
   const inputs::Gemma3Tokenizer* tokenizer_ = nullptr;
@@ -85,6 +114,12 @@ class ModelSession {
   std::unordered_map<std::string, torch::Tensor> features_;  // [T, hidden], frozen vision
   int64_t tokens_seen_ = 0;
   int64_t feature_computations_ = 0;
+  bool shared_prefix_scoring_ = true;
+  // (question, image) -> [len, hidden] entering frozen_layer_.
+  std::map<std::pair<std::string, std::string>, torch::Tensor> frozen_;
+  int frozen_layer_ = 0;
+  int64_t frozen_bytes_ = 0;
+  int64_t frozen_limit_ = int64_t{4} << 30;
 };
 
 // Margins (logit yes − logit no, logsumexp over the spellings) of both prompts of a pair.
@@ -120,6 +155,10 @@ struct TrainOptions {
   int64_t max_steps = 0;     // stop after this many optimizer steps (0 = all epochs)
   uint64_t seed = 0;         // dropout and (pretraining) shuffling
   LossOptions loss;
+  // Pair training: > 0 runs the layers below it once per prompt (see RunMode); every trained
+  // parameter must lie at or above it. Usually the first adapted layer.
+  int frozen_prefix_layer = 0;
+  bool checkpoint_layers = false;  // activation checkpointing per decoder layer
 };
 
 struct StepLog {
@@ -158,7 +197,7 @@ struct TrainReport {
 // pair in the same forward, AdamW on `parameters`. The model is in train mode while it runs
 // (LoRA dropout), eval mode after. Deterministic for a seed at a fixed thread count.
 // Possible errors: InvalidArgument for bad options (non-positive sizes, no parameters, no
-// pairs); those of TwoWay.
+// pairs, a trained parameter below frozen_prefix_layer); those of TwoWay.
 absl::StatusOr<TrainReport> TrainOnPairs(ModelSession& session,
                                          const std::vector<torch::Tensor>& parameters,
                                          const data::EpochSampler& sampler,
