@@ -8,6 +8,7 @@
 #include <set>
 #include <sstream>
 
+#include "common/testing/source_path.h"
 #include "common/testing/status_matchers.h"
 #include "experiments/engine/gemma3_config.h"
 #include "experiments/engine/lora_config.h"
@@ -26,8 +27,7 @@ namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
 std::string TestData(const std::string& rel) {
-  const char* root = std::getenv("PCSWEEP_SOURCE_ROOT");
-  return (fs::path(root ? root : ".") / "experiments/testdata" / rel).string();
+  return testutil::SourcePath("experiments/testdata/" + rel);
 }
 
 std::string ReadFile(const std::string& path) {

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/testing/source_path.h"
 #include "common/testing/status_matchers.h"
 #include "experiments/engine/safetensors.h"
 #include "experiments/engine/torch_status.h"
@@ -23,8 +24,7 @@ namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
 std::string TestData(const std::string& rel) {
-  const char* root = std::getenv("PCSWEEP_SOURCE_ROOT");
-  return (fs::path(root ? root : ".") / "experiments/testdata/gemma3-tiny" / rel).string();
+  return testutil::SourcePath("experiments/testdata/gemma3-tiny/" + rel);
 }
 
 // PCSWEEP_TEST_DEVICE=cuda runs the golden comparisons on a GPU (tools/gpu-check.sh); the

@@ -190,6 +190,23 @@ ModelInputs LeftPaddedBatch(const std::vector<BatchPrompt>& prompts, int64_t pad
   return in;
 }
 
+std::vector<torch::Tensor> StreamEnteringLayer(Gemma3ModelImpl& model,
+                                               const std::vector<BatchPrompt>& prompts, int layer,
+                                               int64_t pad_id) {
+  torch::NoGradGuard no_grad;
+  const ModelInputs in = LeftPaddedBatch(prompts, pad_id, model.config().image_token_index);
+  ForwardOptions fo;
+  fo.logits = LogitsMode::kNone;
+  fo.end_layer = layer;
+  const torch::Tensor residual = model.Forward(in, fo).residual;
+  std::vector<torch::Tensor> out;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    const int64_t len = static_cast<int64_t>(prompts[i].token_ids->size());
+    out.push_back(residual[static_cast<int64_t>(i)].slice(0, residual.size(1) - len).clone());
+  }
+  return out;
+}
+
 LastPositionOutputs LastPositionLogits(Gemma3ModelImpl& model,
                                        const std::vector<BatchPrompt>& prompts,
                                        const LastPositionOptions& options) {

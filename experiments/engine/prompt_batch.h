@@ -38,6 +38,13 @@ struct BatchPrompt {
 ModelInputs LeftPaddedBatch(const std::vector<BatchPrompt>& prompts, int64_t pad_id,
                             int64_t image_token_index);
 
+// The residual stream entering decoder layer `layer` for each prompt ([len, hidden], padding
+// removed, a copy): what BatchPrompt::hidden_input takes to start a batch there. One batch,
+// no gradients.
+std::vector<torch::Tensor> StreamEnteringLayer(Gemma3ModelImpl& model,
+                                               const std::vector<BatchPrompt>& prompts, int layer,
+                                               int64_t pad_id);
+
 struct LastPositionOutputs {
   torch::Tensor logits;  // [N, rows of vocab_rows] at each prompt's last position
   // Per prompt: resid_post of each capture layer, [len, hidden], padding removed.

@@ -4,10 +4,9 @@
 #include "experiments/engine/prompt_batch.h"
 
 #include <algorithm>
-#include <cstdlib>
-#include <filesystem>
 #include <random>
 
+#include "common/testing/source_path.h"
 #include "experiments/engine/engine.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -15,17 +14,14 @@
 namespace pcsweep::engine {
 namespace {
 
-namespace fs = std::filesystem;
-
 constexpr double kTolerance = 1e-5;
 
 std::string TestData(const std::string& rel) {
-  const char* root = std::getenv("PCSWEEP_SOURCE_ROOT");
-  return (fs::path(root ? root : ".") / "experiments/testdata/gemma3-tiny" / rel).string();
+  return testutil::SourcePath("experiments/testdata/gemma3-tiny/" + rel);
 }
 
 // max |a - b| relative to the largest |a| (at least 1): fp32 rounding of sums that are
-// ordered differently grows with the values' scale (hidden states here reach ~30).
+// ordered differently grows with the values' scale.
 double MaxAbsDiff(const torch::Tensor& a, const torch::Tensor& b) {
   EXPECT_EQ(a.sizes(), b.sizes());
   const double scale = std::max(1.0, a.abs().max().item<double>());
@@ -180,15 +176,8 @@ TEST_F(PromptBatchTest, StartingAboveFrozenLayersGivesTheSameLogitsAndGradients)
   AttachRandomLora({3, 4, 5}, 0.0);
   constexpr int kFirstAdapted = 3;
   std::vector<BatchPrompt> frozen = Prompts();
-  {
-    torch::NoGradGuard no_grad;
-    for (BatchPrompt& p : frozen) {  // each prompt alone: no padding in the cached stream
-      ModelInputs in = LeftPaddedBatch({p}, 0, engine_->config().image_token_index);
-      ForwardOptions fo;
-      fo.logits = LogitsMode::kNone;
-      fo.end_layer = kFirstAdapted;
-      p.hidden_input = engine_->model()->Forward(in, fo).residual[0];
-    }
+  for (BatchPrompt& p : frozen) {  // each prompt alone: no padding in the cached stream
+    p.hidden_input = StreamEnteringLayer(*engine_->model(), {p}, kFirstAdapted, 0).front();
   }
   LastPositionOptions start = Options();
   start.start_layer = kFirstAdapted;

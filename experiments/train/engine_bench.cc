@@ -198,15 +198,10 @@ ModeFigures TimeTraining(engine::Engine& e, const Workload& w, const BenchOption
       prompts.push_back(Prompts(w, i, 1).front());
     }
   }
-  if (start_layer > 0) {  // the frozen stream, computed once (timed apart: the first epoch)
-    torch::NoGradGuard no_grad;
-    for (engine::BatchPrompt& p : prompts) {
-      engine::ModelInputs in = engine::LeftPaddedBatch({p}, 0, e.config().image_token_index);
-      engine::ForwardOptions fo;
-      fo.logits = engine::LogitsMode::kNone;
-      fo.end_layer = start_layer;
-      p.hidden_input = e.model()->Forward(in, fo).residual[0];
-    }
+  if (start_layer > 0) {  // the frozen stream, computed once (the first epoch's work)
+    const std::vector<torch::Tensor> stream =
+        engine::StreamEnteringLayer(*e.model(), prompts, start_layer, 0);
+    for (size_t i = 0; i < prompts.size(); ++i) prompts[i].hidden_input = stream[i];
   }
   engine::LastPositionOptions o;
   o.vocab_rows = torch::tensor({3276, 1294}, torch::kLong);

@@ -130,13 +130,6 @@ absl::Status ModelSession::EnsureFeatures(const std::vector<PromptSpec>& prompts
 }
 
 absl::StatusOr<torch::Tensor> ModelSession::TwoWay(const std::vector<PromptSpec>& prompts,
-                                                   bool frozen_vision) {
-  RunMode mode;
-  mode.frozen_vision = frozen_vision;
-  return TwoWay(prompts, mode);
-}
-
-absl::StatusOr<torch::Tensor> ModelSession::TwoWay(const std::vector<PromptSpec>& prompts,
                                                    const RunMode& mode) {
   return GuardTorch("forward", [&]() -> absl::StatusOr<torch::Tensor> {
     if (prompts.empty()) return absl::InvalidArgumentError("no prompts");
@@ -211,17 +204,10 @@ absl::StatusOr<std::vector<torch::Tensor>> ModelSession::FrozenPrefix(
     }
   }
   if (!missing.empty()) {
-    torch::NoGradGuard no_grad;
-    engine::ModelInputs in =
-        engine::LeftPaddedBatch(missing, pad_id_, model_->config().image_token_index);
-    engine::ForwardOptions fo;
-    fo.logits = engine::LogitsMode::kNone;
-    fo.end_layer = layer;
-    const torch::Tensor residual = model_->Forward(in, fo).residual;
-    const int64_t length = residual.size(1);
+    const std::vector<torch::Tensor> computed =
+        engine::StreamEnteringLayer(*model_, missing, layer, pad_id_);
     for (size_t m = 0; m < missing.size(); ++m) {
-      const int64_t len = static_cast<int64_t>(missing[m].token_ids->size());
-      torch::Tensor h = residual[static_cast<int64_t>(m)].slice(0, length - len).clone();
+      const torch::Tensor& h = computed[m];
       const auto key =
           std::make_pair(*prompts[missing_at[m]].question, *prompts[missing_at[m]].image);
       const int64_t bytes = h.numel() * static_cast<int64_t>(h.element_size());

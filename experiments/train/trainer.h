@@ -49,17 +49,11 @@ class ModelSession {
                                              const inputs::ImageProcessorConfig& image_config,
                                              inputs::PromptOptions prompt_options = {});
 
-  // [N, 2] two-way logits (column 0 yes, 1 no) of the prompts, in one forward under the
-  // caller's grad mode. With frozen_vision the image features come from the per-image cache
-  // (computed once, without gradients); otherwise the vision tower runs on the pixels and
-  // takes part in autograd (pretraining).
-  // Possible errors: NotFound / InvalidArgument naming an unreadable image; Internal with
-  // the tokenizer's or libtorch's message.
-  absl::StatusOr<torch::Tensor> TwoWay(const std::vector<PromptSpec>& prompts, bool frozen_vision);
-
   // How TwoWay runs the model; every mode gives the plain forward's numbers (to float
   // rounding) and gradients.
   struct RunMode {
+    // The image features come from the per-image cache (computed once, without gradients);
+    // otherwise the vision tower runs on the pixels and takes part in autograd (pretraining).
     bool frozen_vision = true;
     // Each image's prompts run their common prefix once (engine/prompt_batch.h).
     bool shared_prefix = false;
@@ -68,6 +62,9 @@ class ModelSession {
     int frozen_prefix_layer = 0;
     bool checkpoint_layers = false;  // activation checkpointing per decoder layer
   };
+  // [N, 2] two-way logits (column 0 yes, 1 no) of the prompts under the caller's grad mode.
+  // Possible errors: NotFound / InvalidArgument naming an unreadable image or a prompt whose
+  // image-token count is not the model's; Internal with the tokenizer's or libtorch's message.
   absl::StatusOr<torch::Tensor> TwoWay(const std::vector<PromptSpec>& prompts, const RunMode& mode);
 
   // Whether ScorePairs uses shared-prefix scoring (default on).
