@@ -153,6 +153,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Load(const EngineOptions& option
                   " but config.json implies ", ShapeString(param.value().sizes())));
             }
             param.value().copy_(FromView(view));
+            ckpt->ReleasePages(it->second);
           }
         }
         for (const auto& [canonical, stored] : stored_of) {

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -96,6 +97,18 @@ int64_t TensorView::numel() const {
 
 SafetensorsFile::~SafetensorsFile() {
   if (mapping_ != nullptr) munmap(mapping_, mapping_size_);
+}
+
+void SafetensorsFile::ReleasePages(const TensorView& view) const {
+  const auto* base = static_cast<const std::byte*>(mapping_);
+  if (view.data < base || view.data + view.nbytes > base + mapping_size_ || view.nbytes == 0)
+    return;
+  // Rounded outwards to whole pages: a neighbour's page dropped with it is read back from the
+  // file when that neighbour is used (the mapping is private and read-only, never dirty).
+  const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const auto begin = reinterpret_cast<uintptr_t>(view.data) & ~(page - 1);
+  const auto end = reinterpret_cast<uintptr_t>(view.data + view.nbytes);
+  madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
 }
 
 absl::StatusOr<std::unique_ptr<SafetensorsFile>> SafetensorsFile::Open(const std::string& path) {
@@ -323,6 +336,13 @@ absl::StatusOr<TensorView> Checkpoint::Get(const std::string& name) const {
 std::string Checkpoint::FileOf(const std::string& name) const {
   auto it = file_of_.find(name);
   return it == file_of_.end() ? "" : it->second->path();
+}
+
+void Checkpoint::ReleasePages(const std::string& name) const {
+  auto it = file_of_.find(name);
+  if (it == file_of_.end()) return;
+  auto view = it->second->Get(name);
+  if (view.ok()) it->second->ReleasePages(*view);
 }
 
 absl::Status WriteSafetensors(const std::string& path, const std::vector<TensorToWrite>& tensors,

@@ -55,6 +55,12 @@ class SafetensorsFile {
   // Possible errors: NotFound "<path>: no tensor 'name'".
   absl::StatusOr<TensorView> Get(const std::string& name) const;
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
+  // Drops the resident pages under `view` (a tensor of this file) from the process: a loader
+  // that has copied a tensor calls it so that a checkpoint's pages do not sit in its RSS on
+  // top of the model (MedGemma-4B: 8.6 GB of bf16 beside 17 GB of fp32). The view stays
+  // valid: the kernel reads the pages from the file again if they are touched. Best effort;
+  // a view from another file is ignored.
+  void ReleasePages(const TensorView& view) const;
 
  private:
   SafetensorsFile() = default;
@@ -82,6 +88,8 @@ class Checkpoint {
   // The file that holds `name` (for error messages); "" when absent.
   std::string FileOf(const std::string& name) const;
   const std::string& path() const { return path_; }
+  // SafetensorsFile::ReleasePages on the file holding `name`; nothing for an unknown name.
+  void ReleasePages(const std::string& name) const;
 
  private:
   std::string path_;

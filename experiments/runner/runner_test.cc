@@ -154,5 +154,32 @@ TEST_F(RunnerTest, HostileInputsAndJobFilesExitOneWithOneLine) {
   EXPECT_EQ(r.output, "pcsweep-run: " + job + ": job needs a string \"kind\"\n");
 }
 
+TEST_F(RunnerTest, SmokeRunsTheFullPathOnARandomCheckpointInTheFixtureLayout) {
+  const std::string model = (dir_ / "random").string();
+  Result r = RunBinary("random-checkpoint --like " + TestData("model_fp32") + " --out " + model);
+  ASSERT_EQ(r.code, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("wrote 119 tensors"));
+  r = RunBinary("smoke --model " + model + " --layers 1-2 --max-rss-gb 8");
+  ASSERT_EQ(r.code, 0) << r.output;
+  for (const char* phase : {"\nload ", "\nscore ", "\ntrain ", "\nrescore ", "\nreload "})
+    EXPECT_THAT(r.output, HasSubstr(phase));
+  EXPECT_THAT(r.output, HasSubstr("|\u0394| 0 vs before saving"));
+  EXPECT_THAT(r.output, HasSubstr("smoke: ok"));
+
+  r = RunBinary("smoke --model " + model + " --layers 3-9");
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_EQ(r.output,
+            "pcsweep-run: --layers 3-9 must lie in 1-5 (the model has 6 decoder layers)\n");
+  r = RunBinary("smoke --model " + model + " --layers 1-2 --max-rss-gb 0.01");
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("exceeds --max-rss-gb 0.01"));
+  r = RunBinary("smoke --model " + model + " --no-such-flag");
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+  r = RunBinary("random-checkpoint --like " + TestData("model_fp32") + " --out " + model);
+  EXPECT_EQ(r.code, 1) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("already holds a model"));
+}
+
 }  // namespace
 }  // namespace pcsweep::runner

@@ -15,6 +15,7 @@
 #include "common/status/status_macros.h"
 #include "experiments/engine/safetensors.h"
 #include "experiments/engine/torch_status.h"
+#include "experiments/train/random_checkpoint.h"
 #include "nlohmann/json.hpp"
 
 namespace pcsweep::train {
@@ -664,16 +665,16 @@ void InitializeRandomWeights(engine::Gemma3Model& model, uint64_t seed, double s
     const std::string& name = item.key();
     torch::Tensor& p = item.value();
     if (absl::StrContains(name, ".lora_")) continue;
-    const bool vision = absl::StartsWith(name, "vision_tower");
-    if (absl::EndsWith(name, ".bias")) {
-      p.zero_();
-    } else if (vision && (absl::StrContains(name, "layer_norm") ||
-                          absl::StrContains(name, "post_layernorm"))) {
-      p.fill_(1.0);  // SigLIP LayerNorm: y = w * x̂ + b
-    } else if (absl::StrContains(name, "norm")) {
-      p.zero_();  // Gemma RMSNorm: y = (1 + w) * x̂
-    } else {
-      p.normal_(0.0, std);
+    switch (InitialFillOf(name)) {
+      case InitialFill::kZeros:
+        p.zero_();
+        break;
+      case InitialFill::kOnes:
+        p.fill_(1.0);
+        break;
+      case InitialFill::kNormal:
+        p.normal_(0.0, std);
+        break;
     }
     p.set_requires_grad(true);
   }

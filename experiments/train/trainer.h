@@ -220,9 +220,6 @@ absl::StatusOr<TrainReport> TrainOnPrompts(ModelSession& session,
                                            bool frozen_vision = false,
                                            const PeriodicHook& periodic = {});
 
-// Random initialisation as transformers does for Gemma 3 / SigLIP: normal(0, std) for
-// matrices and embeddings, zeros for biases and Gemma's (1 + w) RMSNorm weights, ones for
-// SigLIP LayerNorm weights. Every base parameter is made trainable.
 // What the questions of one image say about its findings: (finding index, 1 present /
 // 0 absent) for each finding asked about; findings nobody asked about are not scored.
 struct ImageFindingLabels {
@@ -263,6 +260,9 @@ absl::StatusOr<VisionWarmupReport> WarmUpVision(ModelSession& session,
                                                 const VisionWarmupOptions& options,
                                                 const StepCallback& on_step = nullptr);
 
+// Random initialisation as transformers does for Gemma 3 / SigLIP: normal(0, std) for
+// matrices and embeddings, zeros for biases and Gemma's (1 + w) RMSNorm weights, ones for
+// SigLIP LayerNorm weights (InitialFillOf). Every base parameter is made trainable.
 void InitializeRandomWeights(engine::Gemma3Model& model, uint64_t seed, double std = 0.02);
 
 // config.json in transformers 5.x style (rope_parameters, layer_types) for `config`.
