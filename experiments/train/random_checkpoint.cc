@@ -110,18 +110,8 @@ absl::Status WriteShard(const fs::path& path, const std::vector<PlannedTensor>& 
   torch::NoGradGuard no_grad;
   for (const PlannedTensor& p : planned) {
     torch::Tensor t = torch::empty(p.shape, torch::TensorOptions().dtype(dtype));
-    switch (InitialFillOf(p.canonical)) {
-      case InitialFill::kZeros:
-        t.zero_();
-        break;
-      case InitialFill::kOnes:
-        t.fill_(1.0);
-        break;
-      case InitialFill::kNormal:
-        torch::manual_seed(options.seed ^ NameHash(p.canonical));
-        t.normal_(0.0, options.std);
-        break;
-    }
+    torch::manual_seed(options.seed ^ NameHash(p.canonical));
+    FillInitial(t, p.canonical, options.std);
     engine::TensorToWrite w;
     w.name = p.stored;
     w.dtype = stored_dtype;
@@ -169,6 +159,21 @@ InitialFill InitialFillOf(const std::string& name) {
     return InitialFill::kOnes;  // SigLIP LayerNorm: y = w * x̂ + b
   if (absl::StrContains(name, "norm")) return InitialFill::kZeros;  // Gemma: y = (1 + w) * x̂
   return InitialFill::kNormal;
+}
+
+void FillInitial(at::Tensor& weight, const std::string& name, double std) {
+  torch::NoGradGuard no_grad;
+  switch (InitialFillOf(name)) {
+    case InitialFill::kZeros:
+      weight.zero_();
+      break;
+    case InitialFill::kOnes:
+      weight.fill_(1.0);
+      break;
+    case InitialFill::kNormal:
+      weight.normal_(0.0, std);
+      break;
+  }
 }
 
 absl::StatusOr<RandomCheckpointReport> WriteRandomCheckpoint(

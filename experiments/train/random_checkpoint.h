@@ -17,6 +17,10 @@
 
 #include "absl/status/statusor.h"
 
+namespace at {
+class Tensor;  // keeps libtorch's headers out of this one
+}  // namespace at
+
 namespace pcsweep::train {
 
 // How a freshly initialised weight is filled, from its canonical (or in-memory) name:
@@ -24,6 +28,9 @@ namespace pcsweep::train {
 // normal(0, std) for the rest. Shared with InitializeRandomWeights.
 enum class InitialFill { kNormal, kZeros, kOnes };
 InitialFill InitialFillOf(const std::string& name);
+// Fills `weight` (in place, no grad) as InitialFillOf(name) says; kNormal draws from torch's
+// global generator, so callers seed it.
+void FillInitial(at::Tensor& weight, const std::string& name, double std);
 
 struct RandomCheckpointOptions {
   // A model folder to copy the layout of: config.json with model.safetensors.index.json (its

@@ -665,17 +665,7 @@ void InitializeRandomWeights(engine::Gemma3Model& model, uint64_t seed, double s
     const std::string& name = item.key();
     torch::Tensor& p = item.value();
     if (absl::StrContains(name, ".lora_")) continue;
-    switch (InitialFillOf(name)) {
-      case InitialFill::kZeros:
-        p.zero_();
-        break;
-      case InitialFill::kOnes:
-        p.fill_(1.0);
-        break;
-      case InitialFill::kNormal:
-        p.normal_(0.0, std);
-        break;
-    }
+    FillInitial(p, name, std);
     p.set_requires_grad(true);
   }
 }
