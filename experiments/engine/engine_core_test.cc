@@ -430,5 +430,34 @@ TEST(LoraConfigTest, TargetRegexSelectsExactlyTheTargets) {
   EXPECT_EQ(json["target_modules"], TargetModulesRegex(targets));
 }
 
+TEST(ParseLayersTest, NamedRangesScaleWithDepth) {
+  EXPECT_EQ(*ParseLayers("early", 34, "l"), std::vector<int>({0, 1, 2, 3, 4}));
+  EXPECT_EQ(*ParseLayers("middle", 34, "l"), std::vector<int>({15, 16, 17, 18, 19}));
+  EXPECT_EQ(*ParseLayers("late", 34, "l"), std::vector<int>({29, 30, 31, 32, 33}));
+  EXPECT_EQ(*ParseLayers("early", 8, "l"), std::vector<int>({0, 1}));
+  EXPECT_EQ(*ParseLayers("middle", 8, "l"), std::vector<int>({3, 4}));
+  EXPECT_EQ(ParseLayers("all", 8, "l")->size(), 8u);
+}
+
+TEST(ParseLayersTest, RangesListsAndNumbersAreSortedAndUnique) {
+  EXPECT_EQ(*ParseLayers("15-19", 34, "l"), std::vector<int>({15, 16, 17, 18, 19}));
+  EXPECT_EQ(*ParseLayers(nlohmann::json::array({3, "0-1", 3}), 8, "l"),
+            std::vector<int>({0, 1, 3}));
+  EXPECT_EQ(*ParseLayers("0,2", 8, "l"), std::vector<int>({0, 2}));
+  EXPECT_EQ(*ParseLayers(5, 8, "l"), std::vector<int>({5}));
+}
+
+TEST(ParseLayersTest, MalformedSettingsNameWhereAndTheModelDepth) {
+  EXPECT_THAT(ParseLayers("4-2", 8, "config.layers"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "config.layers: range '4-2' is reversed (model has 8"));
+  EXPECT_THAT(ParseLayers("6-9", 8, "--layers"),
+              StatusIs(absl::StatusCode::kInvalidArgument, "--layers: layer 8 is out of range"));
+  EXPECT_THAT(ParseLayers("top", 8, "l"),
+              StatusIs(absl::StatusCode::kInvalidArgument, "l: cannot read 'top'"));
+  EXPECT_THAT(ParseLayers(nlohmann::json::array(), 8, "l"),
+              StatusIs(absl::StatusCode::kInvalidArgument, "l: cannot read []"));
+}
+
 }  // namespace
 }  // namespace pcsweep::engine

@@ -1,14 +1,29 @@
 #include "experiments/engine/lora_config.h"
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <regex>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
+#include "common/status/status_macros.h"
 #include "nlohmann/json.hpp"
 
 namespace pcsweep::engine {
+namespace {
+
+// A JSON value as an error shows it: dumped, cut at 60 characters.
+std::string ShownJson(const nlohmann::json& value) {
+  std::string s = value.dump();
+  if (s.size() > 60) s = s.substr(0, 57) + "...";
+  return s;
+}
+
+}  // namespace
 
 const char* LoraModulePath(LoraModule module) {
   switch (module) {
@@ -240,6 +255,73 @@ std::string AdapterConfigJson(const LoraSettings& settings, const std::set<LoraT
         {"parent_library", "transformers.models.gemma3.modeling_gemma3"}}},
   };
   return j.dump(2);
+}
+
+absl::StatusOr<std::vector<int>> ParseLayers(const nlohmann::json& value, int num_layers,
+                                             const std::string& where) {
+  std::vector<int> layers;
+  auto bad = [&](const std::string& what) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, ": ", what, " (model has ", num_layers,
+                     " layers; use \"all\", \"early\", \"middle\", \"late\", "
+                     "\"a-b\" or a list)"));
+  };
+  auto add_layer = [&](int64_t layer) -> absl::Status {
+    if (layer < 0 || layer >= num_layers)
+      return bad(absl::StrCat("layer ", layer, " is out of range"));
+    layers.push_back(static_cast<int>(layer));
+    return absl::OkStatus();
+  };
+  // The paper's 5 of 34 layers, scaled to the depth.
+  const int count = std::max(2, static_cast<int>(std::lround(5.0 * num_layers / 34.0)));
+  auto add_token = [&](std::string token) -> absl::Status {
+    token = std::string(absl::StripAsciiWhitespace(token));
+    if (token.empty()) return bad("empty layer entry");
+    if (token == "all") {
+      for (int i = 0; i < num_layers; ++i) layers.push_back(i);
+      return absl::OkStatus();
+    }
+    if (token == "early" || token == "middle" || token == "late") {
+      const int n = std::min(count, num_layers);
+      int first = 0;
+      if (token == "middle") first = static_cast<int>(std::lround(0.5 * num_layers - 0.5 * n));
+      if (token == "late") first = num_layers - n;
+      first = std::clamp(first, 0, num_layers - n);
+      for (int i = first; i < first + n; ++i) layers.push_back(i);
+      return absl::OkStatus();
+    }
+    const std::vector<std::string> ends = absl::StrSplit(token, '-');
+    int64_t a = 0, b = 0;
+    if (ends.size() == 1 && absl::SimpleAtoi(ends[0], &a)) return add_layer(a);
+    if (ends.size() == 2 && absl::SimpleAtoi(ends[0], &a) && absl::SimpleAtoi(ends[1], &b)) {
+      if (a > b) return bad(absl::StrCat("range '", token, "' is reversed"));
+      for (int64_t i = a; i <= b; ++i) PCSWEEP_RETURN_IF_ERROR(add_layer(i));
+      return absl::OkStatus();
+    }
+    return bad(absl::StrCat("cannot read '", token, "'"));
+  };
+  if (value.is_string()) {
+    for (const auto& part : absl::StrSplit(value.get<std::string>(), ',')) {
+      PCSWEEP_RETURN_IF_ERROR(add_token(std::string(part)));
+    }
+  } else if (value.is_number_integer()) {
+    PCSWEEP_RETURN_IF_ERROR(add_layer(value.get<int64_t>()));
+  } else if (value.is_array() && !value.empty()) {
+    for (const auto& item : value) {
+      if (item.is_number_integer()) {
+        PCSWEEP_RETURN_IF_ERROR(add_layer(item.get<int64_t>()));
+      } else if (item.is_string()) {
+        PCSWEEP_RETURN_IF_ERROR(add_token(item.get<std::string>()));
+      } else {
+        return bad(absl::StrCat("cannot read ", ShownJson(item)));
+      }
+    }
+  } else {
+    return bad(absl::StrCat("cannot read ", ShownJson(value)));
+  }
+  std::sort(layers.begin(), layers.end());
+  layers.erase(std::unique(layers.begin(), layers.end()), layers.end());
+  return layers;
 }
 
 }  // namespace pcsweep::engine

@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "nlohmann/json_fwd.hpp"
 
 namespace pcsweep::engine {
 
@@ -71,6 +72,14 @@ std::string TargetModulesRegex(const std::set<LoraTarget>& targets);
 // adapter_config.json content with the fields PEFT needs to load the adapter.
 std::string AdapterConfigJson(const LoraSettings& settings, const std::set<LoraTarget>& targets,
                               const std::string& base_model_name_or_path);
+
+// Decoder layers from a setting: "all", "early", "middle", "late" (relative to the depth:
+// the paper's 0-4 / 15-19 / 29-33 of 34 scaled, at least 2 layers), "a-b", "n", "a,b,c", or a
+// JSON list of numbers and such strings. Sorted, unique.
+// Possible errors: InvalidArgument "<where>: ..." for a malformed range or a layer outside
+// [0, num_layers).
+absl::StatusOr<std::vector<int>> ParseLayers(const nlohmann::json& value, int num_layers,
+                                             const std::string& where);
 
 }  // namespace pcsweep::engine
 

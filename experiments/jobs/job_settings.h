@@ -51,13 +51,6 @@ class JobSettings {
   std::set<std::string> used_;
 };
 
-// Decoder layers from a setting: "all", "early", "middle", "late" (relative to the depth:
-// the paper's 0-4 / 15-19 / 29-33 of 34 scaled, at least 2 layers), "a-b", "n", "a,b,c", or a
-// JSON list of numbers and such strings. Sorted, unique.
-// Possible errors: InvalidArgument "<where>: ..." for a malformed range or a layer outside
-// [0, num_layers).
-absl::StatusOr<std::vector<int>> ParseLayers(const nlohmann::json& value, int num_layers,
-                                             const std::string& where);
 // LoRA modules from "all", "attention", "mlp", or a list / comma string of q, k, v, o, gate,
 // up, down (or q_proj, ...). Possible errors: InvalidArgument naming the unknown module.
 absl::StatusOr<std::vector<engine::LoraModule>> ParseTargetModules(const nlohmann::json& value,

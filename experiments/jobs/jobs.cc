@@ -698,7 +698,7 @@ absl::Status RunTrainEvalJob(const json& job) {
   loaded.session->set_shared_prefix_scoring(shared_prefix);
   const int num_layers = static_cast<int>(loaded.engine->config().text.num_hidden_layers);
   PCSWEEP_ASSIGN_OR_RETURN(std::vector<int> layers,
-                           ParseLayers(layers_raw, num_layers, "config.layers"));
+                           engine::ParseLayers(layers_raw, num_layers, "config.layers"));
   // Nothing below the lowest adapted layer trains: run it once per prompt.
   if (frozen_prefix) options.frozen_prefix_layer = *std::min_element(layers.begin(), layers.end());
   std::set<engine::LoraTarget> targets;

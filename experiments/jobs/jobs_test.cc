@@ -369,22 +369,6 @@ TEST_F(JobsTest, BadSettingsEndWithOneErrorNamingTheKey) {
   EXPECT_FALSE(fs::exists(out + "/metrics.json"));
 }
 
-TEST(JobSettingsTest, NamedLayerRangesScaleWithDepth) {
-  EXPECT_EQ(*ParseLayers("early", 34, "l"), std::vector<int>({0, 1, 2, 3, 4}));
-  EXPECT_EQ(*ParseLayers("middle", 34, "l"), std::vector<int>({15, 16, 17, 18, 19}));
-  EXPECT_EQ(*ParseLayers("late", 34, "l"), std::vector<int>({29, 30, 31, 32, 33}));
-  EXPECT_EQ(*ParseLayers("early", 8, "l"), std::vector<int>({0, 1}));
-  EXPECT_EQ(*ParseLayers("middle", 8, "l"), std::vector<int>({3, 4}));
-  EXPECT_EQ(ParseLayers("all", 8, "l")->size(), 8u);
-  EXPECT_EQ(*ParseLayers("15-19", 34, "l"), std::vector<int>({15, 16, 17, 18, 19}));
-  EXPECT_EQ(*ParseLayers(json::array({3, "0-1", 3}), 8, "l"), std::vector<int>({0, 1, 3}));
-  EXPECT_EQ(*ParseLayers("0,2", 8, "l"), std::vector<int>({0, 2}));
-  EXPECT_THAT(std::string(ParseLayers("4-2", 8, "config.layers").status().message()),
-              HasSubstr("config.layers"));
-  EXPECT_FALSE(ParseLayers("top", 8, "l").ok());
-  EXPECT_FALSE(ParseLayers(json::array(), 8, "l").ok());
-}
-
 TEST(JobSettingsTest, TargetsAndTypedReads) {
   EXPECT_EQ(ParseTargetModules("all", "t")->size(), 7u);
   EXPECT_EQ(ParseTargetModules(json::array({"q_proj", "v"}), "t")->size(), 2u);

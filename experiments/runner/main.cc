@@ -81,7 +81,8 @@ int main(int argc, char** argv) {
   smoke->add_option("--dtype", smoke_options.dtype, "auto|fp32|bf16|fp16")
       ->check(CLI::IsMember({"auto", "fp32", "bf16", "fp16"}));
   smoke->add_option("--threads", smoke_options.threads, "intra-op threads (0: libtorch default)");
-  smoke->add_option("--layers", smoke_options.layers, "LoRA layers a-b (default 15-19)");
+  smoke->add_option("--layers", smoke_options.layers,
+                    "LoRA layers: a-b, a list, or early / middle / late (default 15-19)");
   smoke->add_option("--rank", smoke_options.lora_rank, "LoRA rank");
   smoke->add_option("--stop-after", smoke_options.stop_after, "load|score|train|reload")
       ->check(CLI::IsMember({"load", "score", "train", "reload"}));

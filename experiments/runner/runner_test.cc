@@ -169,7 +169,8 @@ TEST_F(RunnerTest, SmokeRunsTheFullPathOnARandomCheckpointInTheFixtureLayout) {
   r = RunBinary("smoke --model " + model + " --layers 3-9");
   EXPECT_EQ(r.code, 1) << r.output;
   EXPECT_EQ(r.output,
-            "pcsweep-run: --layers 3-9 must lie in 1-5 (the model has 6 decoder layers)\n");
+            "pcsweep-run: --layers: layer 6 is out of range (model has 6 layers; use \"all\", "
+            "\"early\", \"middle\", \"late\", \"a-b\" or a list)\n");
   r = RunBinary("smoke --model " + model + " --layers 1-2 --max-rss-gb 0.01");
   EXPECT_EQ(r.code, 1) << r.output;
   EXPECT_THAT(r.output, HasSubstr("exceeds --max-rss-gb 0.01"));

@@ -594,7 +594,7 @@ absl::Status RunLayerSelectJob(const json& job) {
                            PromptRunner::Load(model_dir, adapter_dir, threads, prompt));
   const int num_layers = static_cast<int>(runner->config().text.num_hidden_layers);
   PCSWEEP_ASSIGN_OR_RETURN(std::vector<int> layers,
-                           jobs::ParseLayers(layers_raw, num_layers, "config.layers"));
+                           engine::ParseLayers(layers_raw, num_layers, "config.layers"));
   JobSettings saes_settings(saes_raw.has_value() ? json{{"saes", *saes_raw}} : json::object(),
                             "config");
   PCSWEEP_ASSIGN_OR_RETURN(SaeDirs sae_dirs, ReadSaeDirs(saes_settings, layers));

@@ -25,11 +25,11 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "experiments/engine/engine.h"
 #include "experiments/engine/prompt_batch.h"
 #include "experiments/train/losses.h"
 #include "experiments/train/trainer.h"
+#include "nlohmann/json.hpp"
 
 namespace {
 
@@ -39,7 +39,7 @@ using Clock = std::chrono::steady_clock;
 
 struct BenchOptions {
   int text_layers = 4, vision_layers = 1;
-  std::string layers;  // LoRA layers "A-B"; default: the paper's 15-19 of 34 scaled
+  std::string layers = "middle";  // LoRA layers; "middle" is the paper's 15-19 of 34, scaled
   int images = 2, paraphrases = 3, question_tokens = 30, batch = 16;
   int train_pairs = 2, iters = 1, warmup = 0, threads = 0;
   std::string device = "cpu", dtype = "fp32", work, json;
@@ -240,11 +240,6 @@ ModeFigures TimeTraining(engine::Engine& e, const Workload& w, const BenchOption
   return f;
 }
 
-std::pair<int, int> ParseRange(const std::string& text) {
-  std::vector<std::string> parts = absl::StrSplit(text, '-');
-  return {std::stoi(parts.at(0)), std::stoi(parts.at(parts.size() > 1 ? 1 : 0))};
-}
-
 void PrintMode(const char* name, double per_s, const char* unit, double flops, double seconds,
                double roof) {
   const double gflops = flops / seconds / 1e9;
@@ -255,12 +250,19 @@ void PrintMode(const char* name, double per_s, const char* unit, double flops, d
 int Run(const BenchOptions& b) {
   if (b.threads > 0) torch::set_num_threads(b.threads);
   const engine::Gemma3Config config = MedGemmaShape(b.text_layers, b.vision_layers);
-  const auto [first, last] = b.layers.empty()
-                                 ? std::make_pair(15 * b.text_layers / 34, 19 * b.text_layers / 34)
-                                 : ParseRange(b.layers);
-  if (first < 1 || last < first || last >= b.text_layers) {
-    std::fprintf(stderr, "pcsweep-bench-engine: --layers %d-%d must lie in 1-%d\n", first, last,
-                 b.text_layers - 1);
+  const auto layers = engine::ParseLayers(b.layers, b.text_layers, "--layers");
+  if (!layers.ok()) {
+    std::fprintf(stderr, "pcsweep-bench-engine: %s\n",
+                 std::string(layers.status().message()).c_str());
+    return 1;
+  }
+  // With layer 0 adapted nothing is frozen, and the training speedup would say nothing.
+  const int first = layers->front();
+  if (first < 1) {
+    std::fprintf(stderr,
+                 "pcsweep-bench-engine: --layers %s adapts layer 0; frozen-prefix "
+                 "training needs the adapted layers above it\n",
+                 b.layers.c_str());
     return 1;
   }
   const fs::path dir =
@@ -324,14 +326,10 @@ int Run(const BenchOptions& b) {
   std::printf("  max |margin difference| shared vs plain: %.2e\n",
               (plain.outputs - shared.outputs).abs().max().item<double>());
 
-  // Training: LoRA r16 on every projection of layers first..last, as the HF + PEFT anchor.
+  // Training: LoRA r16 on every projection of the chosen layers, as the HF + PEFT anchor.
   std::set<engine::LoraTarget> targets;
-  for (int layer = first; layer <= last; ++layer) {
-    for (auto m : {engine::LoraModule::kQ, engine::LoraModule::kK, engine::LoraModule::kV,
-                   engine::LoraModule::kO, engine::LoraModule::kGate, engine::LoraModule::kUp,
-                   engine::LoraModule::kDown}) {
-      targets.insert({layer, m});
-    }
+  for (int layer : *layers) {
+    for (engine::LoraModule m : engine::kAllLoraModules) targets.insert({layer, m});
   }
   engine::LoraSettings lora;
   lora.r = 16;
@@ -350,8 +348,8 @@ int Run(const BenchOptions& b) {
   const ModeFigures train_plain = TimeTraining(e, w, b, 0, false);
   const ModeFigures train_frozen = TimeTraining(e, w, b, first, false);
   const ModeFigures train_ckpt = TimeTraining(e, w, b, first, true);
-  std::printf("training (LoRA r16 on layers %d-%d, %d pairs per step, combined loss, AdamW):\n",
-              first, last, b.train_pairs);
+  std::printf("training (LoRA r16 on layers %s, %d pairs per step, combined loss, AdamW):\n",
+              b.layers.c_str(), b.train_pairs);
   PrintMode("plain", b.train_pairs / train_plain.seconds, "pairs/s  ", fwd_all + 2 * fwd_top,
             train_plain.seconds, roof);
   PrintMode("frozen prefix", b.train_pairs / train_frozen.seconds, "pairs/s  ", 3 * fwd_top,
@@ -365,7 +363,7 @@ int Run(const BenchOptions& b) {
   if (!b.json.empty()) {
     std::ofstream out(b.json);
     out << "{\"gemm_gflops\": " << roof << ", \"text_layers\": " << b.text_layers
-        << ", \"lora_layers\": \"" << first << "-" << last << "\""
+        << ", \"lora_layers\": \"" << b.layers << "\""
         << ", \"plain_prompts_per_s\": " << n / plain.seconds
         << ", \"shared_prompts_per_s\": " << n / shared.seconds
         << ", \"shared_prompts_per_s_with_vision\": " << end_to_end
@@ -373,8 +371,8 @@ int Run(const BenchOptions& b) {
         << ", \"frozen_pairs_per_s\": " << b.train_pairs / train_frozen.seconds
         << ", \"frozen_checkpointed_pairs_per_s\": " << b.train_pairs / train_ckpt.seconds << "}\n";
   }
-  std::printf("shared-prefix scoring speedup: %.1fx; training speedup (layers %d-%d): %.1fx\n",
-              plain.seconds / shared.seconds, first, last,
+  std::printf("shared-prefix scoring speedup: %.1fx; training speedup (layers %s): %.1fx\n",
+              plain.seconds / shared.seconds, b.layers.c_str(),
               train_plain.seconds / train_frozen.seconds);
   return 0;
 }
@@ -388,7 +386,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(2, 64));
   app.add_option("--vision-layers", b.vision_layers, "SigLIP layers (27)")
       ->check(CLI::Range(1, 64));
-  app.add_option("--layers", b.layers, "LoRA layers A-B (default: 15-19 of 34, scaled)");
+  app.add_option(
+      "--layers", b.layers,
+      "LoRA layers: a-b, a list, or early / middle / late (the paper's 15-19 of 34, scaled)");
   app.add_option("--images", b.images, "images")->check(CLI::PositiveNumber);
   app.add_option("--paraphrases", b.paraphrases, "prompts per image")->check(CLI::Range(2, 64));
   app.add_option("--question-tokens", b.question_tokens, "question length")

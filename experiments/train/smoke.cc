@@ -14,13 +14,13 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "common/status/status_macros.h"
 #include "experiments/engine/engine.h"
 #include "experiments/engine/prompt_batch.h"
 #include "experiments/engine/torch_status.h"
 #include "experiments/train/losses.h"
+#include "nlohmann/json.hpp"
 
 namespace pcsweep::train {
 namespace {
@@ -69,22 +69,6 @@ class PhaseClock {
   Clock::time_point start_ = Clock::now();
   double total_s_ = 0;
 };
-
-absl::StatusOr<std::pair<int, int>> ParseRange(const std::string& text, int num_layers) {
-  std::vector<std::string> parts = absl::StrSplit(text, '-');
-  int first = 0, last = 0;
-  if (parts.size() > 2 || !absl::SimpleAtoi(parts[0], &first) ||
-      !absl::SimpleAtoi(parts.back(), &last) || last < first) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--layers '", text, "': expected a-b (e.g. 15-19) or one layer"));
-  }
-  if (first < 1 || last >= num_layers) {
-    return absl::InvalidArgumentError(absl::StrCat("--layers ", text, " must lie in 1-",
-                                                   num_layers - 1, " (the model has ", num_layers,
-                                                   " decoder layers)"));
-  }
-  return std::make_pair(first, last);
-}
 
 // Two prompts sharing Gemma 3's image block, with different question ids: a paraphrase pair.
 struct SmokeWorkload {
@@ -193,8 +177,9 @@ absl::Status RunSmoke(const SmokeOptions& options) {
   PCSWEEP_ASSIGN_OR_RETURN(const engine::Gemma3Config config,
                            engine::LoadGemma3Config(options.model_dir));
   PCSWEEP_ASSIGN_OR_RETURN(
-      const auto range,
-      ParseRange(options.layers, static_cast<int>(config.text.num_hidden_layers)));
+      const std::vector<int> layers,
+      engine::ParseLayers(options.layers, static_cast<int>(config.text.num_hidden_layers),
+                          "--layers"));
   PhaseClock clock;
   engine::EngineOptions eo;
   eo.model_dir = options.model_dir;
@@ -226,14 +211,14 @@ absl::Status RunSmoke(const SmokeOptions& options) {
   if (options.stop_after == "score") return finish();
 
   std::set<engine::LoraTarget> targets;
-  for (int layer = range.first; layer <= range.second; ++layer) {
+  for (int layer : layers) {
     for (engine::LoraModule m : engine::kAllLoraModules) targets.insert({layer, m});
   }
   engine::LoraSettings lora;
   lora.r = options.lora_rank;
   lora.lora_alpha = 2.0 * options.lora_rank;
   PCSWEEP_RETURN_IF_ERROR(e->AttachLora(targets, lora, options.seed));
-  PCSWEEP_ASSIGN_OR_RETURN(const std::string step, LoraStep(*e, w, range.first));
+  PCSWEEP_ASSIGN_OR_RETURN(const std::string step, LoraStep(*e, w, layers.front()));
   clock.End("train", absl::StrCat("layers ", options.layers, ", r ", lora.r, ": ", step));
   PCSWEEP_ASSIGN_OR_RETURN(const auto trained, ScorePair(*e, w));
   clock.End("rescore", Margins(trained));

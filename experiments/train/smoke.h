@@ -24,7 +24,7 @@ struct SmokeOptions {
   std::string device = "cpu";
   std::string dtype = "auto";    // as EngineOptions::dtype
   int threads = 0;               // intra-op threads; 0 keeps libtorch's default
-  std::string layers = "15-19";  // "a-b" or "n": the LoRA layers (the paper's selected range)
+  std::string layers = "15-19";  // the LoRA layers, as engine::ParseLayers reads them
   int lora_rank = 16;
   std::string stop_after;  // "" (all) | load | score | train | reload
   double max_rss_gb = 0;   // > 0: fail when the peak resident set ends above it

@@ -84,7 +84,7 @@ int main(int argc, char** argv) {
   if (!train.ok()) return Fail(train.status());
   const pcsweep::data::EpochSampler sampler(pcsweep::data::YesNoOnly(train->questions), false, 0);
   const int layers_count = static_cast<int>((*engine)->config().text.num_hidden_layers);
-  auto layer_list = pcsweep::jobs::ParseLayers(layers, layers_count, "--layers");
+  auto layer_list = pcsweep::engine::ParseLayers(layers, layers_count, "--layers");
   if (!layer_list.ok()) return Fail(layer_list.status());
   std::set<pcsweep::engine::LoraTarget> targets;
   for (int l : *layer_list) {
