@@ -393,6 +393,15 @@ std::vector<torch::Tensor> Engine::LoraParameters() const {
   return out;
 }
 
+absl::StatusOr<torch::Tensor> Engine::CachedImageFeatures(const std::string& image_key) const {
+  const auto it = image_cache_.find(image_key);
+  if (it == image_cache_.end()) {
+    return absl::NotFoundError(
+        absl::StrCat("image key '", image_key, "' names no image scored by this engine"));
+  }
+  return it->second;
+}
+
 absl::StatusOr<std::vector<ScoreResult>> Engine::Score(const std::vector<ScoreRequest>& requests,
                                                        const ScoreOptions& options) {
   return GuardTorch("scoring", [&]() -> absl::StatusOr<std::vector<ScoreResult>> {

@@ -109,6 +109,10 @@ class Engine {
   // other than 0 or mm_tokens_per_image, an unknown image_key); Internal.
   absl::StatusOr<std::vector<ScoreResult>> Score(const std::vector<ScoreRequest>& requests,
                                                  const ScoreOptions& options);
+  // The [mm_tokens_per_image, hidden] features Score computed (or reused) for `image_key`,
+  // so a training step on the same image need not run the vision tower again.
+  // Possible errors: NotFound when no scored request named that key.
+  absl::StatusOr<torch::Tensor> CachedImageFeatures(const std::string& image_key) const;
   size_t image_cache_size() const { return image_cache_.size(); }
   int64_t image_cache_misses() const { return image_cache_misses_; }
   // Token positions the decoder has run for Score (prefixes and padding included).

@@ -312,6 +312,14 @@ TEST_F(EngineTest, ScoringMatchesUnbatchedForwardAndCachesImages) {
   EXPECT_EQ(engine_->image_cache_misses(), 2);
   named[0].image_key = "unknown";
   EXPECT_THAT(engine_->Score(named, o).status().message(), HasSubstr("not cached"));
+  // A training step reuses the features Score bound to the key.
+  auto cached = engine_->CachedImageFeatures("img0");
+  ASSERT_TRUE(cached.ok()) << cached.status();
+  auto fresh = engine_->ImageFeatures(pixels[0].unsqueeze(0));
+  ASSERT_TRUE(fresh.ok()) << fresh.status();
+  EXPECT_LE(MaxAbsDiff(*cached, (*fresh)[0]), 1e-6);
+  EXPECT_THAT(engine_->CachedImageFeatures("unknown"),
+              StatusIs(absl::StatusCode::kNotFound, "image key 'unknown' names no image"));
 }
 
 TEST_F(EngineTest, BadInputsFailWithoutCrashing) {

@@ -121,13 +121,13 @@ std::string Margins(std::pair<double, double> m) {
 absl::StatusOr<std::string> LoraStep(engine::Engine& e, const SmokeWorkload& w, int first_layer) {
   return engine::GuardTorch("LoRA step", [&]() -> absl::StatusOr<std::string> {
     const auto device = e.device();
-    torch::Tensor features;
-    PCSWEEP_ASSIGN_OR_RETURN(features, e.ImageFeatures(w.pixels.unsqueeze(0).to(device)));
+    // ScorePair ran the vision tower on this image already (it is frozen).
+    PCSWEEP_ASSIGN_OR_RETURN(const torch::Tensor features, e.CachedImageFeatures("smoke"));
     std::vector<engine::BatchPrompt> batch(2);
     batch[0].token_ids = &w.original;
     batch[1].token_ids = &w.paraphrase;
     for (auto& p : batch) {
-      p.image_features = features[0];
+      p.image_features = features;
       p.image_key = "smoke";
     }
     const int64_t pad = e.config().text.pad_token_id;
