@@ -51,7 +51,7 @@ class CoordinatorServerTest : public ::testing::Test {
     server_ = std::move(*server);
     ASSERT_GT(server_->port(), 0);
     stub_ = v1::Coordinator::NewStub(
-        rpc::MakeChannel(server_->address(), rpc::ChannelOptions{token, ""}));
+        rpc::MakeChannel(server_->address(), rpc::ChannelOptions{token, "", "", ""}));
     token_ = token;
   }
 
@@ -213,7 +213,11 @@ TEST_F(CoordinatorServerTest, SubmitSweep_ParseOutlastingTheClientDeadlineCreate
   grpc::Status status = Call([&](auto* c) { return stub_->SubmitSweep(c, submit, &response); },
                              absl::Milliseconds(400));
   EXPECT_EQ(status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED);
-  EXPECT_THAT(status.error_message(), HasSubstr("big.yaml: expanding the spec took longer"));
+  // The server's own answer, or the client's when a slow (sanitizer) build misses the answer
+  // margin; either way no sweep exists afterwards.
+  EXPECT_THAT(status.error_message(),
+              testing::AnyOf(HasSubstr("big.yaml: expanding the spec took longer"),
+                             testing::Eq("Deadline Exceeded")));
   v1::ListSweepsResponse listed;
   ASSERT_TRUE(
       Call([&](auto* c) { return stub_->ListSweeps(c, v1::ListSweepsRequest(), &listed); }).ok());

@@ -14,6 +14,7 @@ packages=(
   libcpp-httplib-dev chromium fonts-dejavu-core
   openssl python3-grpcio  # tests: certificates made at test time, a foreign gRPC client
   slurm-wlm munge  # tools/slurm-local.sh: a one-node Slurm cluster for the slurm tests
+  clang libclang-rt-14-dev  # tools/sanitize.sh: ASan/UBSan/TSan builds and libFuzzer
 )
 
 missing=()

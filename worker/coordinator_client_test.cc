@@ -13,6 +13,13 @@
 namespace pcsweep {
 namespace {
 
+GrpcClientOptions Plaintext(const std::string& target, const std::string& token = "") {
+  GrpcClientOptions options;
+  options.target = target;
+  options.token = token;
+  return options;
+}
+
 using ::testing::HasSubstr;
 
 // A coordinator stand-in over real gRPC: checks the bearer token, records what it got and
@@ -68,7 +75,7 @@ class GrpcCoordinatorClientTest : public ::testing::Test {
   void TearDown() override { server_->Shutdown(); }
 
   std::unique_ptr<GrpcCoordinatorClient> Client(const std::string& token) {
-    auto client = GrpcCoordinatorClient::Create({address_, token, ""});
+    auto client = GrpcCoordinatorClient::Create(Plaintext(address_, token));
     EXPECT_TRUE(client.ok()) << client.status();
     return std::move(*client);
   }
@@ -118,12 +125,12 @@ TEST_F(GrpcCoordinatorClientTest, CancelPendingAcquiresEndsALongPoll) {
 }
 
 TEST(GrpcCoordinatorClient, UnreachableCoordinatorIsUnavailableNamingTheAddress) {
-  auto client = GrpcCoordinatorClient::Create({"127.0.0.1:1", "", ""});
+  auto client = GrpcCoordinatorClient::Create(Plaintext("127.0.0.1:1"));
   ASSERT_TRUE(client.ok());
   auto response = (*client)->Heartbeat(v1::HeartbeatRequest());
   EXPECT_EQ(response.status().code(), absl::StatusCode::kUnavailable);
   EXPECT_THAT(std::string(response.status().message()), HasSubstr("127.0.0.1:1"));
-  EXPECT_EQ(GrpcCoordinatorClient::Create({"", "", ""}).status().code(),
+  EXPECT_EQ(GrpcCoordinatorClient::Create(Plaintext("")).status().code(),
             absl::StatusCode::kInvalidArgument);
 }
 

@@ -395,18 +395,17 @@ std::string MarginWithCi(const std::vector<double>& diffs, double confidence) {
 std::string ConfidenceLabel(double confidence) { return absl::StrFormat("%g%%", 100 * confidence); }
 
 // "mean +/- sd [lo, hi]" over seeds (scaled), or the single value.
-std::string MeanSdCi(const std::vector<double>& values, double scale, const char* format,
+std::string MeanSdCi(const std::vector<double>& values, double scale, int decimals,
                      double confidence) {
+  auto format = [decimals](double v) { return absl::StrFormat("%.*f", decimals, v); };
   std::vector<double> scaled;
   for (double v : values) scaled.push_back(v * scale);
-  if (scaled.size() < 2) return absl::StrFormat(format, scaled.empty() ? kNaN : scaled[0]);
+  if (scaled.size() < 2) return format(scaled.empty() ? kNaN : scaled[0]);
   const double sd = stats::SampleStdDev(scaled);
   auto t = stats::MeanTInterval(scaled, confidence);
-  std::string out = absl::StrCat(absl::StrFormat(format, stats::Mean(scaled)), " +/- ",
-                                 absl::StrFormat(format, sd));
+  std::string out = absl::StrCat(format(stats::Mean(scaled)), " +/- ", format(sd));
   if (t.ok()) {
-    absl::StrAppend(&out, " [", absl::StrFormat(format, t->ci_low), ", ",
-                    absl::StrFormat(format, t->ci_high), "]");
+    absl::StrAppend(&out, " [", format(t->ci_low), ", ", format(t->ci_high), "]");
   }
   return out;
 }
@@ -705,9 +704,9 @@ absl::StatusOr<table::Table> AblationTable(absl::Span<const EvalResult> results,
         row.push_back(it != params.end() ? it->second : key == "Model" ? arm : "-");
       }
       row.push_back(absl::StrCat(runs.size()));
-      row.push_back(MeanSdCi(flips, 100, "%.1f", options.confidence));
-      row.push_back(MeanSdCi(margins, 1, "%.2f", options.confidence));
-      row.push_back(MeanSdCi(accuracy, 100, "%.1f", options.confidence));
+      row.push_back(MeanSdCi(flips, 100, 1, options.confidence));
+      row.push_back(MeanSdCi(margins, 1, 2, options.confidence));
+      row.push_back(MeanSdCi(accuracy, 100, 1, options.confidence));
       row.push_back(absl::StrCat(collapsed, "/", runs.size()));
       PCSWEEP_RETURN_IF_ERROR(out.AddRow(std::move(row)));
     }
@@ -748,9 +747,10 @@ absl::StatusOr<table::Table> PhenomenaTable(absl::Span<const EvalResult> results
     }
     for (const auto& [phenomenon, by_column] : counts) {
       std::vector<std::string> row = {eval_set, phenomenon.empty() ? "(untagged)" : phenomenon};
-      auto cell = [&](const std::string& column) -> std::string {
-        auto it = by_column.find(column);
-        if (it == by_column.end() || it->second.second == 0) return "-";
+      const auto& columns_of_row = by_column;  // a structured binding cannot be captured in C++17
+      auto cell = [&columns_of_row](const std::string& column) -> std::string {
+        auto it = columns_of_row.find(column);
+        if (it == columns_of_row.end() || it->second.second == 0) return "-";
         return absl::StrFormat("%d/%d (%s)", it->second.first, it->second.second,
                                Percent(static_cast<double>(it->second.first) / it->second.second));
       };

@@ -19,6 +19,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/spec/shell_quote.h"
+#include "common/spec/yaml_document.h"
 #include "common/status/status_macros.h"
 #include "yaml-cpp/yaml.h"
 
@@ -1245,11 +1246,15 @@ absl::StatusOr<SweepSpec> ParseSweepSpec(absl::string_view yaml, absl::string_vi
   }
   const Errors errors(path, &expired);
   try {
-    std::vector<YAML::Node> documents = YAML::LoadAll(std::string(yaml));
-    if (documents.size() > 1) {
-      return errors.At(documents[1], "a spec is one YAML document; found a second one");
+    const spec_internal::YamlDocument document =
+        spec_internal::LoadFirstYamlDocument(std::string(yaml));
+    if (document.more_is_stuck) {
+      return errors.At(document.more_at, "not YAML here (a stray ',' or similar token)");
     }
-    return ParseYaml(documents.empty() ? YAML::Node() : documents[0], errors);
+    if (document.has_more) {
+      return errors.At(document.more_at, "a spec is one YAML document; found a second one");
+    }
+    return ParseYaml(document.root, errors);
   } catch (const YAML::Exception& e) {
     // ParserException and friends: e.msg without the "yaml-cpp: error at ..." prefix.
     return errors.At(e.mark, e.msg);

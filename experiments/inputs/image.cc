@@ -10,6 +10,8 @@
 #include <memory>
 #include <sstream>
 
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/status/status_macros.h"
 #include "nlohmann/json.hpp"
@@ -184,6 +186,12 @@ absl::StatusOr<nlohmann::json> ReadJsonFile(const std::string& path) {
   }
 }
 
+bool IsPngOrJpeg(absl::string_view bytes) {
+  constexpr absl::string_view kPng("\x89PNG\r\n\x1a\n", 8);
+  constexpr absl::string_view kJpeg("\xff\xd8\xff", 3);
+  return absl::StartsWith(bytes, kPng) || absl::StartsWith(bytes, kJpeg);
+}
+
 bool FileExists(const std::string& path) { return static_cast<bool>(std::ifstream(path)); }
 
 }  // namespace
@@ -199,11 +207,25 @@ absl::StatusOr<DecodedImage> DecodeImage(absl::string_view bytes, absl::string_v
   if (bytes.size() > static_cast<size_t>(INT32_MAX)) {
     return absl::InvalidArgumentError(absl::StrCat(source_name, ": image file larger than 2 GiB"));
   }
+  // Debian's libstb is built with every format stb knows (GIF, PSD, HDR, PIC, PNM, TGA,
+  // BMP); an X-ray is PNG or JPEG, so nothing else reaches a decoder.
+  if (!IsPngOrJpeg(bytes)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(source_name, ": not a PNG or JPEG file (first bytes ",
+                     absl::BytesToHexString(bytes.substr(0, 8)), ")"));
+  }
   const auto* data = reinterpret_cast<const stbi_uc*>(bytes.data());
   const int len = static_cast<int>(bytes.size());
   int width = 0, height = 0, channels = 0;
   if (!stbi_info_from_memory(data, len, &width, &height, &channels)) {
     return fail("cannot decode image");
+  }
+  // The header's size is checked before decoding: a 100-byte file may claim 60000x60000.
+  if (width <= 0 || height <= 0 || width > kMaxImageSide || height > kMaxImageSide ||
+      static_cast<int64_t>(width) * height > kMaxImagePixels) {
+    return absl::InvalidArgumentError(absl::StrCat(source_name, ": image of ", width, "x", height,
+                                                   " pixels exceeds the limit of ", kMaxImageSide,
+                                                   " per side and ", kMaxImagePixels, " pixels"));
   }
   DecodedImage out;
   out.source_channels = channels;

@@ -56,9 +56,17 @@ struct DecodedImage {
   int source_bits = 0;      // 8 or 16 bits per sample
 };
 
-// Decodes PNG (8/16-bit, gray, gray+alpha, RGB, RGBA, palette) or JPEG bytes.
-// `source_name` only labels errors.
-// Possible errors: InvalidArgument "<source_name>: cannot decode image: <stb's reason>".
+// The largest image DecodeImage accepts, checked on the header before decoding: a chest
+// X-ray is at most ~4300 pixels a side; the bound keeps a hostile header from asking for
+// gigabytes (16-bit RGBA at the limit is 512 MiB).
+inline constexpr int kMaxImageSide = 16384;
+inline constexpr int64_t kMaxImagePixels = int64_t{1} << 26;  // 8192 x 8192
+
+// Decodes PNG (8/16-bit, gray, gray+alpha, RGB, RGBA, palette) or JPEG bytes; any other
+// format is refused before a decoder sees it. `source_name` only labels errors.
+// Possible errors: InvalidArgument "<source_name>: not a PNG or JPEG file (first bytes
+// <hex>)", "<source_name>: image of WxH pixels exceeds the limit ...", or
+// "<source_name>: cannot decode image: <stb's reason>".
 absl::StatusOr<DecodedImage> DecodeImage(absl::string_view bytes, absl::string_view source_name);
 
 // Reads and decodes an image file.

@@ -200,12 +200,51 @@ TEST(ImageTest, CorruptFileNamesThePathAndTheReason) {
   EXPECT_THAT(truncated.status().message(), HasSubstr("cut.png"));
   const auto garbage = DecodeImage("this is not an image", "notes.txt");
   ASSERT_FALSE(garbage.ok());
-  EXPECT_THAT(garbage.status().message(), HasSubstr("notes.txt: cannot decode image: "));
+  EXPECT_THAT(garbage.status().message(), HasSubstr("notes.txt: not a PNG or JPEG file"));
   const auto empty = DecodeImage("", "empty.png");
   EXPECT_FALSE(empty.ok());
   const auto missing = LoadImageFile("/nonexistent/x.png");
   ASSERT_FALSE(missing.ok());
   EXPECT_THAT(missing.status().message(), HasSubstr("/nonexistent/x.png"));
+}
+
+// A PNG whose header claims width x height 8-bit gray pixels and holds none: enough for
+// the header scan, which is all a size check may look at.
+std::string PngHeaderOnly(uint32_t width, uint32_t height) {
+  auto be32 = [](uint32_t v) {
+    return std::string{static_cast<char>(v >> 24), static_cast<char>(v >> 16),
+                       static_cast<char>(v >> 8), static_cast<char>(v)};
+  };
+  const std::string no_crc(4, '\0');  // stb does not check chunk CRCs
+  std::string png("\x89PNG\r\n\x1a\n", 8);
+  png += be32(13) + "IHDR" + be32(width) + be32(height) + std::string("\x08\0\0\0\0", 5) + no_crc;
+  png += be32(0) + "IDAT" + no_crc;
+  png += be32(0) + "IEND" + no_crc;
+  return png;
+}
+
+TEST(ImageTest, RefusesAHeaderClaimingMorePixelsThanTheLimitBeforeDecoding) {
+  const auto too_many = DecodeImage(PngHeaderOnly(9000, 9000), "huge.png");
+  EXPECT_THAT(too_many.status().message(),
+              HasSubstr("huge.png: image of 9000x9000 pixels exceeds the limit"));
+  const auto too_wide = DecodeImage(PngHeaderOnly(20000, 10), "wide.png");
+  EXPECT_THAT(too_wide.status().message(),
+              HasSubstr("wide.png: image of 20000x10 pixels exceeds the limit"));
+  // Under the limit the same header reaches the decoder, which finds no pixel data.
+  const auto small = DecodeImage(PngHeaderOnly(64, 64), "small.png");
+  EXPECT_THAT(small.status().message(), HasSubstr("small.png: cannot decode image"));
+}
+
+TEST(ImageTest, RefusesFormatsOtherThanPngAndJpegBeforeDecoding) {
+  // A valid 1x1 24-bit BMP and a GIF signature: stb could decode the first, but an X-ray
+  // input is PNG or JPEG and the other decoders are attack surface.
+  std::string bmp("BM", 2);
+  bmp.resize(58, '\0');
+  const auto as_bmp = DecodeImage(bmp, "scan.bmp");
+  EXPECT_THAT(as_bmp.status().message(),
+              HasSubstr("scan.bmp: not a PNG or JPEG file (first bytes 424d"));
+  const auto as_gif = DecodeImage("GIF89a\x01\0\x01\0", "scan.gif");
+  EXPECT_THAT(as_gif.status().message(), HasSubstr("scan.gif: not a PNG or JPEG file"));
 }
 
 TEST(ImageTest, ParsesResizeBackendNames) {

@@ -12,6 +12,21 @@ namespace {
 
 constexpr char kModuleName[] = "libpcsweep_sentencepiece_bridge.so";
 
+// The sanitizer runtimes refuse RTLD_DEEPBIND (google/sanitizers#611). Their builds load only
+// the torch-free tests, where no second protobuf competes for the bridge's symbols, so the
+// module's own scope (RTLD_LOCAL) is enough there.
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define PCSWEEP_SANITIZER_RUNTIME 1
+#endif
+#endif
+#if defined(PCSWEEP_SANITIZER_RUNTIME) || defined(__SANITIZE_ADDRESS__) || \
+    defined(__SANITIZE_THREAD__)
+constexpr int kOpenFlags = RTLD_NOW | RTLD_LOCAL;
+#else
+constexpr int kOpenFlags = RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND;
+#endif
+
 struct BridgeModule {
   CreateSentencePieceModelFn create = nullptr;
   TrainSentencePieceFn train = nullptr;
@@ -45,7 +60,7 @@ const BridgeModule& Module() {
     candidates.emplace_back(kModuleName);
     std::string tried;
     for (const auto& path : candidates) {
-      void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
+      void* handle = dlopen(path.c_str(), kOpenFlags);
       if (handle == nullptr) {
         const char* why = dlerror();
         tried += (tried.empty() ? "" : "; ") + (why != nullptr ? std::string(why) : path);
