@@ -515,7 +515,7 @@ Masks FullSequenceMasks(const torch::Tensor& is_image_type, const torch::Tensor&
 // sits between the two.
 Masks SuffixMasks(const torch::Tensor& positions, const torch::Tensor& attention_mask,
                   int64_t prefix_length, int64_t sliding_window) {
-  const int64_t b = positions.size(0), l = positions.size(1);
+  const int64_t b = positions.size(0);
   const auto lopt = torch::TensorOptions().dtype(torch::kLong).device(positions.device());
   const torch::Tensor key_positions = torch::cat(
       {torch::arange(prefix_length, lopt).unsqueeze(0).expand({b, prefix_length}), positions},
