@@ -11,6 +11,7 @@
 #include "absl/synchronization/notification.h"
 #include "common/rpc/rpc.h"
 #include "common/status/status_macros.h"
+#include "coordinator/analysis/sweep_results.h"
 #include "coordinator/auth/grpc_auth.h"
 #include "coordinator/coordinator_service.h"
 #include "coordinator/metrics/metrics_hooks.h"
@@ -53,15 +54,26 @@ class CoordinatorServerImpl final : public CoordinatorServer {
     store_options.clock = options.clock;
     PCSWEEP_ASSIGN_OR_RETURN(store_,
                              coordinator::SqliteStore::Open(options.db_path, store_options));
+    // The coordinator stores each sweep's comparisons when it finishes, through its own store.
+    coordinator::ComparisonUpdaterOptions comparisons_options;
+    comparisons_options.db_path = options.db_path;
+    comparisons_options.store = store_.get();
+    PCSWEEP_ASSIGN_OR_RETURN(comparisons_,
+                             coordinator::ComparisonUpdater::Create(comparisons_options));
     coordinator::SchedulerOptions scheduler_options;
+    scheduler_options.on_sweep_finished = [comparisons =
+                                               comparisons_.get()](const std::string& sweep_id) {
+      comparisons->SweepFinished(sweep_id);
+    };
     scheduler_options.heartbeat_interval = options.heartbeat_interval;
     scheduler_options.lease_timeout = options.lease_timeout;
     scheduler_options.clock = options.clock;
     scheduler_options.hooks = metrics_hooks_.get();
     PCSWEEP_ASSIGN_OR_RETURN(scheduler_,
                              coordinator::Scheduler::Create(store_.get(), scheduler_options));
-    service_ = std::make_unique<coordinator::CoordinatorService>(scheduler_.get(), authenticator_,
-                                                                 options.db_path);
+    comparisons_->Start();  // after the scheduler's Load(): the updater writes
+    service_ = std::make_unique<coordinator::CoordinatorService>(
+        scheduler_.get(), authenticator_, options.db_path, comparisons_.get());
 
     grpc::reflection::InitProtoReflectionServerBuilderPlugin();
     grpc::EnableDefaultHealthCheckService(true);  // answers without credentials (grpc_auth.h)
@@ -164,6 +176,7 @@ class CoordinatorServerImpl final : public CoordinatorServer {
       server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
       server_->Wait();
     }
+    if (comparisons_ != nullptr) comparisons_->Shutdown();  // a pass in progress ends first
     if (store_ != nullptr) store_->Flush();
     // The service and scheduler may still be referenced by in-flight store callbacks until
     // the store is gone; destroy the store first.
@@ -178,6 +191,12 @@ class CoordinatorServerImpl final : public CoordinatorServer {
 
   void Wait() override { done_.WaitForNotification(); }
 
+  absl::StatusOr<coordinator::StoredComparisons> RecomputeComparisons(
+      const std::string& sweep) override {
+    // comparisons_ lives as long as this object; after Shutdown() it refuses (Unavailable).
+    return comparisons_->Recompute(sweep, {});
+  }
+
  private:
   int port_ = 0;
   std::string address_;
@@ -186,6 +205,9 @@ class CoordinatorServerImpl final : public CoordinatorServer {
   std::shared_ptr<const coordinator::auth::Authenticator> authenticator_;
   std::unique_ptr<coordinator::MetricsHooks> metrics_hooks_;
   std::unique_ptr<coordinator::SqliteStore> store_;
+  // Writes through store_ until its Shutdown(); kept until destruction so that
+  // RecomputeComparisons() racing with Shutdown() gets Unavailable, not a freed object.
+  std::unique_ptr<coordinator::ComparisonUpdater> comparisons_;
   std::unique_ptr<coordinator::Scheduler> scheduler_;
   std::unique_ptr<coordinator::CoordinatorService> service_;
   std::unique_ptr<grpc::Server> server_;

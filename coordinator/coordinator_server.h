@@ -1,5 +1,6 @@
 // CoordinatorServer: the whole coordinator process in one object (SQLite store, scheduler,
-// gRPC service with reflection, and optionally the web view with /metrics). Used by `pcsweep
+// the comparisons of finished sweeps, gRPC service with reflection, and optionally the web
+// view with /metrics). Used by `pcsweep
 // coordinator`, by the README's embedded demo and by in-process tests.
 //
 // Lifecycle: Start() -> (serving) -> Shutdown() -> destroyed. Shutdown is idempotent and
@@ -14,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/clock/clock.h"
+#include "coordinator/analysis/sweep_results.h"
 #include "coordinator/web/http_server.h"
 
 namespace pcsweep {
@@ -54,6 +56,12 @@ class CoordinatorServer {
   virtual void Wait() = 0;                  // blocks until Shutdown() completes
   // The web view's "http(s)://127.0.0.1:<port>"; "" when it is not served.
   virtual std::string http_url() const = 0;
+  // (Re)computes and stores the comparisons of sweep `sweep` (id or name) now, through the
+  // server's store (the coordinator stores them by itself when a sweep finishes; `pcsweep
+  // local` calls this to report them before it exits). Blocks: not for gRPC threads.
+  // Possible errors: as coordinator::RecomputeComparisons; Unavailable after Shutdown().
+  virtual absl::StatusOr<coordinator::StoredComparisons> RecomputeComparisons(
+      const std::string& sweep) = 0;
 };
 
 }  // namespace pcsweep

@@ -392,13 +392,14 @@ absl::StatusOr<ResultsReportRequest> FromProto(const v1::GetResultsRequest& in) 
 
 CoordinatorService::CoordinatorService(Scheduler* scheduler,
                                        std::shared_ptr<const auth::Authenticator> authenticator,
-                                       std::string db_path)
+                                       std::string db_path, ComparisonUpdater* comparisons)
     : scheduler_(scheduler),
       authenticator_(std::move(authenticator)),
       complete_allocator_(
           std::make_unique<
               ArenaMessageAllocator<v1::CompleteJobRequest, v1::CompleteJobResponse>>()),
       db_path_(std::move(db_path)),
+      comparisons_(comparisons),
       results_queue_(db_path_.empty() ? nullptr : std::make_unique<ResultsQueue>()) {
   SetMessageAllocatorFor_CompleteJob(complete_allocator_.get());
 }
@@ -437,14 +438,19 @@ grpc::ServerUnaryReactor* CoordinatorService::SubmitSweep(grpc::CallbackServerCo
     return context->IsCancelled() || std::chrono::system_clock::now() >= limit;
   });
   if (!spec.ok()) return FinishWith(context, spec.status());
-  absl::StatusOr<SubmitResult> result =
-      scheduler_->Submit(*spec, request->spec_yaml(), request->spec_path(), request->force(),
-                         request->idempotency_key());
-  if (!result.ok()) return FinishWith(context, result.status());
-  response->set_sweep_id(result->sweep_id);
-  response->set_jobs(result->jobs);
-  response->set_reused(result->reused);
-  return FinishWith(context, absl::OkStatus());
+  // Answered from the store's writer thread once the sweep is durable: no gRPC thread waits.
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  scheduler_->SubmitAsync(*spec, request->spec_yaml(), request->spec_path(), request->force(),
+                          request->idempotency_key(),
+                          [reactor, response](absl::StatusOr<SubmitResult> result) {
+                            if (result.ok()) {
+                              response->set_sweep_id(result->sweep_id);
+                              response->set_jobs(result->jobs);
+                              response->set_reused(result->reused);
+                            }
+                            reactor->Finish(rpc::ToGrpcStatus(result.status()));
+                          });
+  return reactor;
 }
 
 grpc::ServerUnaryReactor* CoordinatorService::ListSweeps(grpc::CallbackServerContext* context,
@@ -555,9 +561,11 @@ grpc::ServerUnaryReactor* CoordinatorService::GetResults(grpc::CallbackServerCon
                                    "from; run `pcsweep results` with --db FILE"));
   }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  const bool queued = results_queue_->TrySchedule(
-      [db_path = db_path_, report_request = *std::move(parsed), reactor, response] {
-        absl::StatusOr<ResultsReport> report = RenderResultsReport(db_path, report_request);
+  const bool queued =
+      results_queue_->TrySchedule([db_path = db_path_, comparisons = comparisons_,
+                                   report_request = *std::move(parsed), reactor, response] {
+        absl::StatusOr<ResultsReport> report =
+            RenderResultsReport(db_path, report_request, comparisons);
         if (report.ok()) {
           response->set_sweep_id(report->sweep_id);
           response->set_text(std::move(report->text));

@@ -36,11 +36,13 @@ class CoordinatorService final : public pcsweep::v1::Coordinator::CallbackServic
  public:
   // `scheduler` is not owned and must outlive the service (and the gRPC server using it).
   // `db_path`: the store's database file, read by GetResults; empty = GetResults answers
-  // FAILED_PRECONDITION (e.g. an in-memory store).
+  // FAILED_PRECONDITION (e.g. an in-memory store). `comparisons` (not owned, must outlive
+  // the service) stores the comparisons GetResults computes through the store; null = a
+  // store opened on db_path for each such report (tests without a coordinator's store).
   // `authenticator` decides who the caller is (coordinator/auth); shared with the transport
   // check, which has already refused unknown callers before the service sees the call.
   CoordinatorService(Scheduler* scheduler, std::shared_ptr<const auth::Authenticator> authenticator,
-                     std::string db_path = {});
+                     std::string db_path = {}, ComparisonUpdater* comparisons = nullptr);
 
   grpc::ServerUnaryReactor* SubmitSweep(grpc::CallbackServerContext* context,
                                         const v1::SubmitSweepRequest* request,
@@ -103,6 +105,7 @@ class CoordinatorService final : public pcsweep::v1::Coordinator::CallbackServic
   std::unique_ptr<grpc::MessageAllocator<v1::CompleteJobRequest, v1::CompleteJobResponse>>
       complete_allocator_;
   const std::string db_path_;
+  ComparisonUpdater* const comparisons_;
   // Declared last: destroyed first, running the reports still queued while the rest lives.
   std::unique_ptr<ResultsQueue> results_queue_;  // null without db_path_
 };

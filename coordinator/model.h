@@ -168,6 +168,23 @@ struct JobResult {
   int64_t finished_ms = 0;
 };
 
+// One arm-vs-baseline test of a finished sweep (common/analysis), a row of the `comparisons`
+// table; written by the store (ReplaceComparisons), computed by coordinator/analysis.
+struct ComparisonRecord {
+  std::string sweep_id;
+  std::string arm;
+  std::string baseline;
+  std::string eval_set;
+  std::string metric;
+  std::string test;
+  double statistic = 0;
+  double p = 0;
+  double adjusted_p = 0;
+  double ci_low = 0;
+  double ci_high = 0;
+  int64_t n = 0;
+};
+
 }  // namespace pcsweep::coordinator
 
 #endif  // PCSWEEP_COORDINATOR_MODEL_H_

@@ -1,6 +1,7 @@
 #include "coordinator/scheduler.h"
 
 #include <algorithm>
+#include <future>
 #include <optional>
 
 #include "absl/strings/match.h"
@@ -251,6 +252,10 @@ void Scheduler::CheckSweepFinishedLocked(Sweep& sweep, WriteBatch& batch, Deferr
     sweep.rec.finished_ms = NowMs();
     batch.push_back(UpsertSweep{sweep.rec});
     AppendEventLocked(sweep, nullptr, "sweep finished", batch, deferred);
+    if (options_.on_sweep_finished) {
+      deferred.push_back(
+          [notify = options_.on_sweep_finished, id = sweep.rec.sweep_id] { notify(id); });
+    }
   } else if (unfinished > 0 && sweep.rec.finished_ms != 0) {
     sweep.rec.finished_ms = 0;
     batch.push_back(UpsertSweep{sweep.rec});
@@ -316,121 +321,147 @@ void Scheduler::RunDeferred(Deferred& deferred) {
 // ------------------------------------------------------------------------------------------
 // Users
 
+absl::Status Scheduler::StartSubmitLocked(const SweepSpec& spec, const std::string& spec_yaml,
+                                          const std::string& spec_path, bool force,
+                                          const std::string& idempotency_key, SubmitResult& result,
+                                          WriteBatch& batch, Deferred& deferred) {
+  if (spec.jobs.empty()) return absl::InvalidArgumentError("the sweep has no jobs");
+  if (!idempotency_key.empty()) {
+    auto known = sweep_by_key_.find(idempotency_key);
+    if (known != sweep_by_key_.end()) {
+      const Sweep& sweep = sweeps_.at(known->second);
+      if (!sweep.committed) {
+        return absl::UnavailableError(
+            absl::StrCat("coordinator is still recording sweep ", sweep.rec.sweep_id,
+                         " for this submit (same idempotency key); retry"));
+      }
+      result =
+          SubmitResult{sweep.rec.sweep_id, static_cast<int>(sweep.job_ids.size()), sweep.reused};
+      return absl::OkStatus();
+    }
+  }
+  PCSWEEP_RETURN_IF_ERROR(StoreFailure());
+  std::map<std::string, std::string> id_by_key;
+  for (const JobDefinition& def : spec.jobs) {
+    if (!id_by_key.emplace(def.key, "").second) {
+      return absl::InvalidArgumentError(absl::StrCat("duplicate job key '", def.key, "'"));
+    }
+    for (const std::string& parent : def.depends_on) {
+      if (!id_by_key.count(parent)) {
+        return absl::InvalidArgumentError(absl::StrCat("job '", def.key, "' depends on '", parent,
+                                                       "', which is not listed before it"));
+      }
+    }
+  }
+  const std::string name = spec.name.empty() ? "sweep" : spec.name;
+  const std::string sweep_id = absl::StrCat(name, "-", next_sweep_number_++);
+  const int64_t now = NowMs();
+  Sweep& sweep = sweeps_[sweep_id];
+  sweep.rec = SweepRecord{sweep_id, name, spec_yaml, spec_path, force, now, 0, idempotency_key};
+  sweep.committed = false;
+  if (!idempotency_key.empty()) sweep_by_key_[idempotency_key] = sweep_id;
+  sweep_order_.push_back(sweep_id);
+  batch.push_back(UpsertSweep{sweep.rec});
+  // Pass 1: every job, PENDING. Pass 2 (parents first): reuse earlier results, which may
+  // unblock children. Pass 3: queue what is ready.
+  int index = 0;
+  for (const JobDefinition& def : spec.jobs) {
+    const std::string job_id = absl::StrCat(sweep_id, ".", index);
+    id_by_key[def.key] = job_id;
+    Job& job = jobs_[job_id];
+    job.rec.job_id = job_id;
+    job.rec.sweep_id = sweep_id;
+    job.rec.index = index++;
+    job.rec.name = def.key;
+    job.rec.stage = def.stage;
+    job.rec.kind = def.kind;
+    job.rec.config_hash = def.config_hash;
+    job.rec.params = def.params;
+    job.rec.config_json = def.config.dump();
+    job.rec.max_attempts = std::max(1, def.max_attempts);
+    job.rec.created_ms = now;
+    job.rec.state = JobState::kPending;
+    for (const std::string& parent_key : def.depends_on) {
+      const std::string& parent_id = id_by_key[parent_key];
+      job.rec.depends_on.push_back(parent_id);
+      jobs_[parent_id].children.push_back(job_id);
+      job.unfinished_parents++;
+    }
+    sweep.job_ids.push_back(job_id);
+    sweep.counts[static_cast<int>(JobState::kPending)]++;
+    batch.push_back(UpsertJob{job.rec});
+  }
+  for (const std::string& job_id : sweep.job_ids) {
+    Job& job = jobs_[job_id];
+    auto previous = succeeded_by_hash_.find(job.rec.config_hash);
+    if (force || job.rec.config_hash.empty() || previous == succeeded_by_hash_.end()) continue;
+    const Job& source = jobs_[previous->second];
+    job.rec.reused_from =
+        source.rec.reused_from.empty() ? source.rec.job_id : source.rec.reused_from;
+    job.rec.metrics = source.rec.metrics;
+    job.rec.outputs = source.rec.outputs;
+    job.rec.progress = 1;
+    batch.push_back(CopyResult{source.rec.job_id, job_id});
+    SetStateLocked(job, JobState::kSucceeded, absl::StrCat("reused ", job.rec.reused_from), batch,
+                   deferred);
+    OnSucceededLocked(job, batch, deferred);
+    result.reused++;
+  }
+  for (const std::string& job_id : sweep.job_ids) {
+    Job& job = jobs_[job_id];
+    if (job.rec.state == JobState::kPending && job.unfinished_parents == 0) PushReadyLocked(job);
+  }
+  AppendEventLocked(
+      sweep, nullptr,
+      absl::StrCat("submitted ", spec.jobs.size(), " jobs (", result.reused, " reused)"), batch,
+      deferred);
+  CheckSweepFinishedLocked(sweep, batch, deferred);
+  result.sweep_id = sweep_id;
+  result.jobs = static_cast<int>(spec.jobs.size());
+  return absl::OkStatus();
+}
+
+void Scheduler::SubmitAsync(const SweepSpec& spec, const std::string& spec_yaml,
+                            const std::string& spec_path, bool force,
+                            const std::string& idempotency_key, SubmitCallback done) {
+  SubmitResult result;
+  WriteBatch batch;
+  Deferred deferred;
+  absl::Status started;
+  {
+    absl::MutexLock lock(&mu_);
+    started = StartSubmitLocked(spec, spec_yaml, spec_path, force, idempotency_key, result, batch,
+                                deferred);
+  }
+  RunDeferred(deferred);
+  if (!started.ok()) return done(started);
+  if (batch.empty()) return done(result);  // the sweep an earlier submit with this key made
+  // Outside the mutex (a store may call back synchronously). Nothing else writes rows of the
+  // new sweep meanwhile: it is invisible (not committed) until FinishSubmitLocked.
+  store_->WriteAsync(std::move(batch), [this, result, done = std::move(done)](absl::Status status) {
+    NoteWriteOutcome(status);
+    Deferred finished;
+    {
+      absl::MutexLock lock(&mu_);
+      FinishSubmitLocked(result.sweep_id, status.ok(), finished);
+    }
+    RunDeferred(finished);
+    if (!status.ok()) {
+      return done(CannotWriteError(status, " (recording the sweep; nothing was recorded)"));
+    }
+    done(result);
+  });
+}
+
 absl::StatusOr<SubmitResult> Scheduler::Submit(const SweepSpec& spec, const std::string& spec_yaml,
                                                const std::string& spec_path, bool force,
                                                const std::string& idempotency_key) {
-  if (spec.jobs.empty()) return absl::InvalidArgumentError("the sweep has no jobs");
-  std::shared_future<absl::Status> durable;
-  SubmitResult result;
-  Deferred deferred;
-  {
-    absl::MutexLock lock(&mu_);
-    if (!idempotency_key.empty()) {
-      auto known = sweep_by_key_.find(idempotency_key);
-      if (known != sweep_by_key_.end()) {
-        const Sweep& sweep = sweeps_.at(known->second);
-        if (!sweep.committed) {
-          return absl::UnavailableError(
-              absl::StrCat("coordinator is still recording sweep ", sweep.rec.sweep_id,
-                           " for this submit (same idempotency key); retry"));
-        }
-        return SubmitResult{sweep.rec.sweep_id, static_cast<int>(sweep.job_ids.size()),
-                            sweep.reused};
-      }
-    }
-    PCSWEEP_RETURN_IF_ERROR(StoreFailure());
-    std::map<std::string, std::string> id_by_key;
-    for (const JobDefinition& def : spec.jobs) {
-      if (!id_by_key.emplace(def.key, "").second) {
-        return absl::InvalidArgumentError(absl::StrCat("duplicate job key '", def.key, "'"));
-      }
-      for (const std::string& parent : def.depends_on) {
-        if (!id_by_key.count(parent)) {
-          return absl::InvalidArgumentError(absl::StrCat("job '", def.key, "' depends on '", parent,
-                                                         "', which is not listed before it"));
-        }
-      }
-    }
-    const std::string name = spec.name.empty() ? "sweep" : spec.name;
-    const std::string sweep_id = absl::StrCat(name, "-", next_sweep_number_++);
-    const int64_t now = NowMs();
-    Sweep& sweep = sweeps_[sweep_id];
-    sweep.rec = SweepRecord{sweep_id, name, spec_yaml, spec_path, force, now, 0, idempotency_key};
-    sweep.committed = false;
-    if (!idempotency_key.empty()) sweep_by_key_[idempotency_key] = sweep_id;
-    sweep_order_.push_back(sweep_id);
-    WriteBatch batch;
-    batch.push_back(UpsertSweep{sweep.rec});
-    // Pass 1: every job, PENDING. Pass 2 (parents first): reuse earlier results, which may
-    // unblock children. Pass 3: queue what is ready.
-    int index = 0;
-    for (const JobDefinition& def : spec.jobs) {
-      const std::string job_id = absl::StrCat(sweep_id, ".", index);
-      id_by_key[def.key] = job_id;
-      Job& job = jobs_[job_id];
-      job.rec.job_id = job_id;
-      job.rec.sweep_id = sweep_id;
-      job.rec.index = index++;
-      job.rec.name = def.key;
-      job.rec.stage = def.stage;
-      job.rec.kind = def.kind;
-      job.rec.config_hash = def.config_hash;
-      job.rec.params = def.params;
-      job.rec.config_json = def.config.dump();
-      job.rec.max_attempts = std::max(1, def.max_attempts);
-      job.rec.created_ms = now;
-      job.rec.state = JobState::kPending;
-      for (const std::string& parent_key : def.depends_on) {
-        const std::string& parent_id = id_by_key[parent_key];
-        job.rec.depends_on.push_back(parent_id);
-        jobs_[parent_id].children.push_back(job_id);
-        job.unfinished_parents++;
-      }
-      sweep.job_ids.push_back(job_id);
-      sweep.counts[static_cast<int>(JobState::kPending)]++;
-      batch.push_back(UpsertJob{job.rec});
-    }
-    for (const std::string& job_id : sweep.job_ids) {
-      Job& job = jobs_[job_id];
-      auto previous = succeeded_by_hash_.find(job.rec.config_hash);
-      if (force || job.rec.config_hash.empty() || previous == succeeded_by_hash_.end()) continue;
-      const Job& source = jobs_[previous->second];
-      job.rec.reused_from =
-          source.rec.reused_from.empty() ? source.rec.job_id : source.rec.reused_from;
-      job.rec.metrics = source.rec.metrics;
-      job.rec.outputs = source.rec.outputs;
-      job.rec.progress = 1;
-      batch.push_back(CopyResult{source.rec.job_id, job_id});
-      SetStateLocked(job, JobState::kSucceeded, absl::StrCat("reused ", job.rec.reused_from), batch,
-                     deferred);
-      OnSucceededLocked(job, batch, deferred);
-      result.reused++;
-    }
-    for (const std::string& job_id : sweep.job_ids) {
-      Job& job = jobs_[job_id];
-      if (job.rec.state == JobState::kPending && job.unfinished_parents == 0) PushReadyLocked(job);
-    }
-    AppendEventLocked(
-        sweep, nullptr,
-        absl::StrCat("submitted ", spec.jobs.size(), " jobs (", result.reused, " reused)"), batch,
-        deferred);
-    CheckSweepFinishedLocked(sweep, batch, deferred);
-    result.sweep_id = sweep_id;
-    result.jobs = static_cast<int>(spec.jobs.size());
-    durable = store_->Write(std::move(batch));
-  }
-  RunDeferred(deferred);
-  absl::Status status = durable.get();
-  NoteWriteOutcome(status);
-  {
-    absl::MutexLock lock(&mu_);
-    FinishSubmitLocked(result.sweep_id, status.ok(), deferred);
-  }
-  RunDeferred(deferred);
-  if (!status.ok()) {
-    return CannotWriteError(status, " (recording the sweep; nothing was recorded)");
-  }
-  return result;
+  std::promise<absl::StatusOr<SubmitResult>> promise;
+  std::future<absl::StatusOr<SubmitResult>> submitted = promise.get_future();
+  SubmitAsync(
+      spec, spec_yaml, spec_path, force, idempotency_key,
+      [&promise](absl::StatusOr<SubmitResult> result) { promise.set_value(std::move(result)); });
+  return submitted.get();
 }
 
 void Scheduler::FinishSubmitLocked(const std::string& sweep_id, bool committed,

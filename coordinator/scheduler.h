@@ -83,6 +83,11 @@ struct SchedulerOptions {
   // Metrics (GET /metrics); not owned, must outlive the scheduler; null = none. Called with
   // the mutex held (OnLeaseExpired, OnRetryQueued, OnJobFailed) or as `done` runs.
   SchedulerHooks* hooks = nullptr;
+  // Called with the id of each sweep that finishes (its last unfinished job ended; again after
+  // a retry finishes it once more), without the mutex, like `done`; must not block. The write
+  // that records the finish may not be committed yet: Store::Flush() before reading it.
+  // Empty = nobody is told.
+  std::function<void(const std::string& sweep_id)> on_sweep_finished;
 };
 
 struct JobRef {
@@ -160,12 +165,19 @@ class Scheduler {
   // --- For users -------------------------------------------------------------------------
 
   // Records a parsed sweep; cells whose config hash already succeeded are reused unless
-  // `force`. Returns once the sweep is durable; its jobs become leasable only then.
+  // `force`. Never waits for the store: `done` is called once the sweep is durable (its jobs
+  // become leasable only then) or refused, on the calling thread or the store's writer thread.
   // Possible errors: InvalidArgument (no jobs, duplicate or unknown dependency keys),
   // Unavailable (the store could not write it, or a previous write failed and none has
   // succeeded since; nothing was recorded; or a submit with the same key is still being
   // written). A non-empty `idempotency_key` that an earlier submit recorded returns that
   // sweep (its id, job and reuse counts) and records nothing.
+  using SubmitCallback = std::function<void(absl::StatusOr<SubmitResult>)>;
+  void SubmitAsync(const SweepSpec& spec, const std::string& spec_yaml,
+                   const std::string& spec_path, bool force, const std::string& idempotency_key,
+                   SubmitCallback done);
+  // SubmitAsync, waiting for `done` (tests and tools; not on a gRPC thread).
+  // Possible errors: as SubmitAsync.
   absl::StatusOr<SubmitResult> Submit(const SweepSpec& spec, const std::string& spec_yaml,
                                       const std::string& spec_path, bool force,
                                       const std::string& idempotency_key = "");
@@ -356,6 +368,13 @@ class Scheduler {
   // failed: submits and leases are refused until a write succeeds again.
   absl::Status StoreFailure() const;
   // Submit's second half, once its transaction is known committed or failed.
+  // The in-memory part of SubmitAsync: the sweep and its jobs (not committed yet) and the
+  // batch that records them; an empty batch with `result` set for a known idempotency key.
+  absl::Status StartSubmitLocked(const SweepSpec& spec, const std::string& spec_yaml,
+                                 const std::string& spec_path, bool force,
+                                 const std::string& idempotency_key, SubmitResult& result,
+                                 WriteBatch& batch, Deferred& deferred)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void FinishSubmitLocked(const std::string& sweep_id, bool committed, Deferred& deferred)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   static void RunDeferred(Deferred& deferred);

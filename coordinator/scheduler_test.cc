@@ -37,6 +37,10 @@ class SchedulerTest : public ::testing::Test {
     faulty_ = std::make_unique<FaultInjectingStore>(store_.get());
     SchedulerOptions options;
     options.clock = &clock_;
+    options.on_sweep_finished = [this](const std::string& sweep_id) {
+      absl::MutexLock lock(&finished_mu_);
+      finished_sweeps_.push_back(sweep_id);
+    };
     auto scheduler = Scheduler::Create(faulty_.get(), options);
     ASSERT_TRUE(scheduler.ok()) << scheduler.status();
     scheduler_ = std::move(*scheduler);
@@ -188,7 +192,14 @@ class SchedulerTest : public ::testing::Test {
     return result;
   }
 
+  std::vector<std::string> FinishedSweeps() {
+    absl::MutexLock lock(&finished_mu_);
+    return finished_sweeps_;
+  }
+
   FakeClock clock_;
+  absl::Mutex finished_mu_;  // on_sweep_finished may run on the store's writer thread
+  std::vector<std::string> finished_sweeps_ ABSL_GUARDED_BY(finished_mu_);
   std::filesystem::path dir_;
   std::unique_ptr<SqliteStore> store_;
   std::unique_ptr<FaultInjectingStore> faulty_;
@@ -362,6 +373,24 @@ TEST_F(SchedulerTest, Dependencies_ParentFailingForGoodCancelsChildrenAndRetryRe
   ASSERT_THAT(*again, SizeIs(1));
   EXPECT_EQ((*again)[0].attempt, 2);
   EXPECT_EQ(scheduler_->GetSweepSummary(sweep)->sweep.finished_ms, 0);
+}
+
+TEST_F(SchedulerTest, SweepFinished_IsReportedOncePerFinishAndAgainAfterARetryFinishesIt) {
+  const std::string sweep = Submit(Grid("g", 2));
+  const std::string w = Register("w1", "inc1");
+  auto leased = Acquire(w, "inc1", 2);
+  ASSERT_THAT(*leased, SizeIs(2));
+  ASSERT_TRUE(Fail(w, "inc1", (*leased)[0], /*retryable=*/false).ok());
+  EXPECT_THAT(FinishedSweeps(), IsEmpty());  // one job still running
+  ASSERT_TRUE(Complete(w, "inc1", (*leased)[1]).ok());
+  EXPECT_THAT(FinishedSweeps(), ElementsAre(sweep));
+
+  ASSERT_TRUE(scheduler_->RetryFailed(sweep).ok());
+  auto again = Acquire(w, "inc1", 2);
+  ASSERT_THAT(*again, SizeIs(1));
+  EXPECT_THAT(FinishedSweeps(), SizeIs(1));  // unfinished again: nothing reported
+  ASSERT_TRUE(Complete(w, "inc1", (*again)[0]).ok());
+  EXPECT_THAT(FinishedSweeps(), ElementsAre(sweep, sweep));
 }
 
 TEST_F(SchedulerTest, FailJob_RetryableFailuresAreRetriedThenFailWithTheStderrTail) {
@@ -656,6 +685,54 @@ TEST_F(SchedulerTest, StoreFailure_RefusesSubmitsAndLeasesUntilWritesRecover) {
   EXPECT_NE(sweeps[0].sweep.finished_ms, 0);
   auto reader = StoreReader::OpenReadOnly((dir_ / "coord.db").string());
   EXPECT_THAT(*(*reader)->ListExamples(sweep), SizeIs(4));
+}
+
+// Holds every batch until Release(): a store whose disk is slow.
+class GatedStore final : public Store {
+ public:
+  explicit GatedStore(Store* base) : base_(base) {}
+  void WriteAsync(WriteBatch batch, DoneCallback done) override {
+    absl::MutexLock lock(&mu_);
+    held_.emplace_back(std::move(batch), std::move(done));
+  }
+  absl::StatusOr<StoreSnapshot> Load() override { return base_->Load(); }
+  void Flush() override { base_->Flush(); }
+  void Release() {
+    std::vector<std::pair<WriteBatch, DoneCallback>> held;
+    {
+      absl::MutexLock lock(&mu_);
+      held.swap(held_);
+    }
+    for (auto& [batch, done] : held) base_->WriteAsync(std::move(batch), std::move(done));
+    base_->Flush();
+  }
+
+ private:
+  Store* const base_;
+  absl::Mutex mu_;
+  std::vector<std::pair<WriteBatch, DoneCallback>> held_ ABSL_GUARDED_BY(mu_);
+};
+
+TEST_F(SchedulerTest, SubmitAsync_ReturnsBeforeTheSweepIsDurableAndAnswersOnceItIs) {
+  auto base = SqliteStore::Open((dir_ / "gated.db").string());
+  ASSERT_TRUE(base.ok()) << base.status();
+  GatedStore gated(base->get());
+  SchedulerOptions options;
+  options.clock = &clock_;
+  auto scheduler = Scheduler::Create(&gated, options);
+  ASSERT_TRUE(scheduler.ok()) << scheduler.status();
+  std::promise<absl::StatusOr<SubmitResult>> answered;
+  (*scheduler)
+      ->SubmitAsync(Grid("slow", 2), "yaml", "spec.yaml", /*force=*/false, "",
+                    [&](absl::StatusOr<SubmitResult> r) { answered.set_value(r); });
+  auto answer = answered.get_future();
+  EXPECT_EQ(answer.wait_for(std::chrono::seconds(0)), std::future_status::timeout);
+  EXPECT_THAT((*scheduler)->ListSweeps(), IsEmpty());  // invisible until durable
+  gated.Release();
+  absl::StatusOr<SubmitResult> result = answer.get();
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->jobs, 2);
+  EXPECT_THAT((*scheduler)->ListSweeps(), SizeIs(1));
 }
 
 TEST_F(SchedulerTest, StoreFailure_SubmitDispatchesNothingBeforeItsWriteCommitted) {

@@ -217,8 +217,9 @@ class SystemTest : public ::testing::Test {
       int succeeded = 0;
       for (const auto& attempt : *attempts)
         succeeded += attempt.state == coordinator::JobState::kSucceeded;
-      if (job.reused_from.empty())
+      if (job.reused_from.empty()) {
         EXPECT_EQ(succeeded, 1) << job.name << " succeeded " << succeeded << " times";
+      }
       EXPECT_EQ(rows[job.job_id], rows_per_job)
           << job.name << " has " << rows[job.job_id] << " example rows";
       ASSERT_EQ(job.metrics.count("value"), 1u) << job.name << " has no value metric";
@@ -393,7 +394,9 @@ TEST_F(SystemTest, StoppedWorkerLosesItsLease) {
   auto workers = Api()->ListWorkers();
   ASSERT_TRUE(workers.ok()) << workers.status();
   for (const auto& w : workers->workers()) {
-    if (w.worker_id() == victim_worker) EXPECT_EQ(w.state(), "lost");
+    if (w.worker_id() == victim_worker) {
+      EXPECT_EQ(w.state(), "lost");
+    }
   }
   // Resumed, the old holder's late report of attempt 1 must be refused.
   workers_[name]->Signal(SIGCONT);
@@ -631,6 +634,19 @@ TEST_F(SystemTest, ResultsTablesAndPlotThroughTheCoordinatorEqualTheDatabaseFile
   auto sweep = WaitUntilFinished(sweep_id);
   ASSERT_TRUE(sweep.ok()) << sweep.status();
   ASSERT_EQ(sweep->summary().succeeded(), 2) << sweep->DebugString();
+  {
+    // The coordinator stores a finished sweep's comparisons by itself, through its store (a
+    // condition polled for at most 30 s, not a duration).
+    auto reader = coordinator::StoreReader::OpenReadOnly(db_);
+    ASSERT_TRUE(reader.ok()) << reader.status();
+    const absl::Time give_up = absl::Now() + absl::Seconds(30);
+    size_t stored = 0;
+    while (stored == 0 && absl::Now() < give_up) {
+      absl::SleepFor(absl::Milliseconds(50));
+      stored = (*reader)->ListComparisons(sweep_id)->size();
+    }
+    EXPECT_EQ(stored, 5u);
+  }
 
   for (const char* format : {"text", "latex", "json"}) {
     for (const char* table : {"main", "ablation", "phenomena"}) {
@@ -643,7 +659,9 @@ TEST_F(SystemTest, ResultsTablesAndPlotThroughTheCoordinatorEqualTheDatabaseFile
           Pcsweep({"results", sweep_id, "--table", table, "--format", format, "--db", db_});
       ASSERT_EQ(file.exit_code, 0) << file.err;
       EXPECT_EQ(rpc.out, file.out) << table << " " << format;
-      if (std::string(table) == "main") EXPECT_THAT(rpc.out, HasSubstr("variant=adapted"));
+      if (std::string(table) == "main") {
+        EXPECT_THAT(rpc.out, HasSubstr("variant=adapted"));
+      }
     }
   }
   CommandResult main = Pcsweep({"results", sweep_id, "--table", "main", "--coordinator", address_});

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 
 #include "absl/strings/str_cat.h"
 
@@ -34,6 +35,20 @@ absl::Status RenameDurably(const std::string& tmp, const std::string& path) {
   }
   std::string dir = std::filesystem::path(path).parent_path().string();
   return FsyncPath(dir.empty() ? "." : dir);
+}
+
+absl::Status WriteFileDurably(const std::string& path, std::string_view bytes) {
+  const std::string tmp = absl::StrCat(path, ".tmp");
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    out.close();
+    if (!out) {
+      std::remove(tmp.c_str());
+      return absl::InternalError(absl::StrCat(tmp, ": cannot write"));
+    }
+  }
+  return RenameDurably(tmp, path);
 }
 
 }  // namespace pcsweep

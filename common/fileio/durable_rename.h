@@ -6,6 +6,7 @@
 #define PCSWEEP_COMMON_FILEIO_DURABLE_RENAME_H_
 
 #include <string>
+#include <string_view>
 
 #include "absl/status/status.h"
 
@@ -17,6 +18,10 @@ absl::Status FsyncPath(const std::string& path);
 // FsyncPath(tmp), rename(tmp, path), FsyncPath(directory of path). On an error before the
 // rename `tmp` is removed and `path` keeps its old content.
 absl::Status RenameDurably(const std::string& tmp, const std::string& path);
+
+// Writes `bytes` to "<path>.tmp", then RenameDurably into `path`: a reader (or a crash) sees
+// the old file or the whole new one, never a torn one.
+absl::Status WriteFileDurably(const std::string& path, std::string_view bytes);
 
 }  // namespace pcsweep
 

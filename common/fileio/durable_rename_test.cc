@@ -38,5 +38,23 @@ TEST(RenameDurablyTest, MissingTemporaryIsInternalNamingItAndKeepsTheOldFile) {
   fs::remove_all(dir);
 }
 
+TEST(WriteFileDurablyTest, ReplacesTheFileWholeAndLeavesNoTemporary) {
+  const fs::path dir = fs::path(::testing::TempDir()) / absl::StrCat("durable-write-", getpid());
+  fs::create_directories(dir);
+  std::ofstream(dir / "config.json") << "old and longer";
+  ASSERT_TRUE(WriteFileDurably((dir / "config.json").string(), "{}\n").ok());
+  std::ifstream in(dir / "config.json");
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(in), {}), "{}\n");
+  EXPECT_FALSE(fs::exists(dir / "config.json.tmp"));
+  fs::remove_all(dir);
+}
+
+TEST(WriteFileDurablyTest, MissingFolderIsInternalNamingTheTemporary) {
+  const fs::path dir = fs::path(::testing::TempDir()) / absl::StrCat("durable-none-", getpid());
+  absl::Status status = WriteFileDurably((dir / "x.json").string(), "{}");
+  EXPECT_EQ(status.code(), absl::StatusCode::kInternal);
+  EXPECT_THAT(status.message(), HasSubstr((dir / "x.json.tmp").string() + ": cannot write"));
+}
+
 }  // namespace
 }  // namespace pcsweep

@@ -37,7 +37,8 @@ absl::StatusOr<ResultsReportKind> ParseTableReportKind(absl::string_view table) 
 }
 
 absl::StatusOr<ResultsReport> RenderResultsReport(const std::string& db_path,
-                                                  const ResultsReportRequest& request) {
+                                                  const ResultsReportRequest& request,
+                                                  ComparisonUpdater* comparisons) {
   const bool plot = request.kind == ResultsReportKind::kPlot;
   if (request.kind == ResultsReportKind::kComparisonsOnly && !request.recompute) {
     return absl::InvalidArgumentError("nothing to do: give --table KIND or --recompute");
@@ -59,7 +60,9 @@ absl::StatusOr<ResultsReport> RenderResultsReport(const std::string& db_path,
     store = existing.empty();
   }
   if (store) {
-    auto stored = RecomputeComparisons(db_path, report.sweep_id, request.options);
+    auto stored = comparisons != nullptr
+                      ? comparisons->Recompute(report.sweep_id, request.options)
+                      : RecomputeComparisons(db_path, report.sweep_id, request.options);
     if (!stored.ok()) {
       if (request.recompute) return stored.status();
       report.notes.push_back(

@@ -23,6 +23,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/analysis/analysis.h"
 #include "common/table/table.h"
+#include "coordinator/analysis/sweep_results.h"
 
 namespace pcsweep::coordinator {
 
@@ -66,8 +67,11 @@ absl::StatusOr<ResultsReportKind> ParseTableReportKind(absl::string_view table);
 // rows; no adapted result on the plot's eval set), FailedPrecondition (not a pcsweep
 // database), InvalidArgument naming the job whose rows the statistics reject, Unavailable
 // (database busy), Internal.
+// `comparisons` stores them when the coordinator serves the file (through its store); null
+// = a database no coordinator serves (a SqliteStore is opened on it to store them).
 absl::StatusOr<ResultsReport> RenderResultsReport(const std::string& db_path,
-                                                  const ResultsReportRequest& request);
+                                                  const ResultsReportRequest& request,
+                                                  ComparisonUpdater* comparisons = nullptr);
 
 // A bounded FIFO of tasks run one at a time on a thread of its own (reports are CPU- and
 // SQLite-bound; one at a time keeps the coordinator's other work responsive). The destructor

@@ -1,7 +1,5 @@
 #include "coordinator/analysis/sweep_results.h"
 
-#include <SQLiteCpp/SQLiteCpp.h>
-
 #include <unordered_map>
 #include <utility>
 
@@ -10,72 +8,11 @@
 #include "absl/strings/str_replace.h"
 #include "common/status/status_macros.h"
 #include "coordinator/store/schema.h"
+#include "coordinator/store/sqlite_store.h"
 #include "spdlog/spdlog.h"
 
 namespace pcsweep::coordinator {
 namespace {
-
-absl::Status ReplaceComparisons(SQLite::Database& db, const std::string& sweep_id,
-                                const std::vector<ComparisonRecord>& records) {
-  try {
-    SQLite::Transaction transaction(db);
-    SQLite::Statement erase(db, "DELETE FROM comparisons WHERE sweep_id = ?");
-    erase.bind(1, sweep_id);
-    erase.exec();
-    SQLite::Statement insert(db,
-                             "INSERT INTO comparisons (sweep_id, arm, baseline, eval_set, metric, "
-                             "test, statistic, p, adjusted_p, ci_low, ci_high, n) VALUES "
-                             "(?,?,?,?,?,?,?,?,?,?,?,?)");
-    for (const ComparisonRecord& r : records) {
-      insert.bind(1, r.sweep_id);
-      insert.bind(2, r.arm);
-      insert.bind(3, r.baseline);
-      insert.bind(4, r.eval_set);
-      insert.bind(5, r.metric);
-      insert.bind(6, r.test);
-      // NaN (e.g. a statistic a test does not define) is stored as NULL, which SQLite
-      // would otherwise reject as a REAL.
-      auto bind_real = [&insert](int index, double value) {
-        if (std::isnan(value)) {
-          insert.bind(index);
-        } else {
-          insert.bind(index, value);
-        }
-      };
-      bind_real(7, r.statistic);
-      bind_real(8, r.p);
-      bind_real(9, r.adjusted_p);
-      bind_real(10, r.ci_low);
-      bind_real(11, r.ci_high);
-      insert.bind(12, static_cast<int64_t>(r.n));
-      insert.exec();
-      insert.reset();
-    }
-    transaction.commit();
-  } catch (const std::exception& e) {
-    return SqliteError(e, absl::StrCat("storing the comparisons of sweep ", sweep_id));
-  }
-  return absl::OkStatus();
-}
-
-absl::StatusOr<StoredComparisons> ComputeAndStore(SQLite::Database& db, const std::string& sweep_id,
-                                                  const analysis::AnalysisOptions& options) {
-  StoreReader reader(&db);
-  PCSWEEP_ASSIGN_OR_RETURN(std::vector<analysis::EvalResult> results,
-                           LoadEvalResults(reader, sweep_id));
-  StoredComparisons stored;
-  stored.sweep_id = sweep_id;
-  if (!results.empty()) {
-    auto sweep_analysis = analysis::CompareWithBaselines(results, options);
-    if (!sweep_analysis.ok()) {
-      return Annotate(sweep_analysis.status(), absl::StrCat("sweep ", sweep_id));
-    }
-    stored.records = ToComparisonRecords(sweep_id, *sweep_analysis);
-    stored.warnings = std::move(sweep_analysis->warnings);
-  }
-  PCSWEEP_RETURN_IF_ERROR(ReplaceComparisons(db, sweep_id, stored.records));
-  return stored;
-}
 
 // A grid value that names a parent's output (`layers: "{layer_select.range}"`) is shown as
 // what the parent produced ("3-5"): the layers the job actually trained. The reference
@@ -175,15 +112,48 @@ std::vector<ComparisonRecord> ToComparisonRecords(const std::string& sweep_id,
   return records;
 }
 
+absl::StatusOr<StoredComparisons> ComputeComparisons(StoreReader& reader,
+                                                     const std::string& sweep_id,
+                                                     const analysis::AnalysisOptions& options) {
+  PCSWEEP_ASSIGN_OR_RETURN(std::vector<analysis::EvalResult> results,
+                           LoadEvalResults(reader, sweep_id));
+  StoredComparisons stored;
+  stored.sweep_id = sweep_id;
+  if (results.empty()) return stored;
+  auto sweep_analysis = analysis::CompareWithBaselines(results, options);
+  if (!sweep_analysis.ok()) {
+    return Annotate(sweep_analysis.status(), absl::StrCat("sweep ", sweep_id));
+  }
+  stored.records = ToComparisonRecords(sweep_id, *sweep_analysis);
+  stored.warnings = std::move(sweep_analysis->warnings);
+  return stored;
+}
+
 absl::StatusOr<StoredComparisons> RecomputeComparisons(const std::string& db_path,
                                                        const std::string& id_or_name,
-                                                       const analysis::AnalysisOptions& options) {
-  PCSWEEP_ASSIGN_OR_RETURN(
-      auto db, OpenExistingDatabase(db_path, /*read_only=*/false, "for writing comparisons"));
-  StoreReader reader(db.get());
-  auto sweep = reader.GetSweep(id_or_name);
+                                                       const analysis::AnalysisOptions& options,
+                                                       Store* store) {
+  // Opened (and checked to be a pcsweep database of a known schema) before any writer, which
+  // would create a missing file.
+  PCSWEEP_ASSIGN_OR_RETURN(auto reader, StoreReader::OpenReadOnly(db_path));
+  std::unique_ptr<SqliteStore> own_store;
+  if (store == nullptr) {
+    PCSWEEP_ASSIGN_OR_RETURN(own_store, SqliteStore::Open(db_path));
+    store = own_store.get();
+  } else {
+    store->Flush();  // rows the coordinator has accepted are on disk before they are read
+  }
+  auto sweep = reader->GetSweep(id_or_name);
   if (!sweep.ok()) return Annotate(sweep.status(), db_path);
-  return ComputeAndStore(*db, sweep->sweep.sweep_id, options);
+  PCSWEEP_ASSIGN_OR_RETURN(StoredComparisons stored,
+                           ComputeComparisons(*reader, sweep->sweep.sweep_id, options));
+  const absl::Status written =
+      store->Write({ReplaceComparisons{stored.sweep_id, stored.records}}).get();
+  if (!written.ok()) {
+    return Annotate(written, absl::StrCat("storing the comparisons of sweep ", stored.sweep_id,
+                                          " in ", db_path));
+  }
+  return stored;
 }
 
 absl::StatusOr<ResultsTableKind> ParseResultsTableKind(absl::string_view name) {
@@ -255,6 +225,12 @@ absl::StatusOr<std::string> BuildResultsPlot(StoreReader& reader, const std::str
 // ---------------------------------------------------------------------------------------
 // ComparisonUpdater
 
+namespace {
+absl::Status ShutDownError() {
+  return absl::UnavailableError("comparisons: the coordinator is shutting down");
+}
+}  // namespace
+
 ComparisonUpdater::ComparisonUpdater(ComparisonUpdaterOptions options)
     : options_(std::move(options)) {}
 
@@ -263,35 +239,68 @@ absl::StatusOr<std::unique_ptr<ComparisonUpdater>> ComparisonUpdater::Create(
   if (options.db_path.empty()) {
     return absl::InvalidArgumentError("comparison updater: empty database path");
   }
+  if (options.store == nullptr) {
+    return absl::InvalidArgumentError("comparison updater: no store to write through");
+  }
   return std::unique_ptr<ComparisonUpdater>(new ComparisonUpdater(std::move(options)));
 }
 
-absl::StatusOr<std::unique_ptr<ComparisonUpdater>> ComparisonUpdater::Start(
-    ComparisonUpdaterOptions options) {
-  PCSWEEP_ASSIGN_OR_RETURN(auto updater, Create(std::move(options)));
-  ComparisonUpdater* self = updater.get();
-  updater->thread_ = std::thread([self] {
-    while (!self->stop_.WaitForNotificationWithTimeout(self->options_.poll_interval)) {
-      auto updated = self->RunOnce();
-      if (!updated.ok()) spdlog::warn("comparisons: {}", updated.status().ToString());
+void ComparisonUpdater::Start() {
+  {
+    absl::MutexLock lock(&wake_mu_);
+    pass_requested_ = true;  // the first pass: sweeps that finished while no coordinator ran
+  }
+  thread_ = std::thread([this] { RunThread(); });
+}
+
+void ComparisonUpdater::RunThread() {
+  while (true) {
+    {
+      absl::MutexLock lock(&wake_mu_);
+      wake_mu_.Await(absl::Condition(
+          +[](ComparisonUpdater* self) ABSL_EXCLUSIVE_LOCKS_REQUIRED(self->wake_mu_) {
+            return self->pass_requested_ || self->stopping_;
+          },
+          this));
+      if (stopping_) return;
+      pass_requested_ = false;
     }
-  });
-  return updater;
+    auto updated = RunOnce();
+    if (!updated.ok()) spdlog::warn("comparisons: {}", updated.status().ToString());
+  }
 }
 
 ComparisonUpdater::~ComparisonUpdater() { Shutdown(); }
 
+void ComparisonUpdater::SweepFinished(const std::string& sweep_id) {
+  absl::MutexLock lock(&wake_mu_);
+  pass_requested_ = true;
+  spdlog::debug("comparisons: sweep {} finished", sweep_id);
+}
+
 void ComparisonUpdater::Shutdown() {
-  if (!stop_.HasBeenNotified()) stop_.Notify();
+  {
+    absl::MutexLock lock(&wake_mu_);
+    stopping_ = true;
+  }
   if (thread_.joinable()) thread_.join();
+  absl::MutexLock lock(&run_mu_);  // waits for a Recompute() in progress
+  shut_down_ = true;
+}
+
+absl::StatusOr<StoredComparisons> ComparisonUpdater::Recompute(
+    const std::string& id_or_name, const analysis::AnalysisOptions& options) {
+  absl::MutexLock lock(&run_mu_);
+  if (shut_down_) return ShutDownError();
+  return RecomputeComparisons(options_.db_path, id_or_name, options, options_.store);
 }
 
 absl::StatusOr<std::vector<std::string>> ComparisonUpdater::RunOnce() {
   absl::MutexLock lock(&run_mu_);
-  PCSWEEP_ASSIGN_OR_RETURN(auto db, OpenExistingDatabase(options_.db_path, /*read_only=*/false,
-                                                         "for writing comparisons"));
-  StoreReader reader(db.get());
-  PCSWEEP_ASSIGN_OR_RETURN(std::vector<SweepSummary> sweeps, reader.ListSweeps());
+  if (shut_down_) return ShutDownError();
+  options_.store->Flush();  // the finishing writes are on disk before they are read
+  PCSWEEP_ASSIGN_OR_RETURN(auto reader, StoreReader::OpenReadOnly(options_.db_path));
+  PCSWEEP_ASSIGN_OR_RETURN(std::vector<SweepSummary> sweeps, reader->ListSweeps());
   std::vector<std::string> updated;
   for (const SweepSummary& summary : sweeps) {
     const std::string& id = summary.sweep.sweep_id;
@@ -301,18 +310,22 @@ absl::StatusOr<std::vector<std::string>> ComparisonUpdater::RunOnce() {
     if (done != done_.end() && done->second == finished_ms) continue;
     if (done == done_.end()) {
       // First sight in this process: comparisons stored by an earlier run count as current.
-      auto existing = reader.ListComparisons(id);
+      auto existing = reader->ListComparisons(id);
       if (existing.ok() && !existing->empty()) {
         done_[id] = finished_ms;
         continue;
       }
     }
     // Marked before computing: a sweep whose rows the statistics reject is reported once
-    // per finish, not at every poll.
+    // per finish, not at every pass.
     done_[id] = finished_ms;
-    auto stored = ComputeAndStore(*db, id, options_.analysis);
-    if (!stored.ok()) {
-      spdlog::warn("comparisons of sweep {}: {}", id, stored.status().ToString());
+    auto stored = ComputeComparisons(*reader, id, options_.analysis);
+    absl::Status written = stored.status();
+    if (stored.ok()) {
+      written = options_.store->Write({ReplaceComparisons{id, stored->records}}).get();
+    }
+    if (!written.ok()) {
+      spdlog::warn("comparisons of sweep {}: {}", id, written.ToString());
       continue;
     }
     for (const std::string& warning : stored->warnings) {

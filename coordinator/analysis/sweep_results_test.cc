@@ -8,11 +8,13 @@
 #include <filesystem>
 #include <iostream>
 #include <random>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/notification.h"
 #include "common/analysis/golden.h"
+#include "common/testing/status_matchers.h"
 #include "coordinator/analysis/results_report.h"
 #include "coordinator/store/sqlite_store.h"
 #include "gmock/gmock.h"
@@ -60,8 +62,8 @@ class SweepResultsTest : public ::testing::Test {
     auto store = SqliteStore::Open(path_);
     ASSERT_TRUE(store.ok()) << store.status();
     WriteBatch batch;
-    batch.push_back(UpsertSweep{
-        SweepRecord{sweep_id, "paper", "name: paper\n", "paper.yaml", false, 1000, finished_ms}});
+    batch.push_back(UpsertSweep{SweepRecord{sweep_id, "paper", "name: paper\n", "paper.yaml", false,
+                                            1000, finished_ms, ""}});
     for (const auto& [job, rows] : jobs) {
       batch.push_back(UpsertJob{job});
       JobResult result;
@@ -109,6 +111,15 @@ class SweepResultsTest : public ::testing::Test {
 
   // The hand-checkable sweep (see KnownRows_GiveTheTestsComputedByHand): 20 pairs, one per
   // question, margins chosen so that every count and every paired change is known.
+  // Sweep paper-1, finished at 5000: a baseline eval job and one arm (5 comparisons).
+  void WriteOneArmSweep() {
+    WriteSweep("paper-1", 5000,
+               {{Job("paper-1", 0, "baseline", "eval", {}), BaselineRows()},
+                {Job("paper-1", 1, "train[layers=early,seed=0]", "train_eval",
+                     {{"layers", "early"}, {"seed", "0"}}),
+                 ArmRows()}});
+  }
+
   static std::vector<ExampleRow> BaselineRows() {
     std::vector<ExampleRow> rows;
     for (int i = 0; i < 20; ++i) {
@@ -144,11 +155,14 @@ class SweepResultsTest : public ::testing::Test {
   std::string path_;
 };
 
-ComparisonUpdaterOptions UpdaterOptions(const std::string& path) {
+ComparisonUpdaterOptions UpdaterOptions(const std::string& path, Store* store) {
   ComparisonUpdaterOptions options;
   options.db_path = path;
+  options.store = store;
   return options;
 }
+
+using ::pcsweep::testutil::StatusIs;
 
 double NormalTwoSidedP(double z) { return std::erfc(std::fabs(z) / std::sqrt(2.0)); }
 
@@ -231,11 +245,7 @@ TEST_F(SweepResultsTest, KnownRows_GiveTheTestsComputedByHand) {
 }
 
 TEST_F(SweepResultsTest, RecomputeReplacesInsteadOfAppending) {
-  WriteSweep("paper-1", 5000,
-             {{Job("paper-1", 0, "baseline", "eval", {}), BaselineRows()},
-              {Job("paper-1", 1, "train[layers=early,seed=0]", "train_eval",
-                   {{"layers", "early"}, {"seed", "0"}}),
-               ArmRows()}});
+  WriteOneArmSweep();
   ASSERT_TRUE(RecomputeComparisons(path_, "paper-1").ok());
   auto again = RecomputeComparisons(path_, "paper-1");
   ASSERT_TRUE(again.ok()) << again.status();
@@ -262,7 +272,7 @@ TEST_F(SweepResultsTest, LoadEvalResults_SplitsVariantsAndPicksTheirMetrics) {
     current.metrics = {{"mimic.base.flip_rate", 0.4}, {"mimic.flip_rate", 0.1}};
     ASSERT_TRUE(
         (*store)
-            ->Write({UpsertSweep{SweepRecord{"s-1", "s", "", "", false, 1, 2}}, UpsertJob{job},
+            ->Write({UpsertSweep{SweepRecord{"s-1", "s", "", "", false, 1, 2, ""}}, UpsertJob{job},
                      PutResult{job.job_id, 1, stale}, PutResult{job.job_id, 2, current}})
             .get()
             .ok());
@@ -305,11 +315,7 @@ TEST_F(SweepResultsTest, LoadEvalResults_ShowsAParentReferenceInTheGridAsItsValu
 }
 
 TEST_F(SweepResultsTest, TablesAndPlotComeFromTheRows) {
-  WriteSweep("paper-1", 5000,
-             {{Job("paper-1", 0, "baseline", "eval", {}), BaselineRows()},
-              {Job("paper-1", 1, "train[layers=early,seed=0]", "train_eval",
-                   {{"layers", "early"}, {"seed", "0"}}),
-               ArmRows()}});
+  WriteOneArmSweep();
   auto reader = StoreReader::OpenReadOnly(path_);
   ASSERT_TRUE(reader.ok());
   for (auto kind :
@@ -333,13 +339,11 @@ TEST_F(SweepResultsTest, TablesAndPlotComeFromTheRows) {
 }
 
 TEST_F(SweepResultsTest, Updater_ComputesFinishedSweepsOnceAndAgainAfterARefinish) {
-  WriteSweep("paper-1", 5000,
-             {{Job("paper-1", 0, "baseline", "eval", {}), BaselineRows()},
-              {Job("paper-1", 1, "train[layers=early,seed=0]", "train_eval",
-                   {{"layers", "early"}, {"seed", "0"}}),
-               ArmRows()}});
+  WriteOneArmSweep();
   WriteSweep("running-1", 0, {});
-  auto updater = ComparisonUpdater::Create(UpdaterOptions(path_));
+  auto store = SqliteStore::Open(path_);
+  ASSERT_TRUE(store.ok()) << store.status();
+  auto updater = ComparisonUpdater::Create(UpdaterOptions(path_, store->get()));
   ASSERT_TRUE(updater.ok());
   auto first = (*updater)->RunOnce();
   ASSERT_TRUE(first.ok()) << first.status();
@@ -353,7 +357,7 @@ TEST_F(SweepResultsTest, Updater_ComputesFinishedSweepsOnceAndAgainAfterARefinis
   ASSERT_TRUE(third.ok());
   EXPECT_EQ(*third, std::vector<std::string>{"paper-1"});
   // A new process finds stored comparisons and leaves them.
-  auto fresh = ComparisonUpdater::Create(UpdaterOptions(path_));
+  auto fresh = ComparisonUpdater::Create(UpdaterOptions(path_, store->get()));
   ASSERT_TRUE(fresh.ok());
   auto none = (*fresh)->RunOnce();
   ASSERT_TRUE(none.ok());
@@ -368,8 +372,62 @@ TEST_F(SweepResultsTest, Errors_NameTheFileOrSweep) {
   auto unknown = RecomputeComparisons(path_, "nope");
   EXPECT_EQ(unknown.status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(unknown.status().message(), HasSubstr("nope"));
-  EXPECT_EQ(ComparisonUpdater::Create(UpdaterOptions("")).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  auto store = SqliteStore::Open(path_);
+  ASSERT_TRUE(store.ok()) << store.status();
+  EXPECT_THAT(ComparisonUpdater::Create(UpdaterOptions("", store->get())).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, "empty database path"));
+  EXPECT_THAT(ComparisonUpdater::Create(UpdaterOptions(path_, nullptr)).status(),
+              StatusIs(absl::StatusCode::kInvalidArgument, "no store"));
+}
+
+// The coordinator's store is the file's only writer: the updater's comparisons go through it,
+// so a store that fails its writes leaves none, and the next finish stores them.
+TEST_F(SweepResultsTest, Updater_WritesThroughTheStoreItIsGiven) {
+  WriteOneArmSweep();
+  auto real = SqliteStore::Open(path_);
+  ASSERT_TRUE(real.ok()) << real.status();
+  FaultInjectingStore store(real->get());
+  store.FailNextWrites(1, absl::UnavailableError("disk full"));
+  auto updater = ComparisonUpdater::Create(UpdaterOptions(path_, &store));
+  ASSERT_TRUE(updater.ok());
+  auto failed = (*updater)->RunOnce();
+  ASSERT_TRUE(failed.ok()) << failed.status();
+  EXPECT_TRUE(failed->empty());
+  EXPECT_EQ(store.failed_writes(), 1);
+  auto reader = StoreReader::OpenReadOnly(path_);
+  ASSERT_TRUE(reader.ok());
+  EXPECT_THAT(*(*reader)->ListComparisons("paper-1"), SizeIs(0));
+
+  WriteSweep("paper-1", 9000, {});  // finished again (a retry)
+  auto stored = (*updater)->RunOnce();
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  EXPECT_EQ(*stored, std::vector<std::string>{"paper-1"});
+  EXPECT_THAT(*(*reader)->ListComparisons("paper-1"), SizeIs(5));
+}
+
+TEST_F(SweepResultsTest, Updater_StartedThreadStoresEachSweepItIsToldFinished) {
+  auto store = SqliteStore::Open(path_);
+  ASSERT_TRUE(store.ok()) << store.status();
+  auto updater = ComparisonUpdater::Create(UpdaterOptions(path_, store->get()));
+  ASSERT_TRUE(updater.ok());
+  (*updater)->Start();
+  WriteOneArmSweep();
+  (*updater)->SweepFinished("paper-1");
+  auto reader = StoreReader::OpenReadOnly(path_);
+  ASSERT_TRUE(reader.ok());
+  // Waits for the thread's pass (a condition, not a duration: at most 30 s on a slow machine).
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  size_t stored = 0;
+  while (stored == 0 && std::chrono::steady_clock::now() < give_up) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    stored = (*reader)->ListComparisons("paper-1")->size();
+  }
+  EXPECT_EQ(stored, 5u);
+  (*updater)->Shutdown();
+  EXPECT_THAT((*updater)->Recompute("paper-1", {}).status(),
+              StatusIs(absl::StatusCode::kUnavailable, "shutting down"));
+  EXPECT_THAT((*updater)->RunOnce().status(),
+              StatusIs(absl::StatusCode::kUnavailable, "shutting down"));
 }
 
 // Issue 5's acceptance: a results query on a sweep of 50,000 per-example rows answers in
@@ -504,11 +562,7 @@ TEST_F(SweepResultsTest, SaeGuidedSweep_TablesSayWhichLayersWereSelectedAndWhy) 
 }
 
 TEST_F(SweepResultsTest, Report_StoresComparisonsOnceThenOnlyWhenAsked) {
-  WriteSweep("paper-1", 5000,
-             {{Job("paper-1", 0, "baseline", "eval", {}), BaselineRows()},
-              {Job("paper-1", 1, "train[layers=early,seed=0]", "train_eval",
-                   {{"layers", "early"}, {"seed", "0"}}),
-               ArmRows()}});
+  WriteOneArmSweep();
   auto first = RenderResultsReport(
       path_, TableRequest("paper", ResultsReportKind::kMainTable, table::Format::kMarkdown));
   ASSERT_TRUE(first.ok()) << first.status();

@@ -3,6 +3,8 @@
 #include <SQLiteCpp/SQLiteCpp.h>
 #include <sqlite3.h>
 
+#include <cmath>
+
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/status/status_macros.h"
@@ -71,7 +73,12 @@ class SqliteStore::Statements {
                       "WHERE job_id = ?1 ORDER BY rowid"),
         insert_event(db,
                      "INSERT OR REPLACE INTO events (sweep_id, seq, time_ms, job_id, state, "
-                     "attempt, progress, message) VALUES (?,?,?,?,?,?,?,?)") {}
+                     "attempt, progress, message) VALUES (?,?,?,?,?,?,?,?)"),
+        delete_comparisons(db, "DELETE FROM comparisons WHERE sweep_id = ?"),
+        insert_comparison(db,
+                          "INSERT INTO comparisons (sweep_id, arm, baseline, eval_set, metric, "
+                          "test, statistic, p, adjusted_p, ci_low, ci_high, n) VALUES "
+                          "(?,?,?,?,?,?,?,?,?,?,?,?)") {}
 
   void Apply(const Mutation& mutation) {
     std::visit([this](const auto& m) { Do(m); }, mutation);
@@ -232,12 +239,41 @@ class SqliteStore::Statements {
     s.bind(8, e.message);
     Run(s);
   }
+  void Do(const ReplaceComparisons& m) {
+    delete_comparisons.bind(1, m.sweep_id);
+    Run(delete_comparisons);
+    SQLite::Statement& s = insert_comparison;
+    // NaN (a statistic a test does not define) is stored as NULL: SQLite refuses NaN as REAL.
+    auto bind_real = [&s](int index, double value) {
+      if (std::isnan(value)) {
+        s.bind(index);
+      } else {
+        s.bind(index, value);
+      }
+    };
+    for (const ComparisonRecord& r : m.records) {
+      s.bind(1, r.sweep_id);
+      s.bind(2, r.arm);
+      s.bind(3, r.baseline);
+      s.bind(4, r.eval_set);
+      s.bind(5, r.metric);
+      s.bind(6, r.test);
+      bind_real(7, r.statistic);
+      bind_real(8, r.p);
+      bind_real(9, r.adjusted_p);
+      bind_real(10, r.ci_low);
+      bind_real(11, r.ci_high);
+      s.bind(12, r.n);
+      Run(s);
+    }
+  }
 
   SQLite::Statement upsert_sweep, upsert_job, upsert_attempt, upsert_worker;
   SQLite::Statement delete_metrics, delete_outputs, delete_examples;
   SQLite::Statement insert_metric, insert_output, insert_example, insert_example_block;
   SQLite::Statement copy_metrics, copy_outputs, copy_examples;
   SQLite::Statement insert_event;
+  SQLite::Statement delete_comparisons, insert_comparison;
 };
 
 absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& path,

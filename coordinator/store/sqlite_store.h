@@ -4,8 +4,8 @@
 // queued batch (up to max_batches_per_transaction), applies them in order inside one
 // transaction with cached prepared statements, commits, and then resolves their futures. If
 // the group transaction fails, each batch is retried alone so one bad batch fails only
-// itself. The file is in WAL mode (synchronous=NORMAL), so readers (StoreReader, possibly in
-// other processes) never block the writer.
+// itself. The file is in WAL mode with synchronous=FULL (a commit is on disk before its batch
+// is reported done); readers (StoreReader, possibly in other processes) never block the writer.
 //
 // Checkpoints (copying the WAL back into the database file) run on a second thread with its
 // own connection, not inside the writer's commits: SQLite lets a passive checkpoint run while

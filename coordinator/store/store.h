@@ -55,9 +55,14 @@ struct CopyResult {
 struct AppendEvent {
   SweepEvent event;
 };
+// Replaces every `comparisons` row of the sweep with `records` (none: the sweep has none).
+struct ReplaceComparisons {
+  std::string sweep_id;
+  std::vector<ComparisonRecord> records;  // each with sweep_id == the sweep's
+};
 
 using Mutation = std::variant<UpsertSweep, UpsertJob, UpsertAttempt, UpsertWorker, PutResult,
-                              CopyResult, AppendEvent>;
+                              CopyResult, AppendEvent, ReplaceComparisons>;
 using WriteBatch = std::vector<Mutation>;
 
 // Everything the scheduler needs to resume after a restart.

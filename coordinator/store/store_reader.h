@@ -28,22 +28,6 @@ class Database;
 
 namespace pcsweep::coordinator {
 
-// Comparison row (issue 5's statistics), stored in the `comparisons` table.
-struct ComparisonRecord {
-  std::string sweep_id;
-  std::string arm;
-  std::string baseline;
-  std::string eval_set;
-  std::string metric;
-  std::string test;
-  double statistic = 0;
-  double p = 0;
-  double adjusted_p = 0;
-  double ci_low = 0;
-  double ci_high = 0;
-  int64_t n = 0;
-};
-
 class StoreReader {
  public:
   // Opens `path` read-only.

@@ -78,7 +78,7 @@ TEST_F(StoreTest, RoundTrip_WritesAreReadBackByLoadAndReader) {
   {
     auto store = SqliteStore::Open(path_);
     ASSERT_TRUE(store.ok()) << store.status();
-    SweepRecord sweep{"smoke-1", "smoke", "name: smoke\n", "smoke.yaml", false, 1000, 0};
+    SweepRecord sweep{"smoke-1", "smoke", "name: smoke\n", "smoke.yaml", false, 1000, 0, ""};
     JobRecord job = MakeJob("smoke-1", 0);
     job.depends_on = {"smoke-1.9"};
     JobRecord done = MakeJob("smoke-1", 1);
@@ -305,7 +305,7 @@ TEST_F(StoreTest, Reader_SeesCommittedWritesWhileTheStoreIsOpen) {
   auto store = SqliteStore::Open(path_);
   ASSERT_TRUE(store.ok());
   ASSERT_TRUE((*store)
-                  ->Write({UpsertSweep{SweepRecord{"s", "s", "y", "", false, 1, 0}},
+                  ->Write({UpsertSweep{SweepRecord{"s", "s", "y", "", false, 1, 0, ""}},
                            UpsertJob{MakeJob("s", 0)}})
                   .get()
                   .ok());

@@ -62,7 +62,7 @@ class HttpServerTest : public ::testing::Test {
     server_ = std::move(*server);
     ASSERT_THAT(server_->http_url(), ::testing::StartsWith("http"));
     stub_ = v1::Coordinator::NewStub(
-        rpc::MakeChannel(server_->address(), rpc::ChannelOptions{token, ""}));
+        rpc::MakeChannel(server_->address(), rpc::ChannelOptions{token, "", "", ""}));
     token_ = token;
   }
 

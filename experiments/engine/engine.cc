@@ -15,6 +15,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/fileio/durable_rename.h"
 #include "common/status/status_macros.h"
 #include "experiments/engine/prompt_batch.h"
 #include "experiments/engine/safetensors.h"
@@ -376,10 +377,9 @@ absl::Status Engine::SaveAdapter(const std::string& dir) const {
     PCSWEEP_RETURN_IF_ERROR(WriteSafetensors((fs::path(dir) / "adapter_model.safetensors").string(),
                                              tensors, {{"format", "pt"}}));
     const std::string config_path = (fs::path(dir) / "adapter_config.json").string();
-    std::ofstream out(config_path, std::ios::trunc);
-    out << AdapterConfigJson(lora_settings_, lora_targets_, model_dir_) << "\n";
-    if (!out) return absl::InternalError(absl::StrCat(config_path, ": write failed"));
-    return absl::OkStatus();
+    return WriteFileDurably(
+        config_path,
+        absl::StrCat(AdapterConfigJson(lora_settings_, lora_targets_, model_dir_), "\n"));
   });
 }
 

@@ -217,8 +217,9 @@ TEST_F(EngineTest, FreshLoraIsANoOpAndTrainsWithAutograd) {
     EXPECT_GT(params[i].grad().abs().sum().item<double>(), 0.0) << i;
   }
   for (auto& p : engine_->model()->named_parameters()) {
-    if (p.key().find(".lora_") == std::string::npos)
+    if (p.key().find(".lora_") == std::string::npos) {
       EXPECT_FALSE(p.value().requires_grad()) << p.key();
+    }
   }
   EXPECT_THAT(engine_->AttachLora({{6, LoraModule::kQ}}, {4, 8, false, 0.0}, 1),
               StatusIs(absl::StatusCode::kInvalidArgument, "LoRA layer 6 out of range [0, 6)"));

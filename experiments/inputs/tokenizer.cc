@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
+#include "common/fileio/durable_rename.h"
 #include "common/status/status_macros.h"
 #include "experiments/inputs/sentencepiece_bridge.h"
 #include "nlohmann/json.hpp"
@@ -519,16 +520,7 @@ absl::StatusOr<TrainedTokenizer> TrainGemmaLikeTokenizerFromSentences(
     return absl::InternalError(absl::StrCat(out_dir, ": cannot create directory: ", ec.message()));
   TrainedTokenizer result;
   result.model_path = out_dir + "/tokenizer.model";
-  const std::string tmp = result.model_path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out.write(model_proto.data(), static_cast<std::streamsize>(model_proto.size()));
-    out.close();
-    if (!out) return absl::InternalError(absl::StrCat(tmp, ": write failed"));
-  }
-  std::filesystem::rename(tmp, result.model_path, ec);
-  if (ec)
-    return absl::InternalError(absl::StrCat(result.model_path, ": cannot rename: ", ec.message()));
+  PCSWEEP_RETURN_IF_ERROR(WriteFileDurably(result.model_path, model_proto));
   result.vocab_size = model->size();
   SpecialTokenIds& s = result.special_ids;
   s.pad = 0;

@@ -78,14 +78,7 @@ void Progress::Report(double fraction, const std::string& message, double eta_s,
 }
 
 absl::Status WriteTextFile(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << text;
-    out.flush();
-    if (!out.good()) return absl::InternalError(absl::StrCat(path, ": cannot write"));
-  }
-  return RenameDurably(tmp, path);
+  return WriteFileDurably(path, text);
 }
 
 absl::Status WriteMetricsAndOutputs(const std::string& dir,

@@ -12,6 +12,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/fileio/durable_rename.h"
 #include "common/status/status_macros.h"
 #include "experiments/engine/safetensors.h"
 #include "experiments/engine/torch_status.h"
@@ -745,11 +746,7 @@ absl::Status SaveModelFolder(engine::Gemma3Model& model, const std::string& dir)
     fs::create_directories(dir, ec);
     if (ec) return absl::InternalError(absl::StrCat(dir, ": cannot create folder: ", ec.message()));
     const std::string config_path = (fs::path(dir) / "config.json").string();
-    {
-      std::ofstream out(config_path);
-      out << Gemma3ConfigJson(model->config());
-      if (!out.good()) return absl::InternalError(absl::StrCat(config_path, ": cannot write"));
-    }
+    PCSWEEP_RETURN_IF_ERROR(WriteFileDurably(config_path, Gemma3ConfigJson(model->config())));
     std::vector<torch::Tensor> keep;  // owns the contiguous fp32 copies while writing
     std::vector<engine::TensorToWrite> tensors;
     for (const auto& item : model->named_parameters()) {

@@ -23,7 +23,6 @@
 #include "common/logging/logging.h"
 #include "common/rpc/rpc.h"
 #include "common/status/status_macros.h"
-#include "coordinator/analysis/sweep_results.h"
 #include "coordinator/coordinator_server.h"
 #include "tools/cli/commands.h"
 #include "tools/cli/plot_command.h"
@@ -125,11 +124,6 @@ absl::Duration SecondsFlag(double seconds) { return absl::Milliseconds(seconds *
 absl::Status RunCoordinator(CoordinatorServerOptions options) {
   BlockStopSignals();
   PCSWEEP_ASSIGN_OR_RETURN(auto server, CoordinatorServer::Start(options));
-  // Stores each sweep's comparisons when it finishes, on a thread of its own.
-  coordinator::ComparisonUpdaterOptions comparisons_options;
-  comparisons_options.db_path = options.db_path;
-  PCSWEEP_ASSIGN_OR_RETURN(auto comparisons,
-                           coordinator::ComparisonUpdater::Start(comparisons_options));
   // Tests and scripts read this line to learn the bound port (with --listen HOST:0).
   const std::string host = options.listen.substr(0, options.listen.rfind(':'));
   std::cout << "pcsweep coordinator listening on " << host << ":" << server->port() << " (db "
@@ -139,7 +133,6 @@ absl::Status RunCoordinator(CoordinatorServerOptions options) {
   }
   const int sig = WaitForStopSignal();
   std::cerr << "pcsweep coordinator: signal " << sig << ", shutting down" << std::endl;
-  comparisons->Shutdown();
   server->Shutdown();
   server->Wait();
   return absl::OkStatus();
@@ -266,8 +259,7 @@ absl::Status RunLocal(const LocalFlags& flags) {
   std::cout << RenderTable(ResultsTable(*final_state), format);
   const auto& summary = final_state->summary();
   // The sweep's arm-vs-baseline comparisons, stored before the tables are asked for.
-  if (auto stored = coordinator::RecomputeComparisons(db.string(), summary.sweep_id());
-      !stored.ok()) {
+  if (auto stored = server->RecomputeComparisons(summary.sweep_id()); !stored.ok()) {
     std::cerr << "comparisons not stored: " << OneLine(stored.status().message()) << std::endl;
   } else if (!stored->records.empty()) {
     std::cerr << stored->records.size() << " comparisons stored (pcsweep results "
