@@ -17,6 +17,7 @@
 #include "absl/strings/str_join.h"
 #include "common/fileio/durable_rename.h"
 #include "common/status/status_macros.h"
+#include "experiments/engine/compute_threads.h"
 #include "experiments/engine/prompt_batch.h"
 #include "experiments/engine/safetensors.h"
 #include "experiments/engine/torch_status.h"
@@ -78,7 +79,7 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Load(const EngineOptions& option
   return GuardTorch(
       absl::StrCat("loading ", options.model_dir),
       [&]() -> absl::StatusOr<std::unique_ptr<Engine>> {
-        if (options.num_threads > 0) at::set_num_threads(options.num_threads);
+        SetComputeThreads(options.num_threads);  // libtorch and OpenBLAS alike
         static std::once_flag logged;
         std::call_once(
             logged, [] { std::fprintf(stderr, "pcsweep engine: %s\n", RuntimeReport().c_str()); });

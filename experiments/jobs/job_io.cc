@@ -17,7 +17,7 @@
 #include "common/status/status_macros.h"
 #include "experiments/data/loaders.h"
 #include "experiments/data/selection.h"
-#include "experiments/train/threads.h"
+#include "experiments/engine/compute_threads.h"
 
 namespace pcsweep::jobs {
 
@@ -110,7 +110,7 @@ absl::StatusOr<int> ConfigureThreads(JobSettings& config) {
         absl::StrCat("$PCSWEEP_THREADS: expected an integer, got '", env, "'"));
   }
   PCSWEEP_ASSIGN_OR_RETURN(int64_t threads, config.Integer("threads", fallback, 0, 1024));
-  train::SetComputeThreads(static_cast<int>(threads));
+  engine::SetComputeThreads(static_cast<int>(threads));
   return static_cast<int>(threads);
 }
 

@@ -31,7 +31,6 @@
 #include "experiments/jobs/job_io.h"
 #include "experiments/jobs/job_settings.h"
 #include "experiments/runner/job_dispatch.h"
-#include "experiments/train/threads.h"
 #include "experiments/train/trainer.h"
 
 namespace pcsweep::jobs {

@@ -15,12 +15,12 @@
 #include "CLI/CLI.hpp"
 #include "experiments/data/loaders.h"
 #include "experiments/data/selection.h"
+#include "experiments/engine/compute_threads.h"
 #include "experiments/engine/engine.h"
 #include "experiments/inputs/image.h"
 #include "experiments/inputs/tokenizer.h"
 #include "experiments/jobs/job_settings.h"
 #include "experiments/jobs/jobs.h"
-#include "experiments/train/threads.h"
 #include "experiments/train/trainer.h"
 #include "nlohmann/json.hpp"
 
@@ -49,7 +49,7 @@ int main(int argc, char** argv) {
   app.add_option("--r", rank, "LoRA rank");
   app.add_option("--eval-pairs", eval_pairs, "pairs to score for the eval figure");
   CLI11_PARSE(app, argc, argv);
-  pcsweep::train::SetComputeThreads(threads);
+  pcsweep::engine::SetComputeThreads(threads);
 
   if (model_dir.empty()) {
     const std::string out = (fs::temp_directory_path() / "pcsweep_bench_train_pretrain").string();

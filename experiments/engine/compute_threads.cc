@@ -1,9 +1,9 @@
-#include "experiments/train/threads.h"
+#include "experiments/engine/compute_threads.h"
 
 #include <ATen/Parallel.h>
 #include <dlfcn.h>
 
-namespace pcsweep::train {
+namespace pcsweep::engine {
 
 void SetComputeThreads(int threads) {
   if (threads <= 0) return;
@@ -14,4 +14,4 @@ void SetComputeThreads(int threads) {
     fn(threads);
 }
 
-}  // namespace pcsweep::train
+}  // namespace pcsweep::engine
