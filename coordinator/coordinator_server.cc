@@ -21,7 +21,7 @@
 #include "coordinator/web/web_service.h"
 #include "spdlog/spdlog.h"
 
-namespace pcsweep {
+namespace pcsweep::coordinator {
 namespace {
 
 // How often the housekeeping thread calls Scheduler::Tick(): bounds the lateness of lease
@@ -233,4 +233,4 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   return std::unique_ptr<CoordinatorServer>(std::move(server));
 }
 
-}  // namespace pcsweep
+}  // namespace pcsweep::coordinator

@@ -18,7 +18,7 @@
 #include "coordinator/analysis/sweep_results.h"
 #include "coordinator/web/http_server.h"
 
-namespace pcsweep {
+namespace pcsweep::coordinator {
 
 struct CoordinatorServerOptions {
   std::string db_path;                     // SQLite file, created if missing. Required.
@@ -64,6 +64,6 @@ class CoordinatorServer {
       const std::string& sweep) = 0;
 };
 
-}  // namespace pcsweep
+}  // namespace pcsweep::coordinator
 
 #endif  // PCSWEEP_COORDINATOR_COORDINATOR_SERVER_H_

@@ -9,7 +9,7 @@
 #include "gtest/gtest.h"
 #include "pcsweep/v1/coordinator.grpc.pb.h"
 
-namespace pcsweep {
+namespace pcsweep::coordinator {
 namespace {
 
 using ::testing::HasSubstr;
@@ -288,4 +288,4 @@ TEST_F(CoordinatorServerTest, Restart_SameDatabaseKeepsSweeps) {
 }
 
 }  // namespace
-}  // namespace pcsweep
+}  // namespace pcsweep::coordinator

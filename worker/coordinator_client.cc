@@ -6,7 +6,7 @@
 #include "common/rpc/rpc.h"
 #include "pcsweep/v1/coordinator.grpc.pb.h"
 
-namespace pcsweep {
+namespace pcsweep::worker {
 
 // ---------------------------------------------------------------------------------------
 // GrpcCoordinatorClient
@@ -285,4 +285,4 @@ void FakeCoordinatorClient::CancelPendingAcquires() {
   ++cancel_generation_;
 }
 
-}  // namespace pcsweep
+}  // namespace pcsweep::worker

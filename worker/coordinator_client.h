@@ -28,7 +28,7 @@
 #include "absl/time/time.h"
 #include "pcsweep/v1/coordinator.pb.h"
 
-namespace pcsweep {
+namespace pcsweep::worker {
 
 class CoordinatorClient {
  public:
@@ -167,6 +167,6 @@ class FakeCoordinatorClient final : public CoordinatorClient {
   std::vector<v1::FailJobRequest> failures_ ABSL_GUARDED_BY(mu_);
 };
 
-}  // namespace pcsweep
+}  // namespace pcsweep::worker
 
 #endif  // PCSWEEP_WORKER_COORDINATOR_CLIENT_H_

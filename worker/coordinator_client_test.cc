@@ -10,7 +10,7 @@
 #include "gtest/gtest.h"
 #include "pcsweep/v1/coordinator.grpc.pb.h"
 
-namespace pcsweep {
+namespace pcsweep::worker {
 namespace {
 
 GrpcClientOptions Plaintext(const std::string& target, const std::string& token = "") {
@@ -135,4 +135,4 @@ TEST(GrpcCoordinatorClient, UnreachableCoordinatorIsUnavailableNamingTheAddress)
 }
 
 }  // namespace
-}  // namespace pcsweep
+}  // namespace pcsweep::worker

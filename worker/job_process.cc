@@ -25,7 +25,7 @@
 
 extern char** environ;
 
-namespace pcsweep {
+namespace pcsweep::worker {
 namespace {
 
 using json = nlohmann::json;
@@ -640,4 +640,4 @@ void JobProcess::CollectResults(JobOutcome* outcome) const {
   outcome->error.clear();
 }
 
-}  // namespace pcsweep
+}  // namespace pcsweep::worker

@@ -34,7 +34,7 @@
 #include "absl/time/time.h"
 #include "pcsweep/v1/coordinator.pb.h"
 
-namespace pcsweep {
+namespace pcsweep::worker {
 
 struct JobLaunch {
   std::string job_id;
@@ -134,6 +134,6 @@ absl::StatusOr<std::vector<v1::ExampleRow>> ParseExamplesFile(const std::string&
 absl::StatusOr<std::map<std::string, std::string>> ParseOutputsFile(const std::string& path,
                                                                     const std::string& text);
 
-}  // namespace pcsweep
+}  // namespace pcsweep::worker
 
 #endif  // PCSWEEP_WORKER_JOB_PROCESS_H_

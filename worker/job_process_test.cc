@@ -14,7 +14,7 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 
-namespace pcsweep {
+namespace pcsweep::worker {
 namespace {
 
 using ::testing::ElementsAre;
@@ -282,4 +282,4 @@ TEST(ResultFileParsers, ExampleErrorsNameTheLine) {
 }
 
 }  // namespace
-}  // namespace pcsweep
+}  // namespace pcsweep::worker

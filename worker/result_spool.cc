@@ -15,7 +15,7 @@
 #include "google/protobuf/any.pb.h"
 #include "spdlog/spdlog.h"
 
-namespace pcsweep {
+namespace pcsweep::worker {
 namespace fs = std::filesystem;
 
 namespace {
@@ -161,4 +161,4 @@ absl::Status ResultSpool::Remove(const std::string& key) {
   return absl::OkStatus();
 }
 
-}  // namespace pcsweep
+}  // namespace pcsweep::worker

@@ -18,7 +18,7 @@
 #include "absl/synchronization/mutex.h"
 #include "pcsweep/v1/coordinator.pb.h"
 
-namespace pcsweep {
+namespace pcsweep::worker {
 
 struct SpooledResult {
   std::variant<v1::CompleteJobRequest, v1::FailJobRequest> request;
@@ -57,6 +57,6 @@ class ResultSpool {
   absl::Mutex mu_;  // serialises file operations on the directory
 };
 
-}  // namespace pcsweep
+}  // namespace pcsweep::worker
 
 #endif  // PCSWEEP_WORKER_RESULT_SPOOL_H_

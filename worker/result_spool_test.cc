@@ -9,7 +9,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
-namespace pcsweep {
+namespace pcsweep::worker {
 namespace {
 
 class ResultSpoolTest : public ::testing::Test {
@@ -115,4 +115,4 @@ TEST_F(ResultSpoolTest, KeysAreSafeFileNames) {
 }
 
 }  // namespace
-}  // namespace pcsweep
+}  // namespace pcsweep::worker

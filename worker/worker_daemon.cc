@@ -24,7 +24,7 @@
 #include "worker/job_process.h"
 #include "worker/result_spool.h"
 
-namespace pcsweep {
+namespace pcsweep::worker {
 namespace {
 
 constexpr absl::Duration kMinBackoff = absl::Milliseconds(100);
@@ -859,4 +859,4 @@ absl::StatusOr<std::unique_ptr<WorkerDaemon>> WorkerDaemon::Start(const WorkerOp
   return std::unique_ptr<WorkerDaemon>(std::move(daemon));
 }
 
-}  // namespace pcsweep
+}  // namespace pcsweep::worker

@@ -25,7 +25,7 @@
 #include "pcsweep/v1/coordinator.pb.h"
 #include "worker/coordinator_client.h"
 
-namespace pcsweep {
+namespace pcsweep::worker {
 
 struct WorkerOptions {
   std::string coordinator = "127.0.0.1:50551";
@@ -93,6 +93,6 @@ class WorkerDaemon {
   virtual int unacknowledged_results() const = 0;
 };
 
-}  // namespace pcsweep
+}  // namespace pcsweep::worker
 
 #endif  // PCSWEEP_WORKER_WORKER_DAEMON_H_

@@ -15,7 +15,7 @@
 #include "worker/coordinator_client.h"
 #include "worker/result_spool.h"
 
-namespace pcsweep {
+namespace pcsweep::worker {
 namespace {
 
 using ::testing::HasSubstr;
@@ -447,4 +447,4 @@ TEST_F(WorkerDaemonTest, InvalidOptionsAreRefused) {
 }
 
 }  // namespace
-}  // namespace pcsweep
+}  // namespace pcsweep::worker

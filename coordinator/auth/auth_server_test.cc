@@ -15,7 +15,7 @@
 #include "gtest/gtest.h"
 #include "pcsweep/v1/coordinator.grpc.pb.h"
 
-namespace pcsweep {
+namespace pcsweep::coordinator {
 namespace {
 
 using ::testing::HasSubstr;
@@ -453,4 +453,4 @@ TEST_F(MtlsTest, ClientCaNeedsTls) {
 }
 
 }  // namespace
-}  // namespace pcsweep
+}  // namespace pcsweep::coordinator

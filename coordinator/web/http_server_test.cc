@@ -23,7 +23,7 @@
 #include "nlohmann/json.hpp"
 #include "pcsweep/v1/coordinator.grpc.pb.h"
 
-namespace pcsweep {
+namespace pcsweep::coordinator {
 namespace {
 
 using ::pcsweep::testutil::StatusIs;
@@ -293,4 +293,4 @@ TEST_F(HttpServerTest, SlowClientsStallNeitherTheCoordinatorNorTheWebViewBeyondT
 }
 
 }  // namespace
-}  // namespace pcsweep
+}  // namespace pcsweep::coordinator

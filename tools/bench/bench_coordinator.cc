@@ -43,6 +43,9 @@
 namespace pcsweep::bench {
 namespace {
 
+using ::pcsweep::coordinator::CoordinatorServer;
+using ::pcsweep::coordinator::CoordinatorServerOptions;
+
 namespace fs = std::filesystem;
 namespace v1 = ::pcsweep::v1;
 

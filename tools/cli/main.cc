@@ -34,6 +34,11 @@
 namespace pcsweep::cli {
 namespace {
 
+using ::pcsweep::coordinator::CoordinatorServer;
+using ::pcsweep::coordinator::CoordinatorServerOptions;
+using ::pcsweep::worker::WorkerDaemon;
+using ::pcsweep::worker::WorkerOptions;
+
 constexpr char kDefaultCoordinator[] = "127.0.0.1:50551";
 
 // Blocks SIGINT/SIGTERM in the calling thread and every thread it starts afterwards, so that
