@@ -10,6 +10,7 @@
 
 #include "common/testing/source_path.h"
 #include "common/testing/status_matchers.h"
+#include "experiments/engine/model.h"
 #include "experiments/engine/safetensors.h"
 #include "experiments/engine/torch_status.h"
 #include "gmock/gmock.h"
@@ -339,11 +340,41 @@ TEST_F(EngineTest, BadInputsFailWithoutCrashing) {
   EXPECT_THAT(engine_->Forward(in, {}).status().message(), HasSubstr("attention_mask"));
 }
 
-// model_fp32 holds the weights before the fixture's bf16 round trip. Exactly that rounding
-// must explain its difference from the reference: rounding its weights to bf16 reproduces the
-// reference to fp32 round-off. Unrounded, each weight differs by up to 2^-9 relative, and
-// through 6 random layers the logits may move by a few percent of their range; 5% is the
-// bound (the measured figure is printed).
+// Blocks of query rows (the SigLIP path on libtorch 1.x) give the whole attention and its
+// gradients, with a mask (rows that may attend nothing included), soft-capping, or neither.
+TEST(BlockedAttentionTest, BlocksOfQueryRowsGiveTheWholeResultAndItsGradients) {
+  torch::manual_seed(3);
+  const auto grad = torch::TensorOptions().requires_grad(true);
+  const torch::Tensor q = torch::randn({2, 3, 37, 8}, grad), k = torch::randn({2, 3, 41, 8}, grad),
+                      v = torch::randn({2, 3, 41, 8}, grad);
+  torch::Tensor mask = torch::rand({2, 1, 37, 41}) > 0.3;
+  mask.index_put_({0, 0, 5}, false);  // a query with no key: its output row is 0
+  const torch::Tensor weights = torch::randn({2, 3, 37, 8});
+  for (const torch::Tensor& m : {mask, torch::Tensor()}) {
+    for (const std::optional<double> softcap : {std::optional<double>(), std::optional(20.0)}) {
+      auto run = [&](int64_t max_scores) {
+        for (const torch::Tensor& t : {q, k, v}) t.mutable_grad() = torch::Tensor();
+        const torch::Tensor out = BlockedAttention(q, k, v, m, 0.35, softcap, max_scores);
+        (out * weights).sum().backward();
+        return std::vector<torch::Tensor>{out.detach(), q.grad().clone(), k.grad().clone(),
+                                          v.grad().clone()};
+      };
+      const std::vector<torch::Tensor> whole = run(int64_t{1} << 40);
+      for (int64_t max_scores : {int64_t{2 * 3 * 41 * 5}, int64_t{1}}) {  // 5 rows, 1 row
+        const std::vector<torch::Tensor> blocked = run(max_scores);
+        for (size_t i = 0; i < whole.size(); ++i) {
+          EXPECT_LT((blocked[i] - whole[i]).abs().max().item<double>(), 1e-6)
+              << "tensor " << i << ", " << max_scores << " scores per block, mask " << m.defined()
+              << ", softcap " << softcap.has_value();
+        }
+      }
+      if (m.defined()) {
+        EXPECT_EQ(whole[0][0][0][5].abs().max().item<double>(), 0.0);
+      }
+    }
+  }
+}
+
 TEST(GuardTorchTest, TurnsLibtorchAndStdExceptionsIntoStatusWithContext) {
   const absl::Status shapes = GuardTorch("adding", []() -> absl::Status {
     (void)(torch::zeros({2, 3}) + torch::zeros({4}));
@@ -360,6 +391,11 @@ TEST(GuardTorchTest, TurnsLibtorchAndStdExceptionsIntoStatusWithContext) {
   EXPECT_EQ(*fine, 7);
 }
 
+// model_fp32 holds the weights before the fixture's bf16 round trip. Exactly that rounding
+// must explain its difference from the reference: rounding its weights to bf16 reproduces the
+// reference to fp32 round-off. Unrounded, each weight differs by up to 2^-9 relative, and
+// through 6 random layers the logits may move by a few percent of their range; 5% is the
+// bound (the measured figure is printed).
 TEST(EngineFp32CheckpointTest, AgreesWithTheBf16ReferenceWithinBf16Rounding) {
   torch::NoGradGuard no_grad;
   EngineOptions o;

@@ -2,10 +2,13 @@
 
 #include <torch/version.h>
 
+#include <algorithm>
 #include <cmath>
 #include <mutex>
+#include <optional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 namespace pcsweep::engine {
 namespace {
@@ -17,6 +20,24 @@ constexpr bool kHaveSdpa = true;
 #else
 constexpr bool kHaveSdpa = false;
 #endif
+
+// Attention written out (libtorch without SDPA), for one block of queries.
+torch::Tensor AttendWhole(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                          const torch::Tensor& mask, double scaling,
+                          std::optional<double> softcap) {
+  torch::Tensor scores = torch::matmul(q, k.transpose(-2, -1)) * scaling;
+  if (softcap) scores = torch::tanh(scores / *softcap) * *softcap;
+  if (!mask.defined())
+    return torch::matmul(torch::softmax(scores, -1, torch::kFloat).to(q.scalar_type()), v);
+  const torch::Tensor blocked = mask.logical_not();
+  torch::Tensor probs = torch::softmax(
+      scores.masked_fill(blocked, -std::numeric_limits<float>::infinity()), -1, torch::kFloat);
+  probs = probs.masked_fill(blocked, 0.0).to(q.scalar_type());
+  return torch::matmul(probs, v);
+}
+
+// Scores per block of queries: 64 MiB of fp32 (see BlockedAttention).
+constexpr int64_t kMaxScoreElements = int64_t{1} << 24;
 
 // q [B, H, L, d], k/v [B, H, S, d] (KV heads already repeated), mask bool [B, 1, L, S]
 // (true = may attend) or undefined. Rows with no allowed key (left-padding queries) yield 0,
@@ -36,15 +57,7 @@ torch::Tensor Attend(const torch::Tensor& q, const torch::Tensor& k, const torch
 #endif
     }
   }
-  torch::Tensor scores = torch::matmul(q, k.transpose(-2, -1)) * scaling;
-  if (softcap) scores = torch::tanh(scores / *softcap) * *softcap;
-  if (!mask.defined())
-    return torch::matmul(torch::softmax(scores, -1, torch::kFloat).to(q.scalar_type()), v);
-  const torch::Tensor blocked = mask.logical_not();
-  torch::Tensor probs = torch::softmax(
-      scores.masked_fill(blocked, -std::numeric_limits<float>::infinity()), -1, torch::kFloat);
-  probs = probs.masked_fill(blocked, 0.0).to(q.scalar_type());
-  return torch::matmul(probs, v);
+  return BlockedAttention(q, k, v, mask, scaling, softcap, kMaxScoreElements);
 }
 
 torch::Tensor GeluTanh(const torch::Tensor& x) { return torch::gelu(x, "tanh"); }
@@ -342,6 +355,27 @@ Rope MakeRope(const RopeParams& p, int64_t head_dim, const torch::Tensor& positi
 }
 
 }  // namespace
+
+// A 4096-patch SigLIP layer has 16 x 4096 x 4096 scores (1 GiB of fp32): made whole, they are
+// allocated, page-faulted and swept through memory several times per layer. Blocks of query
+// rows keep each score matrix small; every row's softmax sees all its keys either way, so the
+// output is the same up to float rounding. Autograd goes through narrow and cat.
+torch::Tensor BlockedAttention(const torch::Tensor& q, const torch::Tensor& k,
+                               const torch::Tensor& v, const torch::Tensor& mask, double scaling,
+                               std::optional<double> softcap, int64_t max_score_elements) {
+  const int64_t queries = q.size(2);
+  const int64_t per_query = std::max<int64_t>(1, q.size(0) * q.size(1) * k.size(2));
+  const int64_t block = std::max<int64_t>(1, max_score_elements / per_query);
+  if (block >= queries) return AttendWhole(q, k, v, mask, scaling, softcap);
+  std::vector<torch::Tensor> parts;
+  for (int64_t start = 0; start < queries; start += block) {
+    const int64_t rows = std::min(block, queries - start);
+    const torch::Tensor block_mask =
+        mask.defined() && mask.size(2) != 1 ? mask.narrow(2, start, rows) : mask;
+    parts.push_back(AttendWhole(q.narrow(2, start, rows), k, v, block_mask, scaling, softcap));
+  }
+  return torch::cat(parts, 2);
+}
 
 torch::ScalarType ToTorchDType(DType dtype) {
   switch (dtype) {

@@ -17,6 +17,7 @@
 
 #include <functional>
 #include <map>
+#include <optional>
 #include <vector>
 
 #include "experiments/engine/gemma3_config.h"
@@ -145,6 +146,14 @@ class Gemma3ModelImpl : public torch::nn::Module {
 TORCH_MODULE(Gemma3Model);
 
 torch::ScalarType ToTorchDType(DType dtype);
+
+// Attention without SDPA (libtorch 1.x, soft-capping) over blocks of query rows, so that no
+// score matrix holds more than `max_score_elements`: q [B, H, L, d], k/v [B, H, S, d], mask
+// bool [B, 1, L, S] (true = may attend) or undefined. Exposed for its test; the model calls it
+// with 2^24 (64 MiB of fp32 scores per block).
+torch::Tensor BlockedAttention(const torch::Tensor& q, const torch::Tensor& k,
+                               const torch::Tensor& v, const torch::Tensor& mask, double scaling,
+                               std::optional<double> softcap, int64_t max_score_elements);
 
 }  // namespace pcsweep::engine
 
