@@ -38,8 +38,9 @@ constexpr size_t kMaxSpecBytes = 1 << 20;
 // Dependency edges (job -> parent job) of a whole sweep: two 1000-cell stages sharing no grid
 // key would make a million.
 constexpr size_t kMaxDependencyEdges = 200000;
-constexpr const char* kJobKinds[] = {"command",   "pretrain",     "eval",         "train_eval",
-                                     "sae_train", "sae_transfer", "layer_select", "clamp_eval"};
+constexpr const char* kJobKinds[] = {"command",      "pretrain",     "benchmark",
+                                     "eval",         "train_eval",   "sae_train",
+                                     "sae_transfer", "layer_select", "clamp_eval"};
 const std::vector<std::string> kSingleStageKeys = {"name",    "job",     "grid",
                                                    "include", "exclude", "max_attempts"};
 const std::vector<std::string> kMultiStageKeys = {"name", "stages", "max_attempts"};

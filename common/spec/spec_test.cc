@@ -384,11 +384,11 @@ TEST(InvalidSpecTest, MissingKeysAndUnknownKind) {
   EXPECT_EQ(ErrorOf("job: {kind: eval}\n"), "s.yaml:1:1: the spec: missing key 'name'");
   EXPECT_EQ(ErrorOf("name: s\ngrid: {x: [1]}\n"), "s.yaml:1:1: the spec: missing key 'job'");
   EXPECT_EQ(ErrorOf("name: s\njob: {steps: 1}\n"),
-            "s.yaml:2:6: job: missing key 'kind' (one of command, pretrain, eval, train_eval, "
-            "sae_train, sae_transfer, layer_select, clamp_eval)");
-  EXPECT_EQ(ErrorOf("name: s\njob: {kind: evaluate}\n"),
-            "s.yaml:2:13: job.kind: unknown job kind 'evaluate' (known: command, pretrain, eval, "
+            "s.yaml:2:6: job: missing key 'kind' (one of command, pretrain, benchmark, eval, "
             "train_eval, sae_train, sae_transfer, layer_select, clamp_eval)");
+  EXPECT_EQ(ErrorOf("name: s\njob: {kind: evaluate}\n"),
+            "s.yaml:2:13: job.kind: unknown job kind 'evaluate' (known: command, pretrain, "
+            "benchmark, eval, train_eval, sae_train, sae_transfer, layer_select, clamp_eval)");
   EXPECT_EQ(ErrorOf("name: s\njob: {kind: command}\n"), "s.yaml:2:6: job: missing key 'command'");
   EXPECT_EQ(ErrorOf("name: s\nstages:\n  - {job: {kind: eval}}\n"),
             "s.yaml:3:5: stages[0]: missing key 'name'");

@@ -4,8 +4,10 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <set>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -669,6 +671,27 @@ absl::StatusOr<SynthSummary> GenerateSyntheticBenchmark(const SynthOptions& o,
   PCSWEEP_RETURN_IF_ERROR(
       WriteText((fs::path(out_dir) / "manifest.json").string(), manifest.dump(2) + "\n"));
   return summary;
+}
+
+absl::StatusOr<std::string> BenchmarkFingerprint(const std::string& dir) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec))
+    return absl::NotFoundError(absl::StrCat(dir, ": no such benchmark folder"));
+  std::vector<std::string> files;
+  for (fs::recursive_directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    if (it->is_regular_file()) files.push_back(fs::relative(it->path(), dir).generic_string());
+  }
+  if (ec) return absl::InternalError(absl::StrCat(dir, ": cannot list: ", ec.message()));
+  std::sort(files.begin(), files.end());
+  uint64_t hash = StableHash("pcsweep benchmark fingerprint v1");
+  for (const std::string& name : files) {
+    std::ifstream in(fs::path(dir) / name, std::ios::binary);
+    if (!in) return absl::InternalError(absl::StrCat(dir, "/", name, ": cannot read"));
+    const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    hash = StableHash(name, hash);
+    hash = StableHash(bytes, hash);
+  }
+  return absl::StrFormat("%016x", hash);
 }
 
 }  // namespace pcsweep::data

@@ -121,6 +121,13 @@ struct SynthSummary {
 absl::StatusOr<SynthSummary> GenerateSyntheticBenchmark(const SynthOptions& options,
                                                         const std::string& out_dir);
 
+// A fingerprint of a benchmark folder: a stable 64-bit hash (16 hex digits) of every regular
+// file's relative path and bytes, in path order. Two folders get the same fingerprint only
+// when they hold the same files, so a model trained on one generator's output can tell that
+// the generator of today writes something else. Possible errors: NotFound (no such folder),
+// Internal (a file cannot be read; the message names it).
+absl::StatusOr<std::string> BenchmarkFingerprint(const std::string& dir);
+
 // The split names, in generation order.
 inline constexpr const char* kSplits[] = {"pretrain", "train", "eval_mimic", "eval_balanced"};
 

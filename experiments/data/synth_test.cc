@@ -10,6 +10,7 @@
 #include <string>
 
 #include "absl/strings/match.h"
+#include "common/testing/status_matchers.h"
 #include "experiments/data/loaders.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -112,6 +113,26 @@ TEST_F(SynthTest, DifferentSeedsDiffer) {
   const std::string image = "images/train/train-p00000_s0.png";
   ASSERT_TRUE(a.count(image) && c.count(image));
   EXPECT_NE(a.at(image), c.at(image));
+}
+
+TEST_F(SynthTest, FingerprintIsEqualForEqualFoldersAndChangesWithOneByte) {
+  const absl::StatusOr<std::string> a = BenchmarkFingerprint(First().string());
+  const absl::StatusOr<std::string> b = BenchmarkFingerprint(Second().string());
+  const absl::StatusOr<std::string> c = BenchmarkFingerprint(OtherSeed().string());
+  ASSERT_TRUE(a.ok() && b.ok() && c.ok()) << a.status() << b.status() << c.status();
+  EXPECT_EQ(a->size(), 16u);
+  EXPECT_EQ(*a, *b);
+  EXPECT_NE(*a, *c);
+  const fs::path copy = fs::path(::testing::TempDir()) / "fingerprint_copy";
+  fs::remove_all(copy);
+  fs::copy(First(), copy, fs::copy_options::recursive);
+  EXPECT_EQ(*BenchmarkFingerprint(copy.string()), *a);
+  std::ofstream(copy / "train.jsonl", std::ios::app) << " ";
+  EXPECT_NE(*BenchmarkFingerprint(copy.string()), *a);
+  fs::remove_all(copy);
+  EXPECT_THAT(
+      BenchmarkFingerprint(copy.string()),
+      ::pcsweep::testutil::StatusIs(absl::StatusCode::kNotFound, "no such benchmark folder"));
 }
 
 TEST_F(SynthTest, SplitsHaveTheRequestedSizesAndLoad) {

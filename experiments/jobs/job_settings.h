@@ -42,6 +42,7 @@ class JobSettings {
   // first key that no accessor read.
   absl::Status CheckAllKeysUsed() const;
   std::string Where(const std::string& key) const { return prefix_ + "." + key; }
+  const std::string& prefix() const { return prefix_; }
 
  private:
   absl::Status TypeError(const std::string& key, const std::string& expected) const;

@@ -28,6 +28,7 @@
 #include "experiments/engine/engine.h"
 #include "experiments/inputs/image.h"
 #include "experiments/inputs/tokenizer.h"
+#include "experiments/jobs/benchmark_job.h"
 #include "experiments/jobs/job_io.h"
 #include "experiments/jobs/job_settings.h"
 #include "experiments/runner/job_dispatch.h"
@@ -202,48 +203,6 @@ absl::StatusOr<LoadedModel> LoadModel(const std::string& model_dir, const std::s
 
 // ---------------------------------------------------------------------------------------
 // pretrain
-
-absl::Status ApplySynthOptions(JobSettings& s, data::SynthOptions* o) {
-  PCSWEEP_ASSIGN_OR_RETURN(int64_t seed, s.Integer("seed", static_cast<int64_t>(o->seed), 0, kBig));
-  o->seed = static_cast<uint64_t>(seed);
-  PCSWEEP_ASSIGN_OR_RETURN(int64_t image_size, s.Integer("image_size", o->image_size, 16, 1024));
-  o->image_size = static_cast<int>(image_size);
-  auto count = [&](const char* key, size_t* field) -> absl::Status {
-    PCSWEEP_ASSIGN_OR_RETURN(int64_t v, s.Integer(key, static_cast<int64_t>(*field), 0, kBig));
-    *field = static_cast<size_t>(v);
-    return absl::OkStatus();
-  };
-  PCSWEEP_RETURN_IF_ERROR(count("pretrain_questions", &o->pretrain_questions));
-  PCSWEEP_RETURN_IF_ERROR(count("train_questions", &o->train_questions));
-  PCSWEEP_RETURN_IF_ERROR(count("eval_mimic_questions", &o->eval_mimic_questions));
-  PCSWEEP_RETURN_IF_ERROR(count("eval_balanced_questions", &o->eval_balanced_questions));
-  PCSWEEP_ASSIGN_OR_RETURN(int64_t qpi,
-                           s.Integer("questions_per_image", o->questions_per_image, 1, 5));
-  o->questions_per_image = static_cast<int>(qpi);
-  PCSWEEP_ASSIGN_OR_RETURN(
-      int64_t spp, s.Integer("max_studies_per_patient", o->max_studies_per_patient, 1, 100));
-  o->max_studies_per_patient = static_cast<int>(spp);
-  for (auto [key, field] : std::initializer_list<std::pair<const char*, double*>>{
-           {"background_prevalence", &o->background_prevalence},
-           {"ambiguous_fraction", &o->ambiguous_fraction},
-           {"clear_subtlety_max", &o->clear_subtlety_max},
-           {"ambiguous_subtlety_min", &o->ambiguous_subtlety_min},
-           {"mimic_fraction", &o->mimic_fraction},
-           {"pretrain_aligned", &o->pretrain_aligned},
-           {"pretrain_neutral", &o->pretrain_neutral},
-           {"inverting_negation_fraction", &o->inverting_negation_fraction},
-           {"eval_mimic_open_fraction", &o->eval_mimic_open_fraction}}) {
-    PCSWEEP_ASSIGN_OR_RETURN(*field, s.Number(key, *field, 0, 1));
-  }
-  PCSWEEP_ASSIGN_OR_RETURN(o->pretrain_bias_ambiguous_only,
-                           s.Bool("pretrain_bias_ambiguous_only", o->pretrain_bias_ambiguous_only));
-  PCSWEEP_ASSIGN_OR_RETURN(o->conspicuous_findings,
-                           s.Bool("conspicuous_findings", o->conspicuous_findings));
-  PCSWEEP_RETURN_IF_ERROR(s.CheckAllKeysUsed());
-  auto valid = data::ValidateSynthOptions(*o);
-  if (!valid.ok()) return Annotate(valid, "config.synth");
-  return absl::OkStatus();
-}
 
 struct ModelShape {
   int64_t hidden = 64, intermediate = 128, layers = 8, heads = 4, kv_heads = 2, head_dim = 16;
@@ -581,6 +540,9 @@ absl::Status RunPretrainJob(const json& job) {
                                                            on_step, freeze_vision, curve));
     PCSWEEP_RETURN_IF_ERROR(train::SaveModelFolder(model, model_dir));
   }
+  // A model trained on generated data says which: a later sweep can start from it (job kind
+  // `benchmark`) on exactly the benchmark it learnt.
+  if (data_dir.empty()) PCSWEEP_RETURN_IF_ERROR(WriteBenchmarkFile(model_dir, data_dir_out));
   PutTrainMetrics(report, &metrics);
   metrics["model.parameters"] = static_cast<double>(parameter_count);
   metrics["pretrain.questions"] = static_cast<double>(used_questions);
@@ -783,6 +745,8 @@ absl::Status RunTrainEvalJob(const json& job) {
 
 absl::Status RegisterTrainJobKinds() {
   PCSWEEP_RETURN_IF_ERROR(runner::RegisterJobKind("pretrain", Guarded("pretrain", RunPretrainJob)));
+  PCSWEEP_RETURN_IF_ERROR(
+      runner::RegisterJobKind("benchmark", Guarded("benchmark", RunBenchmarkJob)));
   PCSWEEP_RETURN_IF_ERROR(runner::RegisterJobKind("eval", Guarded("eval", RunEvalJob)));
   return runner::RegisterJobKind("train_eval", Guarded("train_eval", RunTrainEvalJob));
 }

@@ -15,9 +15,12 @@
 #include <sstream>
 #include <string>
 
+#include "common/testing/status_matchers.h"
 #include "experiments/data/examples_io.h"
+#include "experiments/data/synth.h"
 #include "experiments/engine/engine.h"
 #include "experiments/inputs/tokenizer.h"
+#include "experiments/jobs/benchmark_job.h"
 #include "experiments/jobs/job_settings.h"
 
 namespace pcsweep::jobs {
@@ -111,6 +114,7 @@ class JobsTest : public ::testing::Test {
         {"job_id", "j"}, {"attempt", 1}, {"kind", kind}, {"config", config}, {"output_dir", out}};
     if (kind == "train_eval") return RunTrainEvalJob(job);
     if (kind == "eval") return RunEvalJob(job);
+    if (kind == "benchmark") return RunBenchmarkJob(job);
     return RunPretrainJob(job);
   }
 
@@ -143,6 +147,38 @@ TEST_F(JobsTest, PretrainWritesALoadableHuggingFaceFolder) {
   auto rows = data::ReadExamples(*root_ + "/pretrain/examples.jsonl");
   ASSERT_TRUE(rows.ok()) << rows.status();
   EXPECT_FALSE(rows->empty());
+}
+
+TEST_F(JobsTest, BenchmarkJobWritesAgainTheDataThePretrainedModelLearnt) {
+  const json recorded = ReadJson(*model_dir_ + "/benchmark.json");
+  EXPECT_EQ(recorded["options"]["seed"], 7);
+  EXPECT_EQ(recorded["fingerprint"], *data::BenchmarkFingerprint(*data_dir_));
+  const std::string out = TempDir("benchmark");
+  const absl::Status status = Run("benchmark", {{"model_dir", *model_dir_}, {"seed", 5}}, out);
+  ASSERT_TRUE(status.ok()) << status;
+  const json outputs = ReadJson(out + "/outputs.json");
+  EXPECT_EQ(outputs["model_dir"], fs::absolute(*model_dir_).string());
+  EXPECT_EQ(*data::BenchmarkFingerprint(outputs["data_dir"].get<std::string>()),
+            recorded["fingerprint"]);
+  EXPECT_EQ(ReadJson(out + "/metrics.json")["benchmark.eval_balanced.questions"], 10);
+}
+
+TEST_F(JobsTest, BenchmarkJobRefusesAModelWhoseDataTheGeneratorNoLongerWrites) {
+  const std::string model = TempDir("benchmark_stale_model");
+  fs::copy(*model_dir_, model, fs::copy_options::recursive | fs::copy_options::overwrite_existing);
+  json recorded = ReadJson(model + "/benchmark.json");
+  recorded["fingerprint"] = "0123456789abcdef";
+  std::ofstream(model + "/benchmark.json") << recorded.dump();
+  EXPECT_THAT(Run("benchmark", {{"model_dir", model}}, TempDir("benchmark_stale")),
+              testutil::StatusIs(absl::StatusCode::kFailedPrecondition,
+                                 "than the model was trained on "
+                                 "(0123456789abcdef): train the model again"));
+  fs::remove(model + "/benchmark.json");
+  EXPECT_THAT(Run("benchmark", {{"model_dir", model}}, TempDir("benchmark_missing")),
+              testutil::StatusIs(absl::StatusCode::kNotFound, "benchmark.json: cannot read"));
+  EXPECT_THAT(
+      Run("benchmark", {{"model_dir", model}, {"model", 1}}, TempDir("benchmark_key")),
+      testutil::StatusIs(absl::StatusCode::kInvalidArgument, "config: unknown key 'model'"));
 }
 
 TEST_F(JobsTest, VisionWarmUpLowersItsLossAndAttentionScaleReachesTheConfig) {

@@ -131,7 +131,7 @@ int main(int argc, char** argv) {
       status = pcsweep::train::RunSmoke(smoke_options);
     } else if (run->parsed()) {
 #if defined(PCSWEEP_HAVE_TRAIN_JOBS)
-      status = pcsweep::jobs::RegisterTrainJobKinds();  // pretrain, eval, train_eval
+      status = pcsweep::jobs::RegisterTrainJobKinds();  // pretrain, benchmark, eval, train_eval
 #if defined(PCSWEEP_HAVE_SAE_JOBS)
       if (status.ok())
         status = pcsweep::sae::RegisterSaeJobKinds();  // sae_train, sae_transfer, ...

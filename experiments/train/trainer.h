@@ -251,7 +251,7 @@ struct VisionWarmupReport {
 };
 
 // Trains the vision tower and projector alone, before the language model sees them: a linear
-// head on the mean image embedding predicts which findings an image shows (masked BCE). This is
+// head with weights per image token predicts which findings an image shows (masked BCE). This is
 // how Gemma 3 came to be (a SigLIP encoder pretrained first); a tower trained from scratch
 // through the language model gets almost no gradient while the model still reads the answer
 // off the wording. The head is discarded afterwards. Errors: no images, an unreadable image.
