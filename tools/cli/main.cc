@@ -1,6 +1,7 @@
 // `pcsweep`: the command-line entry point. Parses flags with CLI11 and hands each subcommand to
-// its logic (commands.h for client commands, CoordinatorServer / WorkerDaemon for the
-// services). Every error ends as ONE line on stderr and exit code 1.
+// its logic (commands.h for client commands, slurm_command.h for `slurm up|down`,
+// CoordinatorServer / WorkerDaemon for the services). Every error ends as ONE line on stderr
+// and exit code 1.
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
@@ -28,6 +29,7 @@
 #include "tools/cli/plot_command.h"
 #include "tools/cli/results_db.h"
 #include "tools/cli/results_tables.h"
+#include "tools/cli/slurm_command.h"
 #include "tools/cli/stats_command.h"
 #include "worker/worker_daemon.h"
 
@@ -513,6 +515,7 @@ int Main(int argc, char** argv) {
   local->callback([&] { action = [&] { return RunLocal(local_flags); }; });
 
   AddStatsCommand(app);
+  AddSlurmCommand(app, &action);
 
   // plot
   PlotRequest plot_request;

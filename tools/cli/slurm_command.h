@@ -1,0 +1,106 @@
+// `pcsweep slurm up|down`: pcsweep workers as one Slurm job array (issue 18).
+//
+//   slurm up --coordinator HOST:PORT --workers N --slots S [--gpus-per-worker K]
+//            [--cpus-per-task C] [--partition P] [--time MINUTES] [--account A]
+//            [--sbatch-arg=ARG]... [--token-file F] [--tls-ca F] [--tls-cert F --tls-key F]
+//            [--runner F] [--name-prefix P] [--dir FOLDER] [--dry-run]
+//   slurm down [--dir FOLDER]
+//
+// `up` writes FOLDER/worker.sbatch, a job array with one array task per worker (each task runs
+// `exec <this pcsweep> worker ...`, so that Slurm's signals reach the worker), submits it with
+// one `sbatch --parsable` call, prints the job id on stdout and appends it to FOLDER/jobs.
+// Each task's worker is named PREFIX-<array job id>-<array task id>.<restart count> (unique
+// per task and incarnation), keeps its work dir (job logs, result spool) in
+// FOLDER/work/<array job id>_<array task id> across requeues, and takes its GPUs from Slurm's
+// allocation (CUDA_VISIBLE_DEVICES, else SLURM_JOB_GPUS). Slurm logs go to
+// FOLDER/logs/<array job id>_<array task id>.{out,err}. `--dry-run` prints the script and
+// writes and submits nothing. `down` runs `scancel` on every job id recorded in FOLDER/jobs
+// and forgets those it cancelled (or that had already ended).
+//
+// No secret is written anywhere: the script names the token file, which must be readable by
+// its owner only (mode 0600 or 0400), and the worker reads it on the compute node (so FOLDER
+// and the token file must be on a file system the nodes share).
+//
+// Note: a per-worker credential (`worker NAME ...` in the coordinator's --credentials) owns
+// one worker name, while every array task has its own name; the array's workers therefore
+// need the coordinator's shared --token-file, or a coordinator without authentication.
+//
+// sbatch and scancel are found on PATH and run as child processes (subprocess.h).
+//
+// Thread-safety: every function uses only its arguments (RunSlurmUp/Down also read PATH and
+// write under FOLDER); do not run two of them on one FOLDER at once.
+#ifndef PCSWEEP_TOOLS_CLI_SLURM_COMMAND_H_
+#define PCSWEEP_TOOLS_CLI_SLURM_COMMAND_H_
+
+#include <functional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "CLI/CLI.hpp"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace pcsweep::cli {
+
+// What `slurm up` submits. Paths may be relative; RunSlurmUp makes them absolute.
+struct SlurmUpOptions {
+  std::string coordinator;               // HOST:PORT the workers dial
+  int workers = 0;                       // array tasks, at least 1
+  int slots = 0;                         // `pcsweep worker --slots`, at least 1
+  int gpus_per_worker = 0;               // --gres=gpu:K when K > 0
+  int cpus_per_task = 0;                 // 0 = one per slot
+  std::string partition;                 // "" = the cluster's default
+  int time_minutes = 0;                  // --time; 0 = the partition's default
+  std::string account;                   // "" = the user's default
+  std::vector<std::string> sbatch_args;  // extra #SBATCH lines, e.g. "--mem=16G"
+  std::string token_file;                // worker --token-file
+  std::string tls_ca_file;               // worker --tls-ca
+  std::string tls_cert_file;             // worker --tls-cert (with tls_key_file)
+  std::string tls_key_file;              // worker --tls-key
+  std::string runner_path;               // worker --runner
+  std::string name_prefix = "slurm";
+  std::string job_name = "pcsweep-worker";
+  std::string dir = "pcsweep-slurm";  // script, job ids, logs, work dirs
+  bool dry_run = false;
+};
+
+// Seconds before the time limit at which Slurm sends the worker SIGTERM (--signal=B:TERM@90),
+// so that it stops its jobs (reported as retryable) and sends its results before it is killed.
+inline constexpr int kSlurmSignalLeadSeconds = 90;
+
+// Checks the options that do not touch the file system: counts, the coordinator address and
+// values that go on #SBATCH lines (no whitespace or control characters; extra args start with
+// '-'). Possible errors: InvalidArgument naming the flag.
+absl::Status ValidateSlurmUpOptions(const SlurmUpOptions& options);
+
+// The sbatch script for `options` (which should hold absolute paths) running the worker
+// binary `pcsweep_path`. Pure. Possible errors: those of ValidateSlurmUpOptions.
+absl::StatusOr<std::string> SlurmWorkerScript(const SlurmUpOptions& options,
+                                              const std::string& pcsweep_path);
+
+// `slurm up`: checks the options and credential files (a token or key file readable by others
+// is refused), then prints the script (dry run) or submits it once and prints the job id on
+// `out` (a note on `err`). Every message starts with "slurm up: ".
+// Possible errors: InvalidArgument (options), NotFound (a missing file, sbatch not on PATH),
+// PermissionDenied (a token or key file readable by others, FOLDER not writable),
+// FailedPrecondition (sbatch refused the job: its stderr), DeadlineExceeded, Internal (sbatch
+// printed no job id; the job id could not be recorded: the message says how to cancel it).
+absl::Status RunSlurmUp(const SlurmUpOptions& options, const std::string& pcsweep_path,
+                        std::ostream& out, std::ostream& err);
+
+// `slurm down`: runs `scancel --verbose ID` for each job id in DIR/jobs (its stderr tells a
+// cancelled job from one that had already ended: scancel exits 0 for both), prints one line per
+// id on `out`, and keeps in the file only the ids scancel failed on. Messages start with
+// "slurm down: "; a DIR without job ids is not an error ("nothing to cancel").
+// Possible errors: NotFound (DIR missing, scancel not on PATH), InvalidArgument (a line of
+// DIR/jobs that is not a job id), FailedPrecondition (scancel failed: its stderr), Internal.
+absl::Status RunSlurmDown(const std::string& dir, std::ostream& out);
+
+// Adds `slurm up` and `slurm down` to `app`; a parsed leaf sets `*action` to its run (which
+// uses the running binary, /proc/self/exe, in the script). `*action` must outlive parsing.
+void AddSlurmCommand(CLI::App& app, std::function<absl::Status()>* action);
+
+}  // namespace pcsweep::cli
+
+#endif  // PCSWEEP_TOOLS_CLI_SLURM_COMMAND_H_
