@@ -8,6 +8,7 @@
 #include <fstream>
 #include <iostream>
 #include <regex>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
@@ -29,6 +30,7 @@ constexpr absl::Duration kStartTimeout = absl::Seconds(20);
 constexpr char kTokenA[] = "system-token-worker-gpu-a";
 constexpr char kTokenB[] = "system-token-worker-gpu-b";
 constexpr char kTokenClient[] = "system-token-client-alice";
+constexpr char kTokenSlurm[] = "system-token-slurm-array";
 
 std::string EnvOr(const char* name, const std::string& fallback) {
   const char* value = std::getenv(name);
@@ -172,6 +174,49 @@ TEST_F(AuthSystemTest, ASecondIdentityCannotTakeOverAWorkersName) {
     absl::SleepFor(absl::Milliseconds(100));
   }
   FAIL() << "the sweep did not succeed; gpu-a: " << workers_.front()->Stderr();
+}
+
+// The script of `pcsweep slurm up` run as two array tasks (the Slurm variables set by hand):
+// one pattern credential `worker slurm-* ...` serves both, and no other worker name.
+TEST_F(AuthSystemTest, ASlurmArrayPatternCredentialOwnsEveryTaskNameAndNoOther) {
+  StartCoordinator(
+      {"--credentials",
+       WriteFile("credentials", absl::StrCat("worker slurm-* token:", kTokenSlurm,
+                                             "\nclient alice token:", kTokenClient, "\n"))});
+  const std::string token = WriteFile("slurm.token", absl::StrCat(kTokenSlurm, "\n"));
+  fs::permissions(token, fs::perms::owner_read | fs::perms::owner_write);
+  CommandResult up = Pcsweep({"slurm", "up", "--coordinator", address_, "--workers", "2", "--slots",
+                              "1", "--token-file", token, "--dir", Path("slurm"), "--dry-run"});
+  ASSERT_EQ(up.exit_code, 0) << up.err;
+  const std::string script = WriteFile("worker.sbatch", up.out);
+  fs::create_directories(Path("slurm/work"));
+  for (const char* task : {"0", "1"}) {
+    auto worker = ChildProcess::Start(
+        {"/bin/sh", script}, {"SLURM_ARRAY_JOB_ID=7", absl::StrCat("SLURM_ARRAY_TASK_ID=", task)});
+    ASSERT_TRUE(worker.ok()) << worker.status();
+    workers_.push_back(*std::move(worker));
+    auto started = workers_.back()->WaitForStdoutLine("pcsweep worker started", kStartTimeout);
+    ASSERT_TRUE(started.ok()) << started.status() << workers_.back()->Stderr();
+  }
+  auto api = Api(kTokenClient);
+  std::set<std::string> names;
+  const absl::Time deadline = absl::Now() + absl::Seconds(20);
+  while (names.size() < 2 && absl::Now() < deadline) {
+    auto listed = api->ListWorkers();
+    ASSERT_TRUE(listed.ok()) << listed.status();
+    names.clear();
+    for (const auto& w : listed->workers()) names.insert(w.name());
+    if (names.size() < 2) absl::SleepFor(absl::Milliseconds(100));
+  }
+  EXPECT_THAT(names, ::testing::ElementsAre("slurm-7-0.0", "slurm-7-1.0"));
+
+  ChildProcess* outsider = StartWorker("gpu-a", kTokenSlurm);
+  ASSERT_NE(outsider, nullptr);
+  auto code = outsider->Wait(absl::Seconds(20));
+  ASSERT_TRUE(code.ok()) << code.status();
+  EXPECT_EQ(*code, 1);
+  EXPECT_THAT(outsider->Stderr(),
+              HasSubstr("the credential of worker 'slurm-*' may not act as worker 'gpu-a'"));
 }
 
 TEST_F(AuthSystemTest, AWorkerCredentialCannotActAsAClient) {

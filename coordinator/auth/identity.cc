@@ -10,6 +10,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 
 namespace pcsweep::coordinator::auth {
 namespace {
@@ -111,11 +112,38 @@ absl::Status Authenticator::ParseLine(absl::string_view where, absl::string_view
     return absl::InvalidArgumentError(
         absl::StrCat(where, ": unknown role '", fields[0], "' (client or worker)"));
   }
-  if (!ValidName(identity.name)) {
+  const absl::string_view secret = fields[2];
+  absl::string_view plain_name = identity.name;
+  if (absl::ConsumeSuffix(&plain_name, "*")) {
+    if (plain_name.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          where, ": name '*' would own every worker name; give a prefix, e.g. slurm-*"));
+    }
+    if (!identity.worker) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where, ": name pattern '", identity.name,
+                       "' on a client line (patterns are for workers)"));
+    }
+    if (secret == "cert") {
+      return absl::InvalidArgumentError(absl::StrCat(
+          where, ": name pattern '", identity.name,
+          "' needs a token (sha256: or token:), not cert (a certificate is one name)"));
+    }
+    identity.name_is_prefix = true;
+  }
+  if (absl::StrContains(plain_name, '*')) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, ": bad name '", identity.name,
+                     "' ('*' may only end a worker name pattern, as in slurm-*)"));
+  }
+  if (!ValidName(plain_name)) {
     return absl::InvalidArgumentError(absl::StrCat(
         where, ": bad name '", identity.name, "' (1-128 characters of A-Z a-z 0-9 . _ : @ -)"));
   }
-  const absl::string_view secret = fields[2];
+  if (identity.worker) {
+    absl::Status claimed = ClaimWorkerName(where, plain_name, identity.name_is_prefix);
+    if (!claimed.ok()) return claimed;
+  }
   if (secret == "cert") {
     identity.source = "certificate";
     for (Identity& known : cert_identities_) {
@@ -166,6 +194,27 @@ absl::Status Authenticator::ParseLine(absl::string_view where, absl::string_view
     }
   }
   tokens_.push_back(TokenEntry{digest, std::move(identity)});
+  return absl::OkStatus();
+}
+
+absl::Status Authenticator::ClaimWorkerName(absl::string_view where, absl::string_view name,
+                                            bool prefix) {
+  for (const WorkerClaim& known : worker_claims_) {
+    // Two exact names are the same name or none; "listed twice" is reported with the secret.
+    const bool overlap =
+        (prefix && known.prefix &&
+         (absl::StartsWith(name, known.name) || absl::StartsWith(known.name, name))) ||
+        (prefix && !known.prefix && known.name.size() > name.size() &&
+         absl::StartsWith(known.name, name)) ||
+        (!prefix && known.prefix && name.size() > known.name.size() &&
+         absl::StartsWith(name, known.name));
+    if (!overlap) continue;
+    return absl::InvalidArgumentError(
+        absl::StrCat(where, ": worker '", name, prefix ? "*" : "", "' overlaps worker '",
+                     known.name, known.prefix ? "*" : "", "' of ", known.where,
+                     ": both could act as the same worker; give every worker name one owner"));
+  }
+  worker_claims_.push_back(WorkerClaim{std::string(name), prefix, std::string(where)});
   return absl::OkStatus();
 }
 
@@ -220,7 +269,15 @@ absl::Status AuthorizeWorkerName(const Identity& identity, absl::string_view wor
     return absl::PermissionDeniedError(
         absl::StrCat(Describe(identity), " is not a worker credential"));
   }
-  if (!identity.owns_name || identity.name == worker_name) return absl::OkStatus();
+  if (!identity.owns_name) return absl::OkStatus();
+  if (!identity.name_is_prefix && identity.name == worker_name) return absl::OkStatus();
+  if (identity.name_is_prefix) {
+    // The pattern as written ends in '*'; the names it owns are longer than what precedes it.
+    const absl::string_view prefix = absl::StripSuffix(identity.name, "*");
+    if (worker_name.size() > prefix.size() && absl::StartsWith(worker_name, prefix)) {
+      return absl::OkStatus();
+    }
+  }
   return absl::PermissionDeniedError(absl::StrCat("the credential of worker '", identity.name,
                                                   "' may not act as worker '", worker_name, "'"));
 }

@@ -13,6 +13,12 @@
 //     ROLE is `client` (the CLI, the web view) or `worker`; NAME is 1-128 characters of
 //     [A-Za-z0-9._:@-]; `#` starts a comment. A worker line's NAME is the only worker name its
 //     credential may register, heartbeat or report for. Errors name FILE:LINE.
+//     A worker line's NAME may instead be a pattern PREFIX* (one trailing `*`, PREFIX a valid
+//     name, SECRET a token): its credential owns every worker name that starts with PREFIX and
+//     is longer than PREFIX, e.g. `worker slurm-* sha256:...` for the workers of
+//     `pcsweep slurm up` (slurm-<job>-<task>.<restart>). Patterns exist only in this file (a
+//     certificate's CN is never a pattern), and no two worker lines may own a common name: a
+//     pattern overlapping another pattern or an exact worker name is refused at load time.
 //   - a verified mTLS client certificate (--tls-client-ca): its CN (else its first SAN) is the
 //     identity's name. Without a credentials file such a certificate is a worker owning its
 //     name and a client; with one, the name must be listed with SECRET `cert`.
@@ -42,8 +48,11 @@ struct Identity {
   std::string name;        // "" for the anonymous caller of a coordinator without auth
   bool client = false;     // may call client methods (SubmitSweep, ListSweeps, ..., web view)
   bool worker = false;     // may call worker methods (RegisterWorker, AcquireJob, ...)
-  bool owns_name = false;  // worker methods must name exactly `name` as the worker
+  bool owns_name = false;  // worker methods must name `name` (or, below, a name of its pattern)
   std::string source;      // "token", "certificate", "shared token", "no auth" (for messages)
+  // With owns_name: `name` is the pattern PREFIX* of a credentials file, and worker methods may
+  // name any worker that starts with PREFIX and is longer than it.
+  bool name_is_prefix = false;
 };
 
 // Which role a gRPC method ("/package.Service/Method") needs.
@@ -65,8 +74,10 @@ struct AuthConfig {
 class Authenticator {
  public:
   // Possible errors: InvalidArgument "PATH:LINE: message" (bad role, name, secret, a token or
-  // worker name listed twice, an empty file), InvalidArgument (the shared token combined with
-  // per-worker identities).
+  // worker name listed twice, a bad name pattern: `*` not at the end, a bare `*`, a pattern on
+  // a client line or with SECRET `cert`; a worker pattern that could own a name another worker
+  // line owns, naming both lines), InvalidArgument "PATH: ..." (an empty file), InvalidArgument
+  // (the shared token combined with per-worker identities).
   static absl::StatusOr<std::unique_ptr<Authenticator>> Create(const AuthConfig& config);
 
   // False when no credential is configured: every call is the anonymous full-access caller.
@@ -85,14 +96,25 @@ class Authenticator {
     std::array<unsigned char, 32> digest;
     Identity identity;
   };
+  // A worker name (or, with `prefix`, every longer name starting with `name`) that a worker
+  // line of the credentials file owns; `where` is its PATH:LINE.
+  struct WorkerClaim {
+    std::string name;
+    bool prefix = false;
+    std::string where;
+  };
   Authenticator() = default;
   absl::Status ParseLine(absl::string_view where, absl::string_view line);
+  // Records the claim of a worker line. Possible errors: InvalidArgument "WHERE: ..." naming
+  // the earlier line whose claim overlaps a pattern's.
+  absl::Status ClaimWorkerName(absl::string_view where, absl::string_view name, bool prefix);
 
   bool enabled_ = false;
   bool client_certificates_ = false;
   bool have_file_ = false;
   std::vector<TokenEntry> tokens_;
-  std::vector<Identity> cert_identities_;  // names with SECRET `cert`
+  std::vector<Identity> cert_identities_;   // names with SECRET `cert`
+  std::vector<WorkerClaim> worker_claims_;  // the worker lines, while the file is read
 };
 
 // OK when `identity` may call `path`.
@@ -100,8 +122,9 @@ class Authenticator {
 absl::Status AuthorizeMethod(const Identity& identity, absl::string_view path);
 
 // OK when `identity` may act as the worker named `worker_name` (register under it, heartbeat,
-// lease, complete or fail its jobs).
-// Possible errors: PermissionDenied naming both names.
+// lease, complete or fail its jobs): its own name, or for a pattern PREFIX* any longer name
+// starting with PREFIX.
+// Possible errors: PermissionDenied naming both names (the pattern as written).
 absl::Status AuthorizeWorkerName(const Identity& identity, absl::string_view worker_name);
 
 // True for "127.x.y.z:P", "localhost:P", "[::1]:P" and unix: sockets.

@@ -1,11 +1,14 @@
 #include "coordinator/auth/identity.h"
 
+#include "common/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace pcsweep::coordinator::auth {
 namespace {
 
+using ::pcsweep::testutil::IsOk;
+using ::pcsweep::testutil::StatusIs;
 using ::testing::HasSubstr;
 
 constexpr char kWorkerA[] = "token-of-worker-a-0123456789";
@@ -185,6 +188,131 @@ TEST(AuthorizeTest, AWorkerCredentialActsOnlyUnderItsOwnName) {
   s = AuthorizeWorkerName(client, "alice");
   EXPECT_EQ(s.code(), absl::StatusCode::kPermissionDenied);
   EXPECT_EQ(s.message(), "token 'alice' (client) is not a worker credential");
+}
+
+constexpr char kSlurmToken[] = "token-of-the-slurm-array-0123";
+
+absl::StatusOr<std::unique_ptr<Authenticator>> Load(const std::string& text) {
+  return Authenticator::Create(AuthConfig{"creds.txt", text, "", false});
+}
+
+TEST(WorkerPatternTest, APatternOwnsEveryLongerNameWithItsPrefix) {
+  auto auth = Make(absl::StrCat("worker slurm-* token:", kSlurmToken, "\n",
+                                "worker gpu-a token:", kWorkerA, "\n"));
+  ASSERT_NE(auth, nullptr);
+  auto id = auth->Authenticate(kSlurmToken, {});
+  ASSERT_THAT(id, IsOk());
+  EXPECT_EQ(id->name, "slurm-*");
+  EXPECT_TRUE(id->worker && id->owns_name && id->name_is_prefix);
+  EXPECT_FALSE(id->client);
+  for (const char* name : {"slurm-7-0.0", "slurm-7-1.0", "slurm-7-0.1", "slurm-x"}) {
+    EXPECT_THAT(AuthorizeWorkerName(*id, name), IsOk()) << name;
+  }
+}
+
+TEST(WorkerPatternTest, APatternRefusesOtherNamesAndItsBarePrefix) {
+  auto auth = Make(absl::StrCat("worker slurm-* token:", kSlurmToken, "\n"));
+  ASSERT_NE(auth, nullptr);
+  auto id = auth->Authenticate(kSlurmToken, {});
+  ASSERT_THAT(id, IsOk());
+  EXPECT_THAT(AuthorizeWorkerName(*id, "gpu-a"),
+              StatusIs(absl::StatusCode::kPermissionDenied,
+                       "the credential of worker 'slurm-*' may not act as worker 'gpu-a'"));
+  EXPECT_THAT(AuthorizeWorkerName(*id, "slurm-"),
+              StatusIs(absl::StatusCode::kPermissionDenied,
+                       "the credential of worker 'slurm-*' may not act as worker 'slurm-'"));
+  EXPECT_THAT(AuthorizeWorkerName(*id, "slurm"),
+              StatusIs(absl::StatusCode::kPermissionDenied, "may not act as worker 'slurm'"));
+  EXPECT_THAT(AuthorizeWorkerName(*id, "xslurm-1"),
+              StatusIs(absl::StatusCode::kPermissionDenied, "may not act as worker 'xslurm-1'"));
+  // A pattern credential is still only a worker.
+  EXPECT_THAT(AuthorizeMethod(*id, "/pcsweep.v1.Coordinator/SubmitSweep"),
+              StatusIs(absl::StatusCode::kPermissionDenied,
+                       "token 'slurm-*' (worker) may not call client method SubmitSweep"));
+}
+
+TEST(WorkerPatternTest, ExactNamesStillOwnOnlyThemselvesNextToAPattern) {
+  auto auth = Make(absl::StrCat("worker slurm-* token:", kSlurmToken, "\n",
+                                "worker gpu-a token:", kWorkerA, "\n"));
+  ASSERT_NE(auth, nullptr);
+  auto a = auth->Authenticate(kWorkerA, {});
+  ASSERT_THAT(a, IsOk());
+  EXPECT_FALSE(a->name_is_prefix);
+  EXPECT_THAT(AuthorizeWorkerName(*a, "gpu-a"), IsOk());
+  EXPECT_THAT(AuthorizeWorkerName(*a, "gpu-a1"),
+              StatusIs(absl::StatusCode::kPermissionDenied,
+                       "the credential of worker 'gpu-a' may not act as worker 'gpu-a1'"));
+}
+
+TEST(WorkerPatternTest, ACertificateNameIsNeverAPattern) {
+  auto auth = Authenticator::Create(AuthConfig{"", "", "", true});
+  ASSERT_THAT(auth, IsOk());
+  auto id = (*auth)->Authenticate("", {"slurm-*"});
+  ASSERT_THAT(id, IsOk());
+  EXPECT_FALSE(id->name_is_prefix);
+  EXPECT_THAT(AuthorizeWorkerName(*id, "slurm-7-0.0"),
+              StatusIs(absl::StatusCode::kPermissionDenied,
+                       "the credential of worker 'slurm-*' may not act as worker 'slurm-7-0.0'"));
+}
+
+TEST(WorkerPatternTest, BadPatternsNameTheLine) {
+  const std::string secret = absl::StrCat(" token:", kSlurmToken, "\n");
+  EXPECT_THAT(Load("\nworker *" + secret),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "creds.txt:2: name '*' would own every worker name; give a prefix"));
+  EXPECT_THAT(Load("worker slurm*-1" + secret),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "creds.txt:1: bad name 'slurm*-1' ('*' may only end a worker name "
+                       "pattern, as in slurm-*)"));
+  EXPECT_THAT(Load("worker *slurm" + secret),
+              StatusIs(absl::StatusCode::kInvalidArgument, "creds.txt:1: bad name '*slurm'"));
+  EXPECT_THAT(Load("worker slurm-**" + secret),
+              StatusIs(absl::StatusCode::kInvalidArgument, "creds.txt:1: bad name 'slurm-**'"));
+  EXPECT_THAT(Load("worker slu/rm-*" + secret),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "creds.txt:1: bad name 'slu/rm-*' (1-128 characters"));
+  EXPECT_THAT(Load("client alice-*" + secret),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "creds.txt:1: name pattern 'alice-*' on a client line"));
+  EXPECT_THAT(Load("worker node-* cert\n"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "creds.txt:1: name pattern 'node-*' needs a token (sha256: or token:), "
+                       "not cert"));
+}
+
+TEST(WorkerPatternTest, OverlappingWorkerLinesAreRefusedNamingBothLines) {
+  const std::string a = absl::StrCat(" token:", kSlurmToken, "\n");
+  const std::string b = absl::StrCat(" token:", kWorkerB, "\n");
+  EXPECT_THAT(Load("worker slurm-*" + a + "# comment\nworker slurm-7-*" + b),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "creds.txt:3: worker 'slurm-7-*' overlaps worker 'slurm-*' of creds.txt:1: "
+                       "both could act as the same worker"));
+  EXPECT_THAT(Load("worker slurm-7-*" + a + "worker slurm-*" + b),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "creds.txt:2: worker 'slurm-*' overlaps worker 'slurm-7-*' of creds.txt:1"));
+  EXPECT_THAT(Load("worker slurm-*" + a + "worker slurm-*" + b),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "creds.txt:2: worker 'slurm-*' overlaps worker 'slurm-*' of creds.txt:1"));
+  EXPECT_THAT(Load("worker slurm-*" + a + "worker slurm-1" + b),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "creds.txt:2: worker 'slurm-1' overlaps worker 'slurm-*' of creds.txt:1"));
+  EXPECT_THAT(Load("worker slurm-1" + b + "worker slurm-*" + a),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "creds.txt:2: worker 'slurm-*' overlaps worker 'slurm-1' of creds.txt:1"));
+  EXPECT_THAT(Load("worker slurm-1 cert\nworker slurm-*" + a),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "creds.txt:2: worker 'slurm-*' overlaps worker 'slurm-1' of creds.txt:1"));
+}
+
+TEST(WorkerPatternTest, PatternsThatShareNoNameLoad) {
+  const std::string a = absl::StrCat(" token:", kSlurmToken, "\n");
+  const std::string b = absl::StrCat(" token:", kWorkerB, "\n");
+  // The bare prefix is not the pattern's, so an exact worker may own it.
+  EXPECT_THAT(Load("worker slurm-*" + a + "worker slurm-" + b), IsOk());
+  EXPECT_THAT(Load("worker slurm-*" + a + "worker gpu-*" + b), IsOk());
+  EXPECT_THAT(Load("worker slurm-*" + a + "worker slurm" + b), IsOk());
+  // A client named like the pattern's workers owns no worker name.
+  EXPECT_THAT(Load("worker slurm-*" + a + "client slurm-1" + b), IsOk());
 }
 
 TEST(ListenPolicyTest, NonLoopbackNeedsAuthOrInsecure) {

@@ -309,6 +309,13 @@ absl::Status SlurmUp(const SlurmUpOptions& raw, const std::string& pcsweep_path,
   err << "slurm up: submitted job array " << id << " (" << o.workers << " workers x " << o.slots
       << " slots) from " << script_path << "; Slurm logs in " << o.dir
       << "/logs; stop it with: pcsweep slurm down --dir " << o.dir << std::endl;
+  if (!o.token_file.empty()) {
+    err << "slurm up: the workers are named " << o.name_prefix
+        << "-<job>-<task>.<restart>; with per-worker credentials the coordinator's "
+           "--credentials needs the line `worker "
+        << SlurmWorkerNamePattern(o) << " sha256:HEX` (HEX: the SHA-256 of the token in "
+        << o.token_file << ")" << std::endl;
+  }
   if (IsLoopbackAddress(o.coordinator)) {
     err << "slurm up: note: coordinator " << o.coordinator
         << " is a loopback address; only workers on this machine can reach it" << std::endl;
@@ -411,6 +418,10 @@ absl::StatusOr<std::string> SelfExecutablePath() {
 
 }  // namespace
 
+std::string SlurmWorkerNamePattern(const SlurmUpOptions& options) {
+  return absl::StrCat(options.name_prefix, "-*");
+}
+
 absl::Status ValidateSlurmUpOptions(const SlurmUpOptions& options) {
   PCSWEEP_RETURN_IF_ERROR(ValidateCounts(options));
   return ValidateWords(options);
@@ -440,7 +451,8 @@ absl::StatusOr<std::string> SlurmWorkerScript(const SlurmUpOptions& o,
       &s, "set -eu\n",
       ": \"${SLURM_ARRAY_JOB_ID:?submit this script with sbatch (it is a job array)}\"\n",
       "# One name per array task and incarnation (a requeued task is a new worker); the work\n",
-      "# dir (job logs, unsent results) stays the task's across requeues.\n",
+      "# dir (job logs, unsent results) stays the task's across requeues. A coordinator\n",
+      "# credential `worker ", SlurmWorkerNamePattern(o), " SECRET` owns every such name.\n",
       "name=", o.name_prefix,
       "-\"${SLURM_ARRAY_JOB_ID}-${SLURM_ARRAY_TASK_ID}.${SLURM_RESTART_COUNT:-0}\"\n",
       "task=\"${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}\"\n");
@@ -487,12 +499,14 @@ void AddSlurmCommand(CLI::App& app, std::function<absl::Status()>* action) {
                  "Extra sbatch option, repeatable; write it with '=': --sbatch-arg=--mem=16G")
       ->allow_extra_args(false);
   up->add_option("--token-file", o->token_file,
-                 "Worker token file (mode 0600; on a file system the nodes share)");
+                 "Worker token file (mode 0600; on a file system the nodes share); with "
+                 "per-worker credentials, the token of `worker PREFIX-* ...`");
   up->add_option("--tls-ca", o->tls_ca_file, "Root certificate (PEM) for TLS");
   up->add_option("--tls-cert", o->tls_cert_file, "Worker certificate (PEM) for mTLS");
   up->add_option("--tls-key", o->tls_key_file, "Private key of --tls-cert (mode 0600)");
   up->add_option("--runner", o->runner_path, "pcsweep-run binary for ML job kinds");
-  up->add_option("--name-prefix", o->name_prefix, "Worker names are PREFIX-JOB-TASK.RESTART")
+  up->add_option("--name-prefix", o->name_prefix,
+                 "Worker names are PREFIX-JOB-TASK.RESTART (credential pattern PREFIX-*)")
       ->capture_default_str();
   up->add_option("--dir", o->dir, "Folder for the script, job ids, Slurm logs and work dirs")
       ->capture_default_str();

@@ -21,9 +21,14 @@
 // its owner only (mode 0600 or 0400), and the worker reads it on the compute node (so FOLDER
 // and the token file must be on a file system the nodes share).
 //
-// Note: a per-worker credential (`worker NAME ...` in the coordinator's --credentials) owns
-// one worker name, while every array task has its own name; the array's workers therefore
-// need the coordinator's shared --token-file, or a coordinator without authentication.
+// Note: every array task has its own worker name, so a per-worker credential for the array is
+// a name pattern owning them all: list `worker PREFIX-* SECRET` (default `worker slurm-*
+// sha256:...`, see SlurmWorkerNamePattern) in the coordinator's --credentials and pass the
+// token whose digest SECRET holds as `slurm up --token-file F`; every task sends that token
+// and may act only under names starting with PREFIX-. An exact `worker NAME` line owns one
+// name and cannot serve the array; the coordinator's shared --token-file (any worker name) or
+// a coordinator without authentication also work. A certificate (--tls-cert) is one name,
+// never a pattern, so mTLS identities cannot serve an array of more than one task.
 //
 // sbatch and scancel are found on PATH and run as child processes (subprocess.h).
 //
@@ -68,6 +73,10 @@ struct SlurmUpOptions {
 // Seconds before the time limit at which Slurm sends the worker SIGTERM (--signal=B:TERM@90),
 // so that it stops its jobs (reported as retryable) and sends its results before it is killed.
 inline constexpr int kSlurmSignalLeadSeconds = 90;
+
+// The credentials-file name pattern that owns every worker name the array of `options` uses
+// (PREFIX-<job>-<task>.<restart>): "PREFIX-*", e.g. "slurm-*" by default. Pure.
+std::string SlurmWorkerNamePattern(const SlurmUpOptions& options);
 
 // Checks the options that do not touch the file system: counts, the coordinator address and
 // values that go on #SBATCH lines (no whitespace or control characters; extra args start with

@@ -73,6 +73,17 @@ TEST(SlurmWorkerScriptTest, OneArrayTaskPerWorkerRunningTheWorkerWithExec) {
   EXPECT_THAT(Script(one), HasSubstr("\n#SBATCH --cpus-per-task=8\n"));
 }
 
+TEST(SlurmWorkerScriptTest, ThePrefixPatternOwnsEveryWorkerNameTheScriptMakes) {
+  SlurmUpOptions o = BasicOptions();
+  EXPECT_EQ(SlurmWorkerNamePattern(o), "slurm-*");
+  EXPECT_THAT(Script(o), HasSubstr("\n# credential `worker slurm-* SECRET` owns every such name.\n"
+                                   "name=slurm-\"${SLURM_ARRAY_JOB_ID}-"));
+  o.name_prefix = "gpu.farm";
+  EXPECT_EQ(SlurmWorkerNamePattern(o), "gpu.farm-*");
+  EXPECT_THAT(Script(o), HasSubstr("`worker gpu.farm-* SECRET`"));
+  EXPECT_THAT(Script(o), HasSubstr("\nname=gpu.farm-\"${SLURM_ARRAY_JOB_ID}-"));
+}
+
 TEST(SlurmWorkerScriptTest, GresAndGpusOnlyWhenGpusAreAsked) {
   const std::string cpu = Script(BasicOptions());
   EXPECT_THAT(cpu, Not(HasSubstr("--gres")));
@@ -222,6 +233,9 @@ TEST_F(SlurmRunTest, SubmitsOnceThenPrintsAndRecordsTheJobIdAndDownCancelsIt) {
   ASSERT_TRUE(Up().ok()) << err_.str();
   EXPECT_EQ(out_.str(), "1234\n");
   EXPECT_THAT(err_.str(), HasSubstr("slurm up: submitted job array 1234 (3 workers x 2 slots)"));
+  EXPECT_THAT(err_.str(), HasSubstr("the coordinator's --credentials needs the line `worker "
+                                    "slurm-* sha256:HEX` (HEX: the SHA-256 of the token in " +
+                                    options_.token_file + ")"));
   EXPECT_EQ(Recorded("sbatch.calls"), "call\n");
   const std::string script_path = options_.dir + "/worker.sbatch";
   EXPECT_EQ(Recorded("sbatch.args"), "--parsable\n" + script_path + "\n");
