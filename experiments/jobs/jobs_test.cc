@@ -181,6 +181,35 @@ TEST_F(JobsTest, BenchmarkJobRefusesAModelWhoseDataTheGeneratorNoLongerWrites) {
       testutil::StatusIs(absl::StatusCode::kInvalidArgument, "config: unknown key 'model'"));
 }
 
+// The demo's base model as shipped (experiments/models/demo-vlm-v1): its benchmark comes back
+// byte for byte from the generator, and it reads the images and flips as PROVENANCE.md says
+// (75.5% accuracy on originals, 17.7% flips on eval_mimic's 158 pairs when shipped).
+TEST_F(JobsTest, ShippedDemoBaseModelRegeneratesItsBenchmarkAndReadsTheImages) {
+  const char* root = std::getenv("PCSWEEP_SOURCE_ROOT");
+  ASSERT_NE(root, nullptr) << "run through ctest (PCSWEEP_SOURCE_ROOT)";
+  const std::string model = std::string(root) + "/experiments/models/demo-vlm-v1";
+  const std::string bench = TempDir("shipped_benchmark");
+  const absl::Status regenerated = Run("benchmark", {{"model_dir", model}}, bench);
+  ASSERT_TRUE(regenerated.ok()) << regenerated;
+  const json outputs = ReadJson(bench + "/outputs.json");
+  const std::string out = TempDir("shipped_eval");
+  const json eval_sets = json::array(
+      {{{"name", "eval_mimic"}, {"path", "eval_mimic.jsonl"}, {"max_pairs", 158}}});
+  const absl::Status scored = Run("eval",
+                                  {{"model_dir", outputs["model_dir"]},
+                                   {"data_dir", outputs["data_dir"]},
+                                   {"eval_sets", eval_sets}},
+                                  out);
+  ASSERT_TRUE(scored.ok()) << scored;
+  const json metrics = ReadJson(out + "/metrics.json");
+  EXPECT_EQ(metrics["eval_mimic.pairs"], 158);
+  EXPECT_GE(metrics["eval_mimic.accuracy_original"].get<double>(), 0.72);  // chance: ~0.5
+  EXPECT_GE(metrics["eval_mimic.flip_rate"].get<double>(), 0.10);
+  // Not one answer for everything: both answers are given to a fair share of the prompts.
+  EXPECT_GT(metrics["eval_mimic.yes_rate"].get<double>(), 0.2);
+  EXPECT_LT(metrics["eval_mimic.yes_rate"].get<double>(), 0.8);
+}
+
 TEST_F(JobsTest, VisionWarmUpLowersItsLossAndAttentionScaleReachesTheConfig) {
   const std::string out = TempDir("warmup");
   json config = TinyPretrainConfig();
