@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "common/spec/spec.h"
+#include "common/testing/source_path.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -11,8 +12,7 @@ namespace pcsweep {
 namespace {
 
 std::string ReadSpec(const std::string& relative) {
-  const char* root = std::getenv("PCSWEEP_SOURCE_ROOT");
-  std::ifstream in(std::string(root != nullptr ? root : ".") + "/" + relative);
+  std::ifstream in(testutil::SourcePath(relative));
   std::stringstream text;
   text << in.rdbuf();
   return text.str();

@@ -28,7 +28,8 @@ absl::Status RunPretrainJob(const nlohmann::json& job);
 absl::Status RunEvalJob(const nlohmann::json& job);
 absl::Status RunTrainEvalJob(const nlohmann::json& job);
 
-// Registers these three kinds and `benchmark` (benchmark_job.h) with the pcsweep-run dispatcher (experiments/runner).
+// Registers these three kinds and `benchmark` (benchmark_job.h) with the pcsweep-run
+// dispatcher (experiments/runner).
 // Possible errors: AlreadyExists when called twice.
 absl::Status RegisterTrainJobKinds();
 

@@ -15,6 +15,7 @@
 #include <sstream>
 #include <string>
 
+#include "common/testing/source_path.h"
 #include "common/testing/status_matchers.h"
 #include "experiments/data/examples_io.h"
 #include "experiments/data/synth.h"
@@ -185,16 +186,14 @@ TEST_F(JobsTest, BenchmarkJobRefusesAModelWhoseDataTheGeneratorNoLongerWrites) {
 // byte for byte from the generator, and it reads the images and flips as PROVENANCE.md says
 // (75.5% accuracy on originals, 17.7% flips on eval_mimic's 158 pairs when shipped).
 TEST_F(JobsTest, ShippedDemoBaseModelRegeneratesItsBenchmarkAndReadsTheImages) {
-  const char* root = std::getenv("PCSWEEP_SOURCE_ROOT");
-  ASSERT_NE(root, nullptr) << "run through ctest (PCSWEEP_SOURCE_ROOT)";
-  const std::string model = std::string(root) + "/experiments/models/demo-vlm-v1";
+  const std::string model = testutil::SourcePath("experiments/models/demo-vlm-v1");
   const std::string bench = TempDir("shipped_benchmark");
   const absl::Status regenerated = Run("benchmark", {{"model_dir", model}}, bench);
   ASSERT_TRUE(regenerated.ok()) << regenerated;
   const json outputs = ReadJson(bench + "/outputs.json");
   const std::string out = TempDir("shipped_eval");
-  const json eval_sets = json::array(
-      {{{"name", "eval_mimic"}, {"path", "eval_mimic.jsonl"}, {"max_pairs", 158}}});
+  const json eval_sets =
+      json::array({{{"name", "eval_mimic"}, {"path", "eval_mimic.jsonl"}, {"max_pairs", 158}}});
   const absl::Status scored = Run("eval",
                                   {{"model_dir", outputs["model_dir"]},
                                    {"data_dir", outputs["data_dir"]},
