@@ -339,6 +339,7 @@ void ToProto(const JobRecord& in, bool include_results, v1::Job* out) {
   out->set_error(in.error);
   out->set_reused_from(in.reused_from);
   out->set_log_path(in.log_path);
+  out->set_preemptions(in.preemptions);
   if (include_results) {
     out->mutable_metrics()->insert(in.metrics.begin(), in.metrics.end());
     out->mutable_outputs()->insert(in.outputs.begin(), in.outputs.end());
@@ -522,6 +523,7 @@ grpc::ServerUnaryReactor* CoordinatorService::ListWorkers(grpc::CallbackServerCo
     out->set_state(w.worker.state);
     out->set_last_heartbeat_ms(w.worker.last_heartbeat_ms);
     for (const JobRef& r : w.running) ToProto(r, out->add_running());
+    out->mutable_labels()->insert(w.worker.labels.begin(), w.worker.labels.end());
   }
   return FinishWith(context, absl::OkStatus());
 }
@@ -545,6 +547,7 @@ grpc::ServerUnaryReactor* CoordinatorService::GetJob(grpc::CallbackServerContext
     out->set_signal(a.signal);
     out->set_stderr_tail(a.stderr_tail);
     out->set_log_path(a.log_path);
+    out->set_preempted(a.preempted);
   }
   return FinishWith(context, absl::OkStatus());
 }
@@ -598,6 +601,7 @@ grpc::ServerUnaryReactor* CoordinatorService::RegisterWorker(
   }
   worker.kinds.assign(request->kinds().begin(), request->kinds().end());
   worker.incarnation_id = request->incarnation_id();
+  worker.labels.insert(request->labels().begin(), request->labels().end());
   std::vector<JobRef> running;
   for (const v1::JobRef& r : request->running()) running.push_back(JobRef{r.job_id(), r.attempt()});
   absl::StatusOr<RegisterResult> result = scheduler_->RegisterWorker(worker, running);
@@ -678,6 +682,7 @@ grpc::ServerUnaryReactor* CoordinatorService::FailJob(grpc::CallbackServerContex
   report.stderr_tail = request->stderr_tail();
   report.retryable = request->retryable();
   report.log_path = request->log_path();
+  report.preempted = request->preempted();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   scheduler_->FailJob(
       report, [reactor](absl::Status status) { reactor->Finish(rpc::ToGrpcStatus(status)); });

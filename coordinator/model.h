@@ -78,6 +78,9 @@ struct JobRecord {
   JobState state = JobState::kPending;
   int attempt = 0;  // 0 before the first lease
   int max_attempts = 3;
+  // Attempts a worker gave back (preempted, stopping): they do not count against
+  // max_attempts, so the attempts spent are attempt - preemptions.
+  int preemptions = 0;
   std::string worker_id;       // holder of the current/last lease
   std::string incarnation_id;  // incarnation that holds the current lease (fencing)
   double progress = 0;
@@ -106,6 +109,7 @@ struct AttemptRecord {
   int signal = 0;
   std::string stderr_tail;
   std::string log_path;
+  bool preempted = false;  // the worker gave the job back; state is FAILED, not counted
 };
 
 struct GpuRecord {
@@ -125,6 +129,8 @@ struct WorkerRecord {
   std::string state;  // "alive" or "lost"
   int64_t registered_ms = 0;
   int64_t last_heartbeat_ms = 0;
+  // What the worker reports about where it runs, e.g. slurm_job_id, slurm_node.
+  std::map<std::string, std::string> labels;
 };
 
 // One evaluated (original, paraphrase) pair, as reported by a job.

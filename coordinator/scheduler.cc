@@ -589,7 +589,8 @@ absl::StatusOr<int> Scheduler::RetryFailed(const std::string& id_or_name) {
                          (job.rec.state == JobState::kCancelled && job.dependency_cancelled);
       if (!retry) continue;
       // The original budget of attempts, counted from here.
-      job.rec.max_attempts = job.rec.attempt + std::max(1, job.rec.max_attempts);
+      job.rec.max_attempts =
+          job.rec.attempt - job.rec.preemptions + std::max(1, job.rec.max_attempts);
       job.rec.error.clear();
       job.dependency_cancelled = false;
       SetStateLocked(job, JobState::kPending, "retry requested", batch, deferred);
@@ -1088,32 +1089,43 @@ void Scheduler::CancelDependentsLocked(Job& job, WriteBatch& batch, Deferred& de
   }
 }
 
-void Scheduler::FailAttemptLocked(Job& job, const std::string& error, bool retryable, int exit_code,
-                                  int signal, const std::string& stderr_tail,
-                                  const std::string& log_path, WriteBatch& batch,
+void Scheduler::FailAttemptLocked(Job& job, const FailureReport& failure, WriteBatch& batch,
                                   Deferred& deferred) {
+  const std::string& error = failure.error;
   if (!job.attempts.empty()) {
     AttemptRecord& attempt = job.attempts.back();
     attempt.state = JobState::kFailed;
     attempt.finished_ms = NowMs();
     attempt.error = error;
-    attempt.exit_code = exit_code;
-    attempt.signal = signal;
-    attempt.stderr_tail = stderr_tail;
-    if (!log_path.empty()) attempt.log_path = log_path;
+    attempt.exit_code = failure.exit_code;
+    attempt.signal = failure.signal;
+    attempt.stderr_tail = failure.stderr_tail;
+    attempt.preempted = failure.preempted;
+    if (!failure.log_path.empty()) attempt.log_path = failure.log_path;
     batch.push_back(UpsertAttempt{attempt});
   }
-  if (!log_path.empty()) job.rec.log_path = log_path;
-  job.rec.error = stderr_tail.empty() ? error : absl::StrCat(error, "\n", stderr_tail);
-  if (retryable && job.rec.attempt < job.rec.max_attempts) {
+  if (!failure.log_path.empty()) job.rec.log_path = failure.log_path;
+  job.rec.error =
+      failure.stderr_tail.empty() ? error : absl::StrCat(error, "\n", failure.stderr_tail);
+  if (failure.preempted) {
+    job.rec.preemptions++;
+    if (options_.hooks != nullptr) options_.hooks->OnRetryQueued();
+    SetStateLocked(job, JobState::kPending,
+                   absl::StrCat("attempt ", job.rec.attempt, " preempted (", error,
+                                "); re-queued, ", job.rec.attempt - job.rec.preemptions, " of ",
+                                job.rec.max_attempts, " attempts spent"),
+                   batch, deferred);
+    return;
+  }
+  const int spent = job.rec.attempt - job.rec.preemptions;
+  if (failure.retryable && spent < job.rec.max_attempts) {
     if (options_.hooks != nullptr) options_.hooks->OnRetryQueued();
     SetStateLocked(job, JobState::kPending,
                    absl::StrCat("attempt ", job.rec.attempt, " failed (", error, "); retrying"),
                    batch, deferred);
   } else {
     SetStateLocked(job, JobState::kFailed,
-                   absl::StrCat("failed after ", job.rec.attempt, " attempt(s): ", error), batch,
-                   deferred);
+                   absl::StrCat("failed after ", spent, " attempt(s): ", error), batch, deferred);
     if (options_.hooks != nullptr) options_.hooks->OnJobFailed();
     CancelDependentsLocked(job, batch, deferred);
   }
@@ -1142,14 +1154,13 @@ void Scheduler::FailJob(const FailureReport& report, DoneCallback done) {
       return;
     }
     WriteBatch batch;
-    std::string error = report.error;
-    if (error.empty()) {
-      error = report.signal != 0 ? absl::StrCat("killed by signal ", report.signal)
-                                 : absl::StrCat("exit code ", report.exit_code);
+    FailureReport failure = report;
+    if (failure.error.empty()) {
+      failure.error = report.signal != 0 ? absl::StrCat("killed by signal ", report.signal)
+                                         : absl::StrCat("exit code ", report.exit_code);
     }
     (*fenced)->lease_lapsed = false;  // reported now: a second report is a duplicate
-    FailAttemptLocked(**fenced, error, report.retryable, report.exit_code, report.signal,
-                      report.stderr_tail, report.log_path, batch, deferred);
+    FailAttemptLocked(**fenced, failure, batch, deferred);
     DispatchLocked(batch, deferred);
     store_->WriteAsync(std::move(batch), [health = store_health_, ack](absl::Status status) {
       health->Note(status);
@@ -1176,8 +1187,9 @@ void Scheduler::FailJob(const FailureReport& report, DoneCallback done) {
 void Scheduler::ExpireLeaseLocked(Job& job, const std::string& why, WriteBatch& batch,
                                   Deferred& deferred) {
   if (options_.hooks != nullptr) options_.hooks->OnLeaseExpired();
-  FailAttemptLocked(job, why, /*retryable=*/true, /*exit_code=*/0, /*signal=*/0, "", "", batch,
-                    deferred);
+  FailureReport expired;
+  expired.error = why;
+  FailAttemptLocked(job, expired, batch, deferred);
   job.lease_lapsed = job.rec.state == JobState::kPending;
 }
 

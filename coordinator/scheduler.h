@@ -7,7 +7,7 @@
 //     PENDING ------------------------------------------> LEASED --heartbeat lists it--> RUNNING
 //       ^  ^                                                |  |                          |  |
 //       |  |  lease expired / retryable failure,            |  |   CompleteJob            |  |
-//       |  +-- attempt < max_attempts ----------------------+--|--------------------------+  |
+//       |  +-- attempts spent < max_attempts, or preempted -+--|--------------------------+  |
 //       |                                                      v                             v
 //       |  RetryFailed                              SUCCEEDED  <----------- CompleteJob -----+
 //       +------------- FAILED  <-- attempts exhausted / not retryable / parent outputs missing
@@ -27,6 +27,11 @@
 // finished during a coordinator outage is not run again), and a heartbeat or re-registration
 // of that worker listing the attempt resumes the lease. Once the job is re-leased, the
 // attempt number moves on and the old attempt is refused.
+//
+// Preemption: a worker that stops (Slurm preemption or time limit, Ctrl-C) reports its jobs
+// with FailureReport::preempted. They go back to PENDING at once, and that attempt is not
+// spent: attempts spent = attempt - preemptions, and only those count against max_attempts.
+// The attempt number still moves on at the next lease (it is the fencing token).
 //
 // Leases: a lease lasts lease_timeout from the lease or from the last heartbeat listing the
 // job; Tick() expires overdue ones (the attempt fails, the job is retried with attempt + 1 up
@@ -142,6 +147,10 @@ struct FailureReport {
   std::string stderr_tail;
   bool retryable = true;
   std::string log_path;
+  // The worker gave the job back because it is stopping (preemption, time limit, Ctrl-C): the
+  // job goes back to PENDING whatever `retryable` says, and the attempt does not count
+  // against max_attempts (JobRecord::preemptions).
+  bool preempted = false;
 };
 
 struct WorkerStatus {
@@ -332,10 +341,10 @@ class Scheduler {
   void CheckSweepFinishedLocked(Sweep& sweep, WriteBatch& batch, Deferred& deferred)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void PushReadyLocked(Job& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Ends the current attempt of an active job with `error`; retries or fails it for good.
-  void FailAttemptLocked(Job& job, const std::string& error, bool retryable, int exit_code,
-                         int signal, const std::string& stderr_tail, const std::string& log_path,
-                         WriteBatch& batch, Deferred& deferred) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Ends the current attempt of an active job as `failure` says (its error must be set);
+  // re-queues it (preempted, or retryable with attempts left) or fails it for good.
+  void FailAttemptLocked(Job& job, const FailureReport& failure, WriteBatch& batch,
+                         Deferred& deferred) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A job reached SUCCEEDED: unblock children.
   void OnSucceededLocked(Job& job, WriteBatch& batch, Deferred& deferred)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

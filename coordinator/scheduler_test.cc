@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <future>
 
+#include "common/testing/status_matchers.h"
 #include "coordinator/store/sqlite_store.h"
 #include "coordinator/store/store_reader.h"
 #include "gmock/gmock.h"
@@ -11,6 +12,8 @@
 namespace pcsweep::coordinator {
 namespace {
 
+using ::pcsweep::testutil::StatusIs;
+using ::testing::Contains;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
@@ -140,7 +143,7 @@ class SchedulerTest : public ::testing::Test {
   }
 
   absl::Status Fail(const std::string& worker, const std::string& incarnation, const Assignment& a,
-                    bool retryable = true) {
+                    bool retryable = true, bool preempted = false) {
     FailureReport report;
     report.worker_id = worker;
     report.incarnation_id = incarnation;
@@ -149,6 +152,7 @@ class SchedulerTest : public ::testing::Test {
     report.exit_code = 3;
     report.stderr_tail = "boom on stderr";
     report.retryable = retryable;
+    report.preempted = preempted;
     std::promise<absl::Status> promise;
     auto future = promise.get_future();
     scheduler_->FailJob(report, [&](absl::Status s) { promise.set_value(s); });
@@ -408,6 +412,53 @@ TEST_F(SchedulerTest, FailJob_RetryableFailuresAreRetriedThenFailWithTheStderrTa
   EXPECT_THAT(job->first.error, HasSubstr("boom on stderr"));
   ASSERT_THAT(job->second, SizeIs(2));
   EXPECT_EQ(job->second[1].exit_code, 3);
+}
+
+TEST_F(SchedulerTest, Preempted_JobIsRequeuedAtOnceAndTheAttemptIsNotSpent) {
+  Submit(Grid("smoke", 1, "", /*max_attempts=*/1));
+  const std::string w = Register("w1", "inc1");
+  auto a1 = Acquire(w, "inc1");
+  ASSERT_TRUE(a1.ok() && a1->size() == 1);
+  // Given back even though the child's own exit would not be retried.
+  ASSERT_TRUE(Fail(w, "inc1", (*a1)[0], /*retryable=*/false, /*preempted=*/true).ok());
+  auto job = scheduler_->GetJob((*a1)[0].job_id);
+  EXPECT_EQ(job->first.state, JobState::kPending);
+  EXPECT_EQ(job->first.preemptions, 1);
+  ASSERT_THAT(job->second, SizeIs(1));
+  EXPECT_TRUE(job->second[0].preempted);
+  // The same attempt cannot be given back twice.
+  EXPECT_THAT(Fail(w, "inc1", (*a1)[0], true, true),
+              StatusIs(absl::StatusCode::kFailedPrecondition, ""));
+
+  const std::string w2 = Register("w2", "inc2");
+  auto a2 = Acquire(w2, "inc2");
+  ASSERT_TRUE(a2.ok() && a2->size() == 1);
+  EXPECT_EQ((*a2)[0].attempt, 2);  // the fencing token moves on
+  ASSERT_TRUE(Complete(w2, "inc2", (*a2)[0]).ok());
+  EXPECT_EQ(Job((*a1)[0].job_id).state, JobState::kSucceeded);
+}
+
+TEST_F(SchedulerTest, Preempted_AttemptsAfterAPreemptionStillHaveTheirFullBudget) {
+  Submit(Grid("smoke", 1, "", /*max_attempts=*/2));
+  const std::string w = Register("w1", "inc1");
+  auto a1 = Acquire(w, "inc1");
+  ASSERT_TRUE(Fail(w, "inc1", (*a1)[0], true, /*preempted=*/true).ok());
+  auto a2 = Acquire(w, "inc1");
+  ASSERT_TRUE(Fail(w, "inc1", (*a2)[0]).ok());
+  EXPECT_EQ(Job((*a1)[0].job_id).state, JobState::kPending);  // 1 of 2 spent
+  auto a3 = Acquire(w, "inc1");
+  ASSERT_TRUE(Fail(w, "inc1", (*a3)[0]).ok());
+  const JobRecord job = Job((*a1)[0].job_id);
+  EXPECT_EQ(job.state, JobState::kFailed);
+  EXPECT_EQ(job.attempt, 3);
+  EXPECT_EQ(job.preemptions, 1);
+  EXPECT_THAT(job.error, HasSubstr("boom on stderr"));
+  auto events = scheduler_->EventsAfter(job.sweep_id, 0, 100, nullptr);
+  ASSERT_TRUE(events.ok());
+  std::vector<std::string> messages;
+  for (const SweepEvent& e : *events) messages.push_back(e.message);
+  EXPECT_THAT(messages, Contains(HasSubstr("attempt 1 preempted")));
+  EXPECT_THAT(messages, Contains(HasSubstr("failed after 2 attempt(s)")));
 }
 
 TEST_F(SchedulerTest, Reuse_IdenticalCellsAreNotRerunUnlessForced) {

@@ -1,6 +1,7 @@
 #include "worker/worker_daemon.h"
 
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <unistd.h>
 
@@ -30,6 +31,15 @@ namespace {
 constexpr absl::Duration kMinBackoff = absl::Milliseconds(100);
 constexpr absl::Duration kMaxBackoff = absl::Seconds(5);
 constexpr absl::Duration kDefaultHeartbeat = absl::Seconds(5);
+
+// How long a child killed by SIGTERM waits for this process's own stop (see RunJob). Real
+// time, not the injected clock: it bounds a race between two signals.
+constexpr absl::Duration kStopSignalWindow = absl::Seconds(2);
+
+// The child died of SIGTERM, or exited as a shell does after one (128 + 15).
+bool KilledByTerm(const JobOutcome& outcome) {
+  return outcome.signal == SIGTERM || outcome.exit_code == 128 + SIGTERM;
+}
 
 absl::Duration NextBackoff(absl::Duration current) {
   return std::clamp(current * 2, kMinBackoff, kMaxBackoff);
@@ -262,6 +272,7 @@ class WorkerDaemonImpl final : public WorkerDaemon {
     request.set_incarnation_id(incarnation_);
     request.set_worker_name(name_);
     for (const std::string& kind : Kinds()) request.add_kinds(kind);
+    request.mutable_labels()->insert(options_.labels.begin(), options_.labels.end());
     {
       absl::MutexLock lock(&mu_);
       for (const v1::JobProgress& job : HeldJobsLocked()) {
@@ -433,9 +444,11 @@ void WorkerDaemonImpl::LeaseLoop() {
         v1::FailJobRequest fail;
         fail.set_job_id(assignment.job_id());
         fail.set_attempt(assignment.attempt());
-        fail.set_error(shutting_down_ ? "worker shutting down" : "worker has no free slot");
+        fail.set_error(shutting_down_ ? "worker stopping; job given back before it started"
+                                      : "worker has no free slot; job given back");
         fail.set_exit_code(-1);
         fail.set_retryable(true);
+        fail.set_preempted(true);  // never started here: no attempt of the job was spent
         SpooledResult result{std::move(fail)};
         mu_.Unlock();
         EnqueueResult(std::move(result));
@@ -495,8 +508,16 @@ void WorkerDaemonImpl::RunJob(std::string key, v1::Assignment assignment, int sl
   {
     absl::MutexLock lock(&mu_);
     cancel_ordered = running_[key].cancel_ordered;
+    if (!outcome.succeeded && !outcome.cancelled && KilledByTerm(outcome)) {
+      // Slurm (preemption, time limit, scancel --full) signals every process of the job at
+      // once, so the child may die before this process has acted on its own SIGTERM. Give
+      // the stop a moment to arrive before calling this a failure of the job.
+      mu_.AwaitWithTimeout(absl::Condition(&shutting_down_), kStopSignalWindow);
+    }
     shutting_down = shutting_down_;
   }
+  // A job that did not finish because this worker is stopping is given back, not failed.
+  const bool given_back = shutting_down && !outcome.succeeded;
   if (cancel_ordered) {
     // The coordinator already took the job back; a report would only be refused.
     spdlog::info("worker {}: job {} attempt {} stopped after a cancel order", name_,
@@ -527,9 +548,10 @@ void WorkerDaemonImpl::RunJob(std::string key, v1::Assignment assignment, int sl
     v1::FailJobRequest fail;
     fail.set_job_id(assignment.job_id());
     fail.set_attempt(assignment.attempt());
-    fail.set_error(shutting_down && outcome.cancelled
-                       ? absl::StrCat("worker shut down: ", outcome.error)
+    fail.set_error(given_back
+                       ? absl::StrCat("worker stopping; job given back (", outcome.error, ")")
                        : outcome.error);
+    fail.set_preempted(given_back);
     fail.set_exit_code(outcome.exit_code);
     fail.set_signal(outcome.signal);
     fail.set_stderr_tail(outcome.stderr_tail);

@@ -15,6 +15,7 @@
 #define PCSWEEP_WORKER_WORKER_DAEMON_H_
 
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -44,6 +45,9 @@ struct WorkerOptions {
   // Job kinds advertised at registration. Empty = none listed (the coordinator then offers
   // every kind) when runner_path is executable, else just "command".
   std::vector<std::string> kinds;
+  // Sent at registration and shown by `pcsweep workers`, e.g. slurm_job_id, slurm_node,
+  // slurm_restart_count (the CLI fills them from Slurm's environment).
+  std::map<std::string, std::string> labels;
 };
 
 // What the daemon talks to and measures time with; tests replace them.
@@ -70,8 +74,10 @@ class WorkerDaemon {
 
   // The destructor shuts down and waits.
   virtual ~WorkerDaemon() = default;
-  // Stops leasing, terminates running children (SIGTERM, SIGKILL after kill_grace), reports
-  // them as retryable failures, and makes one last attempt to send every spooled result;
+  // Stops leasing, terminates running children (SIGTERM, SIGKILL after kill_grace), gives
+  // their jobs back (FailJob with `preempted`: re-queued at once, no attempt spent; so is a
+  // child that died of SIGTERM up to 2 s before the shutdown, as when Slurm signals every
+  // process of its job), and makes one last attempt to send every spooled result;
   // what cannot be sent stays in the spool for the next start. Idempotent; returns when done.
   virtual void Shutdown() = 0;
   // Blocks until Shutdown() has completed (from any thread), or until the daemon stopped by

@@ -1,5 +1,6 @@
 #include "worker/worker_daemon.h"
 
+#include <signal.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -371,7 +372,7 @@ TEST_F(WorkerDaemonTest, AResultRefusedAsStaleIsDroppedFromTheSpool) {
   EXPECT_FALSE(std::filesystem::exists(options_.work_dir + "/spool/stale-1.pb"));
 }
 
-TEST_F(WorkerDaemonTest, ShutdownTerminatesChildrenAndReportsThemRetryable) {
+TEST_F(WorkerDaemonTest, ShutdownTerminatesChildrenAndGivesTheirJobsBack) {
   options_.slots = 2;
   StartDaemon();
   fake_->QueueAssignment(Command("a", absl::StrCat("touch ", Flag("a"), "; sleep 30")));
@@ -386,10 +387,43 @@ TEST_F(WorkerDaemonTest, ShutdownTerminatesChildrenAndReportsThemRetryable) {
   ASSERT_EQ(failures.size(), 2u);
   for (const v1::FailJobRequest& failure : failures) {
     EXPECT_TRUE(failure.retryable());
-    EXPECT_THAT(failure.error(), HasSubstr("worker shut down"));
+    EXPECT_TRUE(failure.preempted());
+    EXPECT_THAT(failure.error(), HasSubstr("worker stopping; job given back"));
   }
   EXPECT_EQ(daemon_->running_jobs(), 0);
   EXPECT_EQ(daemon_->unacknowledged_results(), 0);
+}
+
+// As Slurm does on preemption: SIGTERM to the child and to the worker at about the same time,
+// the child's death first.
+TEST_F(WorkerDaemonTest, AChildKilledBySigtermJustBeforeTheShutdownIsGivenBack) {
+  StartDaemon();
+  fake_->QueueAssignment(
+      Command("p", absl::StrCat("echo $$ > ", Flag("pid.tmp"), "; mv ", Flag("pid.tmp"), " ",
+                                Flag("pid"), "; exec sleep 30")));
+  ASSERT_TRUE(Eventually([&] { return std::filesystem::exists(Flag("pid")); }));
+  std::ifstream pid_file(Flag("pid"));
+  pid_t pid = 0;
+  pid_file >> pid;
+  ASSERT_GT(pid, 0);
+  ASSERT_EQ(kill(pid, SIGTERM), 0);
+  absl::SleepFor(absl::Milliseconds(300));
+  daemon_->Shutdown();
+  std::vector<v1::FailJobRequest> failures = fake_->failures();
+  ASSERT_EQ(failures.size(), 1u);
+  EXPECT_TRUE(failures[0].preempted());
+  EXPECT_EQ(failures[0].signal(), SIGTERM);
+}
+
+TEST_F(WorkerDaemonTest, AChildKilledBySigtermWhileTheWorkerGoesOnIsAFailureOfTheJob) {
+  StartDaemon();
+  fake_->QueueAssignment(Command("k", "kill -TERM $$"));
+  ASSERT_TRUE(fake_->WaitUntil(
+      [](const FakeCoordinatorClient& f) { return f.failures_locked() == 1; }, absl::Seconds(15)));
+  const v1::FailJobRequest failure = fake_->failures()[0];
+  EXPECT_FALSE(failure.preempted());
+  EXPECT_EQ(failure.signal(), SIGTERM);
+  EXPECT_THAT(failure.error(), HasSubstr("killed by signal 15"));
 }
 
 TEST_F(WorkerDaemonTest, StopsWhenANewerProcessTookItsName) {

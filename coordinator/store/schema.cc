@@ -56,6 +56,13 @@ CREATE INDEX comparisons_by_sweep ON comparisons(sweep_id);
 ALTER TABLE sweeps ADD COLUMN idempotency_key TEXT NOT NULL DEFAULT '';
 CREATE INDEX sweeps_by_idempotency_key ON sweeps(idempotency_key);
 )sql"},
+      // Preemption and Slurm workers (issue 18): attempts a worker gave back do not count
+      // against max_attempts; workers carry labels such as their Slurm job id and node.
+      {3, R"sql(
+ALTER TABLE jobs ADD COLUMN preemptions INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE attempts ADD COLUMN preempted INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE workers ADD COLUMN labels_json TEXT NOT NULL DEFAULT '{}';
+)sql"},
   };
   return *migrations;
 }

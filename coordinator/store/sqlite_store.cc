@@ -42,16 +42,16 @@ class SqliteStore::Statements {
                    "INSERT OR REPLACE INTO jobs (job_id, sweep_id, idx, name, stage, kind, "
                    "config_hash, params_json, config_json, depends_on_json, state, attempt, "
                    "max_attempts, worker_id, incarnation_id, progress, progress_message, "
-                   "created_ms, started_ms, finished_ms, eta_ms, error, reused_from, log_path) "
-                   "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
+                   "created_ms, started_ms, finished_ms, eta_ms, error, reused_from, log_path, "
+                   "preemptions) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"),
         upsert_attempt(db,
                        "INSERT OR REPLACE INTO attempts (job_id, attempt, worker_id, state, "
-                       "started_ms, finished_ms, error, exit_code, signal, stderr_tail, log_path) "
-                       "VALUES (?,?,?,?,?,?,?,?,?,?,?)"),
+                       "started_ms, finished_ms, error, exit_code, signal, stderr_tail, log_path, "
+                       "preempted) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"),
         upsert_worker(db,
                       "INSERT OR REPLACE INTO workers (worker_id, name, host, slots, gpus_json, "
-                      "kinds_json, incarnation_id, state, registered_ms, last_heartbeat_ms) "
-                      "VALUES (?,?,?,?,?,?,?,?,?,?)"),
+                      "kinds_json, incarnation_id, state, registered_ms, last_heartbeat_ms, "
+                      "labels_json) VALUES (?,?,?,?,?,?,?,?,?,?,?)"),
         delete_metrics(db, "DELETE FROM metrics WHERE job_id = ?"),
         delete_outputs(db, "DELETE FROM outputs WHERE job_id = ?"),
         delete_examples(db, "DELETE FROM examples WHERE job_id = ?"),
@@ -129,6 +129,7 @@ class SqliteStore::Statements {
     s.bind(22, j.error);
     s.bind(23, j.reused_from);
     s.bind(24, j.log_path);
+    s.bind(25, j.preemptions);
     Run(s);
   }
   void Do(const UpsertAttempt& m) {
@@ -145,6 +146,7 @@ class SqliteStore::Statements {
     s.bind(9, a.signal);
     s.bind(10, a.stderr_tail);
     s.bind(11, a.log_path);
+    s.bind(12, a.preempted ? 1 : 0);
     Run(s);
   }
   void Do(const UpsertWorker& m) {
@@ -164,6 +166,7 @@ class SqliteStore::Statements {
     s.bind(8, w.state);
     s.bind(9, static_cast<int64_t>(w.registered_ms));
     s.bind(10, static_cast<int64_t>(w.last_heartbeat_ms));
+    s.bind(11, nlohmann::json(w.labels).dump());
     Run(s);
   }
   void Do(const PutResult& m) {

@@ -13,7 +13,8 @@ namespace {
 constexpr char kJobColumns[] =
     "job_id, sweep_id, idx, name, stage, kind, config_hash, params_json, config_json, "
     "depends_on_json, state, attempt, max_attempts, worker_id, incarnation_id, progress, "
-    "progress_message, created_ms, started_ms, finished_ms, eta_ms, error, reused_from, log_path";
+    "progress_message, created_ms, started_ms, finished_ms, eta_ms, error, reused_from, log_path, "
+    "preemptions";
 
 std::string Text(SQLite::Statement& q, int column) {
   const SQLite::Column c = q.getColumn(column);
@@ -48,6 +49,7 @@ JobRecord JobFromRow(SQLite::Statement& q) {
   job.error = Text(q, 21);
   job.reused_from = Text(q, 22);
   job.log_path = Text(q, 23);
+  job.preemptions = static_cast<int>(Int(q, 24));
   return job;
 }
 
@@ -64,6 +66,7 @@ AttemptRecord AttemptFromRow(SQLite::Statement& q) {
   a.signal = static_cast<int>(Int(q, 8));
   a.stderr_tail = Text(q, 9);
   a.log_path = Text(q, 10);
+  a.preempted = Int(q, 11) != 0;
   return a;
 }
 
@@ -238,10 +241,11 @@ absl::StatusOr<std::vector<AttemptRecord>> StoreReader::ListAttempts(const std::
   return Guard(absl::StrCat("listing attempts of job ", job_id),
                [&]() -> absl::StatusOr<std::vector<AttemptRecord>> {
                  std::vector<AttemptRecord> attempts;
-                 SQLite::Statement q(*db_,
-                                     "SELECT job_id, attempt, worker_id, state, started_ms, "
-                                     "finished_ms, error, exit_code, signal, stderr_tail, log_path "
-                                     "FROM attempts WHERE job_id = ? ORDER BY attempt");
+                 SQLite::Statement q(
+                     *db_,
+                     "SELECT job_id, attempt, worker_id, state, started_ms, "
+                     "finished_ms, error, exit_code, signal, stderr_tail, log_path, "
+                     "preempted FROM attempts WHERE job_id = ? ORDER BY attempt");
                  q.bind(1, job_id);
                  while (q.executeStep()) attempts.push_back(AttemptFromRow(q));
                  return attempts;
@@ -253,7 +257,7 @@ absl::StatusOr<std::vector<AttemptRecord>> StoreReader::ListAllAttempts() {
     std::vector<AttemptRecord> attempts;
     SQLite::Statement q(*db_,
                         "SELECT job_id, attempt, worker_id, state, started_ms, finished_ms, error, "
-                        "exit_code, signal, stderr_tail, log_path FROM attempts "
+                        "exit_code, signal, stderr_tail, log_path, preempted FROM attempts "
                         "ORDER BY job_id, attempt");
     while (q.executeStep()) attempts.push_back(AttemptFromRow(q));
     return attempts;
@@ -323,7 +327,8 @@ absl::StatusOr<std::vector<WorkerRecord>> StoreReader::ListWorkers() {
     std::vector<WorkerRecord> workers;
     SQLite::Statement q(*db_,
                         "SELECT worker_id, name, host, slots, gpus_json, kinds_json, "
-                        "incarnation_id, state, registered_ms, last_heartbeat_ms FROM workers "
+                        "incarnation_id, state, registered_ms, last_heartbeat_ms, labels_json "
+                        "FROM workers "
                         "ORDER BY worker_id");
     while (q.executeStep()) {
       WorkerRecord w;
@@ -340,6 +345,7 @@ absl::StatusOr<std::vector<WorkerRecord>> StoreReader::ListWorkers() {
       w.state = Text(q, 7);
       w.registered_ms = Int(q, 8);
       w.last_heartbeat_ms = Int(q, 9);
+      w.labels = nlohmann::json::parse(Text(q, 10)).get<std::map<std::string, std::string>>();
       workers.push_back(std::move(w));
     }
     return workers;

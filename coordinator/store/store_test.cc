@@ -88,9 +88,11 @@ TEST_F(StoreTest, RoundTrip_WritesAreReadBackByLoadAndReader) {
     result.metrics = {{"accuracy", 0.75}};
     result.outputs = {{"output_dir", "/tmp/x"}};
     result.examples = MakeRows(3);
-    AttemptRecord attempt{done.job_id, 1, "w1", JobState::kSucceeded, 5, 6, "", 0, 0, "", "log"};
-    WorkerRecord worker{"w1",        "w1",  "host",  2, {{0, "H100", 80}},
-                        {"command"}, "inc", "alive", 1, 2};
+    done.preemptions = 1;
+    AttemptRecord attempt{done.job_id, 1,     "w1", JobState::kFailed, 5, 6, "preempted", 0, 15,
+                          "",          "log", true};
+    WorkerRecord worker{"w1",  "w1",    "host", 2, {{0, "H100", 80}},        {"command"},
+                        "inc", "alive", 1,      2, {{"slurm_node", "gpu07"}}};
     SweepEvent event{"smoke-1", 1, 1234, done.job_id, JobState::kSucceeded, 1, 1.0, "done"};
     auto f = (*store)->Write({UpsertSweep{sweep}, UpsertJob{job}, UpsertJob{done},
                               PutResult{done.job_id, 1, result}, UpsertAttempt{attempt},
@@ -113,11 +115,14 @@ TEST_F(StoreTest, RoundTrip_WritesAreReadBackByLoadAndReader) {
   EXPECT_THAT(snapshot->jobs[0].depends_on, ElementsAre("smoke-1.9"));
   EXPECT_THAT(snapshot->jobs[0].params, ElementsAre(Pair("x", "0")));
   EXPECT_THAT(snapshot->jobs[1].metrics, ElementsAre(Pair("accuracy", 0.75)));
+  EXPECT_EQ(snapshot->jobs[1].preemptions, 1);
   EXPECT_THAT(snapshot->jobs[2].outputs, ElementsAre(Pair("output_dir", "/tmp/x")));
   ASSERT_THAT(snapshot->attempts, SizeIs(1));
   EXPECT_EQ(snapshot->attempts[0].log_path, "log");
+  EXPECT_TRUE(snapshot->attempts[0].preempted);
   ASSERT_THAT(snapshot->workers, SizeIs(1));
   EXPECT_EQ(snapshot->workers[0].gpus[0].name, "H100");
+  EXPECT_THAT(snapshot->workers[0].labels, ElementsAre(Pair("slurm_node", "gpu07")));
   ASSERT_THAT(snapshot->events, SizeIs(1));
   EXPECT_EQ(snapshot->events[0].message, "done");
   store->reset();
@@ -314,7 +319,7 @@ TEST_F(StoreTest, Reader_SeesCommittedWritesWhileTheStoreIsOpen) {
   auto jobs = (*reader)->ListJobs("s");
   ASSERT_TRUE(jobs.ok());
   EXPECT_THAT(*jobs, SizeIs(1));
-  EXPECT_EQ(*(*reader)->SchemaVersion(), 2);
+  EXPECT_EQ(*(*reader)->SchemaVersion(), Migrations().back().version);
 }
 
 TEST_F(StoreTest, Migration2_KeepsVersion1SweepsAndStoresIdempotencyKeys) {

@@ -200,6 +200,20 @@ TEST(WorkersTableTest, ShowsGpusHeartbeatAndRunningJobs) {
   EXPECT_THAT(text, HasSubstr("j7#2"));
 }
 
+TEST(WorkersTableTest, ShowsTheSlurmJobNodeAndRequeuesOfASlurmWorker) {
+  v1::ListWorkersResponse workers;
+  auto* slurm = workers.add_workers();
+  slurm->set_worker_id("slurm-4242-1.1");
+  (*slurm->mutable_labels())["slurm_job_id"] = "4242_1";
+  (*slurm->mutable_labels())["slurm_node"] = "gpu07";
+  (*slurm->mutable_labels())["slurm_restart_count"] = "1";
+  workers.add_workers()->set_worker_id("by-hand");
+  const Table table = WorkersTable(workers, absl::FromUnixSeconds(100));
+  ASSERT_EQ(table.columns[5], "slurm");
+  EXPECT_EQ(table.rows[0][5].text, "4242_1 on gpu07 (requeued 1x)");
+  EXPECT_EQ(table.rows[1][5].text, "-");
+}
+
 TEST(JobLogsTest, ShowsAttemptsExitAndStderrTail) {
   v1::GetJobResponse job;
   *job.mutable_job() = MakeJob("smoke[x=1]", v1::JOB_STATE_FAILED, 0);
@@ -220,6 +234,22 @@ TEST(JobLogsTest, ShowsAttemptsExitAndStderrTail) {
   EXPECT_THAT(text, HasSubstr("signal 9"));
   EXPECT_THAT(text, HasSubstr("code 3"));
   EXPECT_THAT(text, HasSubstr("--- attempt 2 stderr (tail) ---\nboom\n"));
+}
+
+TEST(JobLogsTest, APreemptedAttemptIsMarkedAndNotCountedAsSpent) {
+  v1::GetJobResponse job;
+  *job.mutable_job() = MakeJob("smoke[x=1]", v1::JOB_STATE_SUCCEEDED, 0);
+  job.mutable_job()->set_attempt(2);
+  job.mutable_job()->set_preemptions(1);
+  auto* a1 = job.add_attempts();
+  a1->set_attempt(1);
+  a1->set_state(v1::JOB_STATE_FAILED);
+  a1->set_preempted(true);
+  a1->set_error("worker stopping (signal 15): job given back");
+  job.add_attempts()->set_attempt(2);
+  const std::string text = FormatJobLogs(job);
+  EXPECT_THAT(text, HasSubstr("attempts 1/3 +1 preempted"));
+  EXPECT_THAT(text, HasSubstr("PREEMPTED"));
 }
 
 TEST(JobLogsTest, ControlCharactersFromTheJobAreEscaped) {

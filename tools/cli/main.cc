@@ -4,6 +4,7 @@
 // and exit code 1.
 #include <pthread.h>
 #include <signal.h>
+#include <string.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -43,24 +44,27 @@ using ::pcsweep::worker::WorkerOptions;
 
 constexpr char kDefaultCoordinator[] = "127.0.0.1:50551";
 
-// Blocks SIGINT/SIGTERM in the calling thread and every thread it starts afterwards, so that
-// only WaitForStopSignal() receives them (services shut down cleanly instead of dying).
+// Blocks SIGINT/SIGTERM/SIGUSR1 in the calling thread and every thread it starts afterwards,
+// so that only WaitForStopSignal() receives them (services shut down cleanly instead of
+// dying). SIGUSR1 is what submitit and many Slurm set-ups send ahead of a time limit.
 void BlockStopSignals() {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGUSR1);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
 }
 
-// Waits for SIGINT/SIGTERM, or until `stop` becomes true (checked every 100 ms). Returns the
-// signal number, or 0 when stopped.
+// Waits for SIGINT/SIGTERM/SIGUSR1, or until `stop` becomes true (checked every 100 ms).
+// Returns the signal number, or 0 when stopped.
 int WaitForStopSignal(const std::atomic<bool>* stop = nullptr) {
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGUSR1);
   while (stop == nullptr || !stop->load()) {
     timespec timeout{0, 100 * 1000 * 1000};
     const int sig = sigtimedwait(&set, nullptr, &timeout);
@@ -158,7 +162,10 @@ absl::Status RunWorker(const WorkerOptions& options) {
     stopped_by_itself = true;
   });
   const int sig = WaitForStopSignal(&stopped_by_itself);
-  if (sig != 0) std::cerr << "pcsweep worker: signal " << sig << ", shutting down" << std::endl;
+  if (sig != 0) {
+    std::cerr << "pcsweep worker: " << strsignal(sig)
+              << ", stopping: running jobs are given back to the coordinator" << std::endl;
+  }
   worker->Shutdown();
   watcher.join();
   if (absl::Status refused = worker->halt_reason(); !refused.ok()) return refused;
@@ -374,6 +381,7 @@ int Main(int argc, char** argv) {
         }
         worker_options.gpus.push_back(value);
       }
+      worker_options.labels = SlurmWorkerLabels([](const char* name) { return std::getenv(name); });
       return RunWorker(worker_options);
     };
   });

@@ -479,6 +479,25 @@ absl::Status RunSlurmDown(const std::string& dir, std::ostream& out) {
   return Annotate(SlurmDown(dir, out), "slurm down");
 }
 
+std::map<std::string, std::string> SlurmWorkerLabels(
+    const std::function<const char*(const char*)>& getenv) {
+  auto read = [&getenv](const char* name) -> std::string {
+    const char* value = getenv(name);
+    return value == nullptr ? "" : value;
+  };
+  std::map<std::string, std::string> labels;
+  const std::string array_job = read("SLURM_ARRAY_JOB_ID");
+  const std::string task = read("SLURM_ARRAY_TASK_ID");
+  const std::string job = !array_job.empty() && !task.empty() ? absl::StrCat(array_job, "_", task)
+                                                              : read("SLURM_JOB_ID");
+  if (job.empty()) return labels;
+  labels["slurm_job_id"] = job;
+  if (std::string node = read("SLURMD_NODENAME"); !node.empty()) labels["slurm_node"] = node;
+  labels["slurm_restart_count"] =
+      read("SLURM_RESTART_COUNT").empty() ? "0" : read("SLURM_RESTART_COUNT");
+  return labels;
+}
+
 void AddSlurmCommand(CLI::App& app, std::function<absl::Status()>* action) {
   auto o = std::make_shared<SlurmUpOptions>();
   auto* slurm = app.add_subcommand(

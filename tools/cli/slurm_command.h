@@ -38,6 +38,7 @@
 #define PCSWEEP_TOOLS_CLI_SLURM_COMMAND_H_
 
 #include <functional>
+#include <map>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -71,7 +72,8 @@ struct SlurmUpOptions {
 };
 
 // Seconds before the time limit at which Slurm sends the worker SIGTERM (--signal=B:TERM@90),
-// so that it stops its jobs (reported as retryable) and sends its results before it is killed.
+// so that it stops its jobs (given back to the coordinator: re-queued, no attempt spent) and
+// sends its results before it is killed.
 inline constexpr int kSlurmSignalLeadSeconds = 90;
 
 // The credentials-file name pattern that owns every worker name the array of `options` uses
@@ -105,6 +107,13 @@ absl::Status RunSlurmUp(const SlurmUpOptions& options, const std::string& pcswee
 // Possible errors: NotFound (DIR missing, scancel not on PATH), InvalidArgument (a line of
 // DIR/jobs that is not a job id), FailedPrecondition (scancel failed: its stderr), Internal.
 absl::Status RunSlurmDown(const std::string& dir, std::ostream& out);
+
+// The labels a worker registers with when Slurm started it (`pcsweep workers` shows them):
+// slurm_job_id ("<array job>_<task>" in an array, else SLURM_JOB_ID), slurm_node
+// (SLURMD_NODENAME) and slurm_restart_count (SLURM_RESTART_COUNT, how often it was requeued).
+// Empty outside Slurm. `getenv` reads the environment (injectable for tests).
+std::map<std::string, std::string> SlurmWorkerLabels(
+    const std::function<const char*(const char*)>& getenv);
 
 // Adds `slurm up` and `slurm down` to `app`; a parsed leaf sets `*action` to its run (which
 // uses the running binary, /proc/self/exe, in the script). `*action` must outlive parsing.

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -22,7 +23,9 @@ namespace fs = std::filesystem;
 using ::pcsweep::testutil::StatusIs;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::IsEmpty;
 using ::testing::Not;
+using ::testing::Pair;
 
 constexpr char kSecret[] = "s3cret-token-0123456789abcdef";
 constexpr char kPcsweep[] = "/opt/pcsweep/bin/pcsweep";
@@ -52,6 +55,30 @@ std::string ReadAll(const fs::path& path) {
   std::stringstream buffer;
   buffer << in.rdbuf();
   return buffer.str();
+}
+
+TEST(SlurmWorkerLabelsTest, AnArrayTaskNamesItsArrayJobTaskNodeAndRequeues) {
+  const std::map<std::string, std::string> env = {{"SLURM_JOB_ID", "4243"},
+                                                  {"SLURM_ARRAY_JOB_ID", "4242"},
+                                                  {"SLURM_ARRAY_TASK_ID", "1"},
+                                                  {"SLURMD_NODENAME", "gpu07"},
+                                                  {"SLURM_RESTART_COUNT", "2"}};
+  auto getenv = [&env](const char* name) -> const char* {
+    auto it = env.find(name);
+    return it == env.end() ? nullptr : it->second.c_str();
+  };
+  EXPECT_THAT(SlurmWorkerLabels(getenv),
+              ElementsAre(Pair("slurm_job_id", "4242_1"), Pair("slurm_node", "gpu07"),
+                          Pair("slurm_restart_count", "2")));
+}
+
+TEST(SlurmWorkerLabelsTest, APlainJobUsesItsJobIdAndOutsideSlurmThereAreNone) {
+  auto plain = [](const char* name) -> const char* {
+    return std::string(name) == "SLURM_JOB_ID" ? "77" : nullptr;
+  };
+  EXPECT_THAT(SlurmWorkerLabels(plain),
+              ElementsAre(Pair("slurm_job_id", "77"), Pair("slurm_restart_count", "0")));
+  EXPECT_THAT(SlurmWorkerLabels([](const char*) -> const char* { return nullptr; }), IsEmpty());
 }
 
 TEST(SlurmWorkerScriptTest, OneArrayTaskPerWorkerRunningTheWorkerWithExec) {
