@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 
@@ -47,7 +48,16 @@ absl::StatusOr<std::unique_ptr<ChildProcess>> ChildProcess::Start(
   for (const auto& arg : argv) args.push_back(const_cast<char*>(arg.c_str()));
   args.push_back(nullptr);
   std::vector<std::string> env_strings;
-  for (char** e = environ; *e != nullptr; ++e) env_strings.emplace_back(*e);
+  auto overridden = [&extra_env](absl::string_view entry) {
+    const absl::string_view name = entry.substr(0, entry.find('=') + 1);
+    for (const std::string& extra : extra_env) {
+      if (absl::StartsWith(extra, name)) return true;
+    }
+    return false;
+  };
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (!overridden(*e)) env_strings.emplace_back(*e);
+  }
   env_strings.insert(env_strings.end(), extra_env.begin(), extra_env.end());
   std::vector<char*> env;
   for (auto& e : env_strings) env.push_back(e.data());

@@ -21,7 +21,8 @@ namespace pcsweep::testing {
 
 class ChildProcess {
  public:
-  // Starts argv[0] (a path) with argv, the current environment plus `extra_env` ("K=V").
+  // Starts argv[0] (a path) with argv, the current environment plus `extra_env` ("K=V", which
+  // replaces K's value when the environment has one).
   // `pass_fds[i]` (descriptors of this process, left open here) becomes descriptor 3 + i of
   // the child, e.g. Chromium's --remote-debugging-pipe reads 3 and writes 4.
   // Possible errors: Internal when pipe/fork fails.
