@@ -141,6 +141,7 @@ class CoordinatorServerImpl final : public CoordinatorServer {
   int port() const override { return port_; }
   std::string address() const override { return address_; }
   std::string http_url() const override { return http_ == nullptr ? "" : http_->url(); }
+  const coordinator::Scheduler& scheduler() const override { return *scheduler_; }
 
   // The web view and /metrics on their own threads (coordinator/web), reading the scheduler.
   absl::Status StartWeb(const CoordinatorServerOptions& options) {

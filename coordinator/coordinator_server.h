@@ -16,6 +16,7 @@
 #include "absl/time/time.h"
 #include "common/clock/clock.h"
 #include "coordinator/analysis/sweep_results.h"
+#include "coordinator/scheduler.h"
 #include "coordinator/web/http_server.h"
 
 namespace pcsweep::coordinator {
@@ -62,6 +63,9 @@ class CoordinatorServer {
   // Possible errors: as coordinator::RecomputeComparisons; Unavailable after Shutdown().
   virtual absl::StatusOr<coordinator::StoredComparisons> RecomputeComparisons(
       const std::string& sweep) = 0;
+  // The live state, for readers in the same process (the Slurm autoscaler reads its
+  // ListSweeps and ListWorkers); valid until the server is destroyed.
+  virtual const Scheduler& scheduler() const = 0;
 };
 
 }  // namespace pcsweep::coordinator

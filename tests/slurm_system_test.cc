@@ -8,6 +8,7 @@
 // asks for one CPU (--slots 1), and the local node has at least two.
 #include <signal.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -15,6 +16,7 @@
 #include <map>
 #include <regex>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
@@ -84,10 +86,12 @@ class SlurmSystemTest : public ::testing::Test {
     if (!HasFailure() && !IsSkipped()) fs::remove_all(dir_);
   }
 
-  void StartCoordinator() {
-    auto child =
-        ChildProcess::Start({binary_, "coordinator", "--db", db_, "--listen", "127.0.0.1:0",
-                             "--heartbeat-interval", "0.5", "--lease-timeout", "30"});
+  void StartCoordinator(std::vector<std::string> extra = {}) {
+    std::vector<std::string> argv = {
+        binary_, "coordinator",     "--db", db_, "--listen", "127.0.0.1:0", "--heartbeat-interval",
+        "0.5",   "--lease-timeout", "30"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    auto child = ChildProcess::Start(argv);
     ASSERT_TRUE(child.ok()) << child.status();
     coordinator_ = *std::move(child);
     auto line = coordinator_->WaitForStdoutLine("listening on ", absl::Seconds(20));
@@ -273,6 +277,55 @@ TEST_F(SlurmSystemTest, ARequeuedWorkerGivesItsJobBackAndComesBackAsANewIncarnat
   CommandResult workers = Pcsweep({"workers", "--coordinator", address_});
   EXPECT_THAT(workers.out, HasSubstr(task1 + " on "));
   EXPECT_THAT(workers.out, HasSubstr("(requeued 1x)"));
+}
+
+// The coordinator's autoscaler: no worker before the sweep, two while it runs (never more),
+// none once they idled past the timeout.
+TEST_F(SlurmSystemTest, TheAutoscalerGoesFromZeroToTwoWorkersAndBackToZero) {
+  const std::string folder = (dir_ / "autoscaled").string();
+  ASSERT_NO_FATAL_FAILURE(
+      StartCoordinator({"--slurm-max-workers", "2", "--slurm-slots", "1", "--slurm-idle-timeout",
+                        "5", "--slurm-poll-interval", "1", "--slurm-dir", folder}));
+  absl::SleepFor(absl::Seconds(3));
+  auto before = api_->ListWorkers();
+  ASSERT_TRUE(before.ok()) << before.status();
+  EXPECT_EQ(before->workers_size(), 0);
+  std::ifstream no_jobs(folder + "/jobs");
+  EXPECT_FALSE(no_jobs.good()) << "submitted workers before any job existed";
+
+  const std::string sweep_id = SubmitCells();
+  int most_alive = 0;
+  const absl::Time deadline = absl::Now() + absl::Seconds(120);
+  absl::Status ended = absl::DeadlineExceededError("sweep did not end");
+  while (absl::Now() < deadline) {
+    if (auto workers = api_->ListWorkers(); workers.ok()) {
+      int alive = 0;
+      for (const v1::WorkerInfo& w : workers->workers()) alive += w.state() == "alive";
+      most_alive = std::max(most_alive, alive);
+    }
+    ended = WaitForSweepEnd(sweep_id, absl::Milliseconds(1));
+    if (ended.ok()) break;
+    absl::SleepFor(absl::Milliseconds(200));
+  }
+  ASSERT_TRUE(ended.ok()) << ended;
+  EXPECT_EQ(most_alive, 2);
+  std::ifstream jobs_file(folder + "/jobs");
+  std::string array;
+  ASSERT_TRUE(std::getline(jobs_file, array)) << "no job recorded in " << folder << "/jobs";
+  array_job_ = array;  // TearDown cancels it whatever happens below
+  std::string second;
+  EXPECT_FALSE(std::getline(jobs_file, second)) << "a second array was submitted: " << second;
+
+  // Idle 5 s, squeue every second: both tasks cancelled well within 60 s.
+  const absl::Time gone_by = absl::Now() + absl::Seconds(60);
+  std::string left = "?";
+  while (absl::Now() < gone_by) {
+    auto queue = Slurm({"squeue", "--noheader", "--array", "--format=%i", "--jobs=" + array});
+    left = queue.ok() ? std::string(absl::StripAsciiWhitespace(queue->out)) : "?";
+    if (queue.ok() && (left.empty() || absl::StrContains(queue->err, "Invalid job id"))) break;
+    absl::SleepFor(absl::Milliseconds(500));
+  }
+  EXPECT_EQ(left, "") << "tasks of job " << array << " still queued";
 }
 
 // Bad input reaches sbatch or slurmctld and comes back as one line; nothing is recorded.

@@ -132,7 +132,8 @@ struct ClientFlags {
 
 absl::Duration SecondsFlag(double seconds) { return absl::Milliseconds(seconds * 1000.0); }
 
-absl::Status RunCoordinator(CoordinatorServerOptions options) {
+absl::Status RunCoordinator(CoordinatorServerOptions options,
+                            const pcsweep::cli::SlurmAutoscaleFlags& slurm) {
   BlockStopSignals();
   PCSWEEP_ASSIGN_OR_RETURN(auto server, CoordinatorServer::Start(options));
   // Tests and scripts read this line to learn the bound port (with --listen HOST:0).
@@ -142,8 +143,19 @@ absl::Status RunCoordinator(CoordinatorServerOptions options) {
   if (!server->http_url().empty()) {
     std::cout << "pcsweep web view on " << server->http_url() << std::endl;
   }
+  std::unique_ptr<pcsweep::cli::AutoscalerThread> autoscaler;
+  if (slurm.max_workers > 0) {
+    PCSWEEP_ASSIGN_OR_RETURN(
+        autoscaler,
+        StartSlurmAutoscaler(slurm, absl::StrCat(host, ":", server->port()), server->scheduler()));
+    std::cout << "pcsweep coordinator: Slurm autoscaler on: up to " << slurm.max_workers
+              << " workers of " << slurm.workers.slots << " slots, idle timeout "
+              << slurm.idle_timeout_s << " s; cancel them with: pcsweep slurm down --dir "
+              << slurm.workers.dir << std::endl;
+  }
   const int sig = WaitForStopSignal();
   std::cerr << "pcsweep coordinator: signal " << sig << ", shutting down" << std::endl;
+  autoscaler.reset();
   server->Shutdown();
   server->Wait();
   return absl::OkStatus();
@@ -336,10 +348,12 @@ int Main(int argc, char** argv) {
   key->needs(cert);
   coordinator->add_option("--http", server_options.http.listen,
                           "Serve the web view and /metrics on HOST:PORT (a bare PORT: loopback)");
+  pcsweep::cli::SlurmAutoscaleFlags slurm_autoscale;
+  AddSlurmAutoscaleFlags(*coordinator, slurm_autoscale);
   coordinator->callback([&] {
     server_options.heartbeat_interval = SecondsFlag(heartbeat_s);
     server_options.lease_timeout = SecondsFlag(lease_timeout_s);
-    action = [&] { return RunCoordinator(server_options); };
+    action = [&] { return RunCoordinator(server_options, slurm_autoscale); };
   });
 
   // worker

@@ -285,6 +285,28 @@ absl::Status CreateFolders(const std::string& dir) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::string> FindSlurmTool(const std::string& name) {
+  auto path = FindOnPath(name, PathEnv());
+  if (!path.ok()) {
+    return absl::NotFoundError(absl::StrCat(name,
+                                            " not found on PATH (install Slurm's client commands "
+                                            "or add them to PATH; PATH=",
+                                            PathEnv(), ")"));
+  }
+  return path;
+}
+
+// Writes the script of the prepared options `o` and submits it once; returns the job id.
+absl::StatusOr<std::string> SubmitPrepared(const SlurmUpOptions& o, const std::string& script) {
+  PCSWEEP_ASSIGN_OR_RETURN(const std::string sbatch, FindSlurmTool("sbatch"));
+  PCSWEEP_RETURN_IF_ERROR(CreateFolders(o.dir));
+  const std::string script_path = o.dir + "/worker.sbatch";
+  PCSWEEP_RETURN_IF_ERROR(WriteFileDurably(script_path, script));
+  PCSWEEP_ASSIGN_OR_RETURN(const std::string id, SubmitScript(sbatch, script_path));
+  PCSWEEP_RETURN_IF_ERROR(AppendJobId(o.dir + "/jobs", id));
+  return id;
+}
+
 absl::Status SlurmUp(const SlurmUpOptions& raw, const std::string& pcsweep_path, std::ostream& out,
                      std::ostream& err) {
   PCSWEEP_ASSIGN_OR_RETURN(const SlurmUpOptions o, PrepareUpOptions(raw));
@@ -293,18 +315,8 @@ absl::Status SlurmUp(const SlurmUpOptions& raw, const std::string& pcsweep_path,
     out << script;
     return absl::OkStatus();
   }
-  auto sbatch = FindOnPath("sbatch", PathEnv());
-  if (!sbatch.ok()) {
-    return absl::NotFoundError(absl::StrCat(
-        "sbatch not found on PATH (install Slurm's client commands or add them to PATH; PATH=",
-        PathEnv(), ")"));
-  }
-  PCSWEEP_RETURN_IF_ERROR(CreateFolders(o.dir));
+  PCSWEEP_ASSIGN_OR_RETURN(const std::string id, SubmitPrepared(o, script));
   const std::string script_path = o.dir + "/worker.sbatch";
-  PCSWEEP_RETURN_IF_ERROR(WriteFileDurably(script_path, script));
-  PCSWEEP_ASSIGN_OR_RETURN(const std::string id, SubmitScript(*sbatch, script_path));
-  const std::string jobs_path = o.dir + "/jobs";
-  PCSWEEP_RETURN_IF_ERROR(AppendJobId(jobs_path, id));
   out << id << std::endl;
   err << "slurm up: submitted job array " << id << " (" << o.workers << " workers x " << o.slots
       << " slots) from " << script_path << "; Slurm logs in " << o.dir
@@ -470,6 +482,49 @@ absl::StatusOr<std::string> SlurmWorkerScript(const SlurmUpOptions& o,
   return s;
 }
 
+absl::StatusOr<std::string> SubmitSlurmWorkers(const SlurmUpOptions& options,
+                                               const std::string& pcsweep_path) {
+  auto submitted = [&]() -> absl::StatusOr<std::string> {
+    PCSWEEP_ASSIGN_OR_RETURN(const SlurmUpOptions o, PrepareUpOptions(options));
+    PCSWEEP_ASSIGN_OR_RETURN(const std::string script, SlurmWorkerScript(o, pcsweep_path));
+    return SubmitPrepared(o, script);
+  }();
+  if (!submitted.ok()) return Annotate(submitted.status(), "slurm submit");
+  return submitted;
+}
+
+absl::StatusOr<std::set<std::string>> QueuedSlurmTasks(const std::vector<std::string>& job_ids) {
+  std::set<std::string> tasks;
+  if (job_ids.empty()) return tasks;
+  PCSWEEP_ASSIGN_OR_RETURN(const std::string squeue, FindSlurmTool("squeue"));
+  PCSWEEP_ASSIGN_OR_RETURN(
+      ProcessResult result,
+      RunProcess(squeue,
+                 {"--noheader", "--array", "--format=%i", "--jobs=" + absl::StrJoin(job_ids, ",")},
+                 kSbatchTimeout));
+  if (result.exit_code != 0) {
+    // Every id purged from slurmctld's memory (they ended more than MinJobAge ago).
+    if (absl::StrContains(result.err, "Invalid job id specified")) return tasks;
+    std::string why = ErrorLinesOf(result.err);
+    if (why.empty()) why = absl::StrCat("exit status ", result.exit_code, " and no message");
+    return absl::UnavailableError(absl::StrCat("squeue failed: ", why));
+  }
+  for (absl::string_view line : absl::StrSplit(result.out, '\n', absl::SkipWhitespace())) {
+    tasks.emplace(absl::StripAsciiWhitespace(line));
+  }
+  return tasks;
+}
+
+absl::Status CancelSlurmTask(const std::string& task) {
+  PCSWEEP_ASSIGN_OR_RETURN(const std::string scancel, FindSlurmTool("scancel"));
+  PCSWEEP_ASSIGN_OR_RETURN(ProcessResult result, RunProcess(scancel, {task}, kScancelTimeout));
+  if (result.exit_code != 0) {
+    return absl::UnavailableError(
+        absl::StrCat("scancel ", task, " failed: ", ErrorLinesOf(result.err)));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status RunSlurmUp(const SlurmUpOptions& options, const std::string& pcsweep_path,
                         std::ostream& out, std::ostream& err) {
   return Annotate(SlurmUp(options, pcsweep_path, out, err), "slurm up");
@@ -498,6 +553,108 @@ std::map<std::string, std::string> SlurmWorkerLabels(
   return labels;
 }
 
+namespace {
+
+class SlurmToolsBackend final : public SlurmBackend {
+ public:
+  SlurmToolsBackend(SlurmUpOptions options, std::string pcsweep_path)
+      : options_(std::move(options)), pcsweep_path_(std::move(pcsweep_path)) {}
+  absl::StatusOr<std::string> Submit(int workers) override {
+    SlurmUpOptions o = options_;
+    o.workers = workers;
+    return SubmitSlurmWorkers(o, pcsweep_path_);
+  }
+  absl::StatusOr<std::set<std::string>> Queued(const std::vector<std::string>& job_ids) override {
+    return QueuedSlurmTasks(job_ids);
+  }
+  absl::Status Cancel(const std::string& task) override { return CancelSlurmTask(task); }
+
+ private:
+  const SlurmUpOptions options_;
+  const std::string pcsweep_path_;
+};
+
+}  // namespace
+
+std::unique_ptr<SlurmBackend> MakeSlurmToolsBackend(SlurmUpOptions options,
+                                                    std::string pcsweep_path) {
+  return std::make_unique<SlurmToolsBackend>(std::move(options), std::move(pcsweep_path));
+}
+
+void AddWorkerSbatchFlags(CLI::App& app, SlurmUpOptions& o, const std::string& prefix) {
+  auto flag = [&prefix](const char* name) { return absl::StrCat("--", prefix, name); };
+  app.add_option(flag("gpus-per-worker"), o.gpus_per_worker, "GPUs per worker (--gres=gpu:K)")
+      ->capture_default_str();
+  app.add_option(flag("cpus-per-task"), o.cpus_per_task, "CPUs per worker (default: its slots)");
+  app.add_option(flag("partition"), o.partition, "Slurm partition (default: the cluster's)");
+  app.add_option(flag("time"), o.time_minutes, "Time limit in minutes (default: the partition's)");
+  app.add_option(flag("account"), o.account, "Slurm account to charge");
+  app.add_option(flag("sbatch-arg"), o.sbatch_args,
+                 absl::StrCat("Extra sbatch option, repeatable; write it with '=': ",
+                              flag("sbatch-arg"), "=--mem=16G"))
+      ->allow_extra_args(false);
+  app.add_option(flag("token-file"), o.token_file,
+                 "Worker token file (mode 0600; on a file system the nodes share); with "
+                 "per-worker credentials, the token of `worker PREFIX-* ...`");
+  app.add_option(flag("tls-ca"), o.tls_ca_file, "Root certificate (PEM) the workers trust");
+  app.add_option(flag("tls-cert"), o.tls_cert_file, "Worker certificate (PEM) for mTLS");
+  app.add_option(flag("tls-key"), o.tls_key_file, "Private key of the worker certificate (0600)");
+  app.add_option(flag("runner"), o.runner_path, "pcsweep-run binary for ML job kinds");
+  app.add_option(flag("name-prefix"), o.name_prefix,
+                 "Worker names are PREFIX-JOB-TASK.RESTART (credential pattern PREFIX-*)")
+      ->capture_default_str();
+  app.add_option(flag("dir"), o.dir, "Folder for the script, job ids, Slurm logs and work dirs")
+      ->capture_default_str();
+}
+
+void AddSlurmAutoscaleFlags(CLI::App& coordinator, SlurmAutoscaleFlags& flags) {
+  flags.workers.slots = 1;
+  coordinator
+      .add_option("--slurm-max-workers", flags.max_workers,
+                  "Submit Slurm workers (sbatch arrays) while jobs are unfinished, up to N "
+                  "queued or running; 0: none")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  coordinator.add_option("--slurm-slots", flags.workers.slots, "Slots per Slurm worker")
+      ->capture_default_str();
+  coordinator
+      .add_option("--slurm-idle-timeout", flags.idle_timeout_s,
+                  "Seconds a Slurm worker may idle before it is cancelled (once not needed)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  coordinator
+      .add_option("--slurm-poll-interval", flags.poll_interval_s,
+                  "Seconds between squeue calls (for the autoscaler's own jobs only)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  coordinator.add_option("--slurm-coordinator", flags.coordinator,
+                         "HOST:PORT the Slurm workers dial (default: the --listen address)");
+  AddWorkerSbatchFlags(coordinator, flags.workers, "slurm-");
+}
+
+absl::StatusOr<std::unique_ptr<AutoscalerThread>> StartSlurmAutoscaler(
+    const SlurmAutoscaleFlags& flags, const std::string& own_address,
+    const coordinator::Scheduler& scheduler) {
+  auto started = [&]() -> absl::StatusOr<std::unique_ptr<AutoscalerThread>> {
+    SlurmUpOptions o = flags.workers;
+    o.coordinator = flags.coordinator.empty() ? own_address : flags.coordinator;
+    o.workers = 1;  // checked with one; each submission sets its own count
+    PCSWEEP_ASSIGN_OR_RETURN(o, PrepareUpOptions(o));
+    PCSWEEP_ASSIGN_OR_RETURN(const std::string self, SelfExecutablePath());
+    PCSWEEP_RETURN_IF_ERROR(SlurmWorkerScript(o, self).status());
+    PCSWEEP_RETURN_IF_ERROR(FindSlurmTool("sbatch").status());
+    AutoscalerOptions options;
+    options.max_workers = flags.max_workers;
+    options.slots = o.slots;
+    options.idle_timeout = absl::Seconds(flags.idle_timeout_s);
+    options.poll_interval = absl::Seconds(flags.poll_interval_s);
+    return AutoscalerThread::Start(options, MakeSchedulerClusterView(scheduler),
+                                   MakeSlurmToolsBackend(o, self));
+  }();
+  if (!started.ok()) return Annotate(started.status(), "--slurm-max-workers");
+  return started;
+}
+
 void AddSlurmCommand(CLI::App& app, std::function<absl::Status()>* action) {
   auto o = std::make_shared<SlurmUpOptions>();
   auto* slurm = app.add_subcommand(
@@ -508,27 +665,7 @@ void AddSlurmCommand(CLI::App& app, std::function<absl::Status()>* action) {
                  "Coordinator HOST:PORT the workers dial (default: $PCSWEEP_COORDINATOR)");
   up->add_option("--workers", o->workers, "Workers (array tasks), at least 1");
   up->add_option("--slots", o->slots, "Slots (jobs at once) per worker, at least 1");
-  up->add_option("--gpus-per-worker", o->gpus_per_worker, "GPUs per worker (--gres=gpu:K)")
-      ->capture_default_str();
-  up->add_option("--cpus-per-task", o->cpus_per_task, "CPUs per worker (default: --slots)");
-  up->add_option("--partition", o->partition, "Slurm partition (default: the cluster's)");
-  up->add_option("--time", o->time_minutes, "Time limit in minutes (default: the partition's)");
-  up->add_option("--account", o->account, "Slurm account to charge");
-  up->add_option("--sbatch-arg", o->sbatch_args,
-                 "Extra sbatch option, repeatable; write it with '=': --sbatch-arg=--mem=16G")
-      ->allow_extra_args(false);
-  up->add_option("--token-file", o->token_file,
-                 "Worker token file (mode 0600; on a file system the nodes share); with "
-                 "per-worker credentials, the token of `worker PREFIX-* ...`");
-  up->add_option("--tls-ca", o->tls_ca_file, "Root certificate (PEM) for TLS");
-  up->add_option("--tls-cert", o->tls_cert_file, "Worker certificate (PEM) for mTLS");
-  up->add_option("--tls-key", o->tls_key_file, "Private key of --tls-cert (mode 0600)");
-  up->add_option("--runner", o->runner_path, "pcsweep-run binary for ML job kinds");
-  up->add_option("--name-prefix", o->name_prefix,
-                 "Worker names are PREFIX-JOB-TASK.RESTART (credential pattern PREFIX-*)")
-      ->capture_default_str();
-  up->add_option("--dir", o->dir, "Folder for the script, job ids, Slurm logs and work dirs")
-      ->capture_default_str();
+  AddWorkerSbatchFlags(*up, *o, "");
   up->add_flag("--dry-run", o->dry_run, "Print the script; write and submit nothing");
   up->callback([o, action] {
     *action = [o]() -> absl::Status {

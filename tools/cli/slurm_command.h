@@ -39,13 +39,16 @@
 
 #include <functional>
 #include <map>
+#include <memory>
 #include <ostream>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "CLI/CLI.hpp"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "tools/cli/slurm_autoscaler.h"
 
 namespace pcsweep::cli {
 
@@ -100,6 +103,22 @@ absl::StatusOr<std::string> SlurmWorkerScript(const SlurmUpOptions& options,
 absl::Status RunSlurmUp(const SlurmUpOptions& options, const std::string& pcsweep_path,
                         std::ostream& out, std::ostream& err);
 
+// What the coordinator's autoscaler (slurm_autoscaler.h) does through Slurm's own tools, found
+// on PATH:
+// - SubmitSlurmWorkers: as RunSlurmUp without printing (and never a dry run): writes
+//   FOLDER/worker.sbatch, submits it with one sbatch call, appends the id to FOLDER/jobs (so
+//   `slurm down` cancels it too) and returns the id. Errors start with "slurm submit: ";
+//   possible errors as RunSlurmUp.
+// - QueuedSlurmTasks: the array tasks ("<job>_<task>") of `job_ids` that slurmctld still
+//   holds, pending or running (`squeue --noheader --array --format=%i --jobs=...`: those jobs
+//   only, no accounting). Possible errors: NotFound (no squeue), Unavailable (squeue failed,
+//   e.g. slurmctld does not answer), DeadlineExceeded.
+// - CancelSlurmTask: `scancel TASK`. Possible errors: NotFound, Unavailable, DeadlineExceeded.
+absl::StatusOr<std::string> SubmitSlurmWorkers(const SlurmUpOptions& options,
+                                               const std::string& pcsweep_path);
+absl::StatusOr<std::set<std::string>> QueuedSlurmTasks(const std::vector<std::string>& job_ids);
+absl::Status CancelSlurmTask(const std::string& task);
+
 // `slurm down`: runs `scancel --verbose ID` for each job id in DIR/jobs (its stderr tells a
 // cancelled job from one that had already ended: scancel exits 0 for both), prints one line per
 // id on `out`, and keeps in the file only the ids scancel failed on. Messages start with
@@ -114,6 +133,37 @@ absl::Status RunSlurmDown(const std::string& dir, std::ostream& out);
 // Empty outside Slurm. `getenv` reads the environment (injectable for tests).
 std::map<std::string, std::string> SlurmWorkerLabels(
     const std::function<const char*(const char*)>& getenv);
+
+// Adds the flags that shape the workers' sbatch script (--gpus-per-worker ... --dir, each
+// named --PREFIXname) to `app`, bound to `o`: `slurm up` uses prefix "", `coordinator`
+// "slurm-". `o` must outlive parsing.
+void AddWorkerSbatchFlags(CLI::App& app, SlurmUpOptions& o, const std::string& prefix);
+
+// The SlurmBackend of the autoscaler (slurm_autoscaler.h) on Slurm's own tools: Submit(n) is
+// SubmitSlurmWorkers with `options` for n workers, Queued is QueuedSlurmTasks, Cancel is
+// CancelSlurmTask. `pcsweep_path` is the binary the script runs.
+std::unique_ptr<SlurmBackend> MakeSlurmToolsBackend(SlurmUpOptions options,
+                                                    std::string pcsweep_path);
+
+// `pcsweep coordinator --slurm-max-workers N`: the autoscaler's settings.
+struct SlurmAutoscaleFlags {
+  int max_workers = 0;  // 0: no autoscaler
+  double idle_timeout_s = 300;
+  double poll_interval_s = 10;
+  std::string coordinator;  // HOST:PORT the workers dial; "" = the coordinator's own address
+  SlurmUpOptions workers;   // the script's settings; `workers` is set per submission
+};
+
+// Adds --slurm-max-workers, --slurm-slots, --slurm-idle-timeout, --slurm-poll-interval,
+// --slurm-coordinator and the --slurm-* sbatch flags to the coordinator command.
+void AddSlurmAutoscaleFlags(CLI::App& coordinator, SlurmAutoscaleFlags& flags);
+
+// Checks the flags (files as `slurm up` does) and starts the autoscaler on `scheduler`, its
+// workers dialling flags.coordinator or else `own_address`. Messages start with
+// "--slurm-max-workers: ". Possible errors: as RunSlurmUp's checks.
+absl::StatusOr<std::unique_ptr<AutoscalerThread>> StartSlurmAutoscaler(
+    const SlurmAutoscaleFlags& flags, const std::string& own_address,
+    const coordinator::Scheduler& scheduler);
 
 // Adds `slurm up` and `slurm down` to `app`; a parsed leaf sets `*action` to its run (which
 // uses the running binary, /proc/self/exe, in the script). `*action` must outlive parsing.
