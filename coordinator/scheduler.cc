@@ -15,6 +15,9 @@
 namespace pcsweep::coordinator {
 namespace {
 
+// Give-backs of one job that do not count against max_attempts (see FailAttemptLocked).
+constexpr int kMaxPreemptions = 20;
+
 constexpr char kDependencyFailed[] = "dependency failed: ";
 
 // `done` reporting the call's latency to `hooks` first (unchanged when hooks is null).
@@ -1092,6 +1095,9 @@ void Scheduler::CancelDependentsLocked(Job& job, WriteBatch& batch, Deferred& de
 void Scheduler::FailAttemptLocked(Job& job, const FailureReport& failure, WriteBatch& batch,
                                   Deferred& deferred) {
   const std::string& error = failure.error;
+  // A job that keeps taking its workers down with it (it signals them, it exhausts the node)
+  // would be given back forever: past kMaxPreemptions, a give-back is an ordinary failure.
+  const bool given_back = failure.preempted && job.rec.preemptions < kMaxPreemptions;
   if (!job.attempts.empty()) {
     AttemptRecord& attempt = job.attempts.back();
     attempt.state = JobState::kFailed;
@@ -1100,14 +1106,14 @@ void Scheduler::FailAttemptLocked(Job& job, const FailureReport& failure, WriteB
     attempt.exit_code = failure.exit_code;
     attempt.signal = failure.signal;
     attempt.stderr_tail = failure.stderr_tail;
-    attempt.preempted = failure.preempted;
+    attempt.preempted = given_back;
     if (!failure.log_path.empty()) attempt.log_path = failure.log_path;
     batch.push_back(UpsertAttempt{attempt});
   }
   if (!failure.log_path.empty()) job.rec.log_path = failure.log_path;
   job.rec.error =
       failure.stderr_tail.empty() ? error : absl::StrCat(error, "\n", failure.stderr_tail);
-  if (failure.preempted) {
+  if (given_back) {
     job.rec.preemptions++;
     if (options_.hooks != nullptr) options_.hooks->OnRetryQueued();
     SetStateLocked(job, JobState::kPending,

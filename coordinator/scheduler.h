@@ -31,7 +31,9 @@
 // Preemption: a worker that stops (Slurm preemption or time limit, Ctrl-C) reports its jobs
 // with FailureReport::preempted. They go back to PENDING at once, and that attempt is not
 // spent: attempts spent = attempt - preemptions, and only those count against max_attempts.
-// The attempt number still moves on at the next lease (it is the fencing token).
+// The attempt number still moves on at the next lease (it is the fencing token). After 20
+// give-backs of one job, a further one counts as an ordinary failure, so that a job that takes
+// its workers down with it cannot circulate forever.
 //
 // Leases: a lease lasts lease_timeout from the lease or from the last heartbeat listing the
 // job; Tick() expires overdue ones (the attempt fails, the job is retried with attempt + 1 up

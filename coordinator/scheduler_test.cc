@@ -461,6 +461,21 @@ TEST_F(SchedulerTest, Preempted_AttemptsAfterAPreemptionStillHaveTheirFullBudget
   EXPECT_THAT(messages, Contains(HasSubstr("failed after 2 attempt(s)")));
 }
 
+TEST_F(SchedulerTest, Preempted_TheTwentyFirstGiveBackOfOneJobIsAnOrdinaryFailure) {
+  Submit(Grid("smoke", 1, "", /*max_attempts=*/1));
+  const std::string w = Register("w1", "inc1");
+  std::string job_id;
+  for (int i = 0; i < 21; ++i) {
+    auto a = Acquire(w, "inc1");
+    ASSERT_TRUE(a.ok() && a->size() == 1) << "give-back " << i;
+    job_id = (*a)[0].job_id;
+    ASSERT_TRUE(Fail(w, "inc1", (*a)[0], true, /*preempted=*/true).ok());
+  }
+  const JobRecord job = Job(job_id);
+  EXPECT_EQ(job.preemptions, 20);
+  EXPECT_EQ(job.state, JobState::kFailed);
+}
+
 TEST_F(SchedulerTest, Reuse_IdenticalCellsAreNotRerunUnlessForced) {
   const std::string first = Submit(Grid("smoke", 3));
   const std::string w = Register("w1", "inc1");
