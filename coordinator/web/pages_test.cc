@@ -68,6 +68,20 @@ TEST(PagesTest, SweepPageEscapesJobTextAndGivesCountIds) {
   EXPECT_THAT(live, HasSubstr("<div id=\"failed\" data-live>"));
 }
 
+TEST(PagesTest, WorkersPageShowsTheSlurmTaskAndNodeOfASlurmWorker) {
+  WorkerStatus slurm;
+  slurm.worker.worker_id = "slurm-4242-1.0";
+  slurm.worker.state = "alive";
+  slurm.worker.labels = {{"slurm_job_id", "4242_1"}, {"slurm_node", "gpu<7>"}};
+  WorkerStatus by_hand;
+  by_hand.worker.worker_id = "by-hand";
+  const std::string html = WorkersLive({slurm, by_hand}, absl::FromUnixSeconds(100));
+  EXPECT_THAT(html, HasSubstr("<th>Slurm task</th>"));
+  EXPECT_THAT(html, HasSubstr("<td>4242_1 on gpu&lt;7&gt;</td>"));
+  EXPECT_THAT(html,
+              HasSubstr("<td>by-hand</td><td></td><td class=\"num\">0</td><td>cpu</td><td>-</td>"));
+}
+
 TEST(PagesTest, FilterQueryReproducesTheFilter) {
   EXPECT_EQ(FilterQuery({}), "");
   JobFilter filter;
