@@ -3,7 +3,8 @@
 // results through an on-disk spool so that nothing is lost while the coordinator is down.
 //
 // Lifecycle: Start() -> (working) -> Shutdown() -> destroyed. Shutdown stops leasing, sends
-// SIGTERM (then SIGKILL after kill_grace) to running children and flushes what it can.
+// SIGTERM (then SIGKILL after kill_grace) to running children, gives their jobs back to the
+// coordinator (preempted: re-queued without spending an attempt) and flushes what it can.
 // Thread model: one leasing thread (registration + AcquireJob long-polls), one heartbeat
 // thread, one reporting thread (sends spooled results with backoff), and one thread per
 // running job. All timing decisions (heartbeat period, backoff) read the injected Clock.
