@@ -108,7 +108,7 @@ std::vector<v1::GpuInfo> DetectGpusWithNvidiaSmi() {
     int index = 0;
     int64_t memory_mib = 0;
     if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(fields[0]), &index)) continue;
-    absl::SimpleAtoi(absl::StripAsciiWhitespace(fields[2]), &memory_mib);
+    if (!absl::SimpleAtoi(absl::StripAsciiWhitespace(fields[2]), &memory_mib)) memory_mib = 0;
     v1::GpuInfo gpu;
     gpu.set_index(index);
     gpu.set_name(std::string(absl::StripAsciiWhitespace(fields[1])));
