@@ -41,4 +41,24 @@ std::optional<absl::Duration> SweepRemaining(int done, int remaining, int64_t fi
   return elapsed * (static_cast<double>(remaining) / done);
 }
 
+std::string AttemptsText(int attempt, int preemptions, int max_attempts) {
+  std::string text = absl::StrCat(attempt - preemptions, "/", max_attempts);
+  if (preemptions > 0) absl::StrAppend(&text, " +", preemptions, " preempted");
+  return text;
+}
+
+std::string SlurmPlacementText(const std::map<std::string, std::string>& labels) {
+  const auto job = labels.find("slurm_job_id");
+  if (job == labels.end()) return "-";
+  std::string text = job->second;
+  if (const auto node = labels.find("slurm_node"); node != labels.end()) {
+    absl::StrAppend(&text, " on ", node->second);
+  }
+  if (const auto restarts = labels.find("slurm_restart_count");
+      restarts != labels.end() && restarts->second != "0") {
+    absl::StrAppend(&text, " (requeued ", restarts->second, "x)");
+  }
+  return text;
+}
+
 }  // namespace pcsweep::progress

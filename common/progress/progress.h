@@ -1,11 +1,13 @@
 // How far a job or a sweep has got, in words a person reads: elapsed and remaining time from
-// the timestamps and progress a job reports, and durations as "42s" / "3m07s". One
+// the timestamps and progress a job reports, durations as "42s" / "3m07s", attempts spent and
+// where a Slurm worker runs. One
 // definition for `pcsweep status` (tools/cli/format.h) and the web view (coordinator/web).
 // Pure functions of their arguments (the current time is one of them).
 #ifndef PCSWEEP_COMMON_PROGRESS_PROGRESS_H_
 #define PCSWEEP_COMMON_PROGRESS_PROGRESS_H_
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 
@@ -37,6 +39,14 @@ std::optional<absl::Duration> JobRemaining(const JobTiming& job, absl::Time now)
 // anything finished, after the end, or without a start.
 std::optional<absl::Duration> SweepRemaining(int done, int remaining, int64_t first_start_ms,
                                              absl::Time now);
+
+// A job's attempts as they count against its budget: "spent/max", where given-back
+// (preempted) attempts are not spent, plus " +N preempted" when there were any.
+std::string AttemptsText(int attempt, int preemptions, int max_attempts);
+
+// Where a worker that Slurm started runs, from its registered labels: "<job>_<task> on <node>",
+// plus " (requeued Nx)" after a requeue; "-" for a worker without a slurm_job_id label.
+std::string SlurmPlacementText(const std::map<std::string, std::string>& labels);
 
 }  // namespace pcsweep::progress
 

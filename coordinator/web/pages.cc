@@ -71,9 +71,8 @@ std::string JobRow(const JobView& v, const std::vector<std::string>& param_keys)
   if (!job.progress_message.empty() && !IsTerminal(job.state)) {
     absl::StrAppend(&progress_label, " ", job.progress_message);
   }
-  // Attempts spent (given-back ones are not) and the give-backs, as `pcsweep status` shows them.
-  std::string attempts = absl::StrCat(job.attempt - job.preemptions, "/", job.max_attempts);
-  if (job.preemptions > 0) absl::StrAppend(&attempts, " +", job.preemptions, " preempted");
+  const std::string attempts =
+      progress::AttemptsText(job.attempt, job.preemptions, job.max_attempts);
   absl::StrAppend(&row, "<td>", StateBadge(v.state), "</td><td class=\"num\">", attempts,
                   "</td><td>", job.worker_id.empty() ? "-" : HtmlEscape(job.worker_id),
                   "</td><td class=\"bar\">", ProgressHtml(v.progress, progress_label),
@@ -332,21 +331,6 @@ std::string SweepsPage(const std::vector<SweepSummaryView>& sweeps) {
   return out;
 }
 
-namespace {
-
-// "<job>_<task> on <node>" for a worker Slurm started, else "-" (escaped).
-std::string SlurmTaskText(const std::map<std::string, std::string>& labels) {
-  const auto job = labels.find("slurm_job_id");
-  if (job == labels.end()) return "-";
-  std::string text = job->second;
-  if (const auto node = labels.find("slurm_node"); node != labels.end()) {
-    absl::StrAppend(&text, " on ", node->second);
-  }
-  return HtmlEscape(text);
-}
-
-}  // namespace
-
 std::string WorkersLive(const std::vector<WorkerStatus>& workers, absl::Time now) {
   std::string out =
       "<div id=\"worker-list\" data-live><div class=\"scroll\"><table id=\"workers\" "
@@ -368,10 +352,10 @@ std::string WorkersLive(const std::vector<WorkerStatus>& workers, absl::Time now
     absl::StrAppend(&out, "<tr><td>", HtmlEscape(w.worker.worker_id), "</td><td>",
                     HtmlEscape(w.worker.host), "</td><td class=\"num\">", w.worker.slots,
                     "</td><td>", gpus.empty() ? "cpu" : absl::StrJoin(gpus, "<br>"), "</td><td>",
-                    SlurmTaskText(w.worker.labels), "</td><td>", StateBadge(w.worker.state),
-                    "</td><td class=\"num\">", AgoText(w.worker.last_heartbeat_ms, now),
-                    "</td><td>", running.empty() ? "-" : absl::StrJoin(running, ", "),
-                    "</td></tr>\n");
+                    HtmlEscape(progress::SlurmPlacementText(w.worker.labels)), "</td><td>",
+                    StateBadge(w.worker.state), "</td><td class=\"num\">",
+                    AgoText(w.worker.last_heartbeat_ms, now), "</td><td>",
+                    running.empty() ? "-" : absl::StrJoin(running, ", "), "</td></tr>\n");
   }
   out += "</tbody></table></div>";
   if (workers.empty()) {

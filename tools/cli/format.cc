@@ -228,32 +228,6 @@ std::string FormatSweepSummaryLine(const v1::SweepSummary& summary, absl::Time n
   return absl::StrJoin(parts, " | ");
 }
 
-namespace {
-
-// "spent/max", plus the attempts stopping workers gave back (they are not spent).
-std::string AttemptsCell(const v1::Job& job) {
-  std::string cell = absl::StrCat(job.attempt() - job.preemptions(), "/", job.max_attempts());
-  if (job.preemptions() > 0) absl::StrAppend(&cell, " +", job.preemptions(), " preempted");
-  return cell;
-}
-
-// Where a worker runs under Slurm: "<job id> on <node>", or "-".
-std::string SlurmCell(const v1::WorkerInfo& worker) {
-  const auto job = worker.labels().find("slurm_job_id");
-  if (job == worker.labels().end()) return "-";
-  std::string cell = job->second;
-  if (const auto node = worker.labels().find("slurm_node"); node != worker.labels().end()) {
-    absl::StrAppend(&cell, " on ", node->second);
-  }
-  if (const auto restarts = worker.labels().find("slurm_restart_count");
-      restarts != worker.labels().end() && restarts->second != "0") {
-    absl::StrAppend(&cell, " (requeued ", restarts->second, "x)");
-  }
-  return cell;
-}
-
-}  // namespace
-
 std::string FormatSweepStatus(const v1::GetSweepResponse& sweep, absl::Time now) {
   std::string out = FormatSweepSummaryLine(sweep.summary(), now);
   if (auto eta = SweepEta(sweep, now)) absl::StrAppend(&out, " | ETA ", HumanDuration(*eta));
@@ -266,10 +240,11 @@ std::string FormatSweepStatus(const v1::GetSweepResponse& sweep, absl::Time now)
     if (!job.reused_from().empty()) state = "reused";
     const double progress = job.state() == v1::JOB_STATE_SUCCEEDED ? 1.0 : job.progress();
     const auto eta = JobEta(job, now);
-    table.rows.push_back({job.name(), state, AttemptsCell(job),
-                          job.worker_id().empty() ? "-" : job.worker_id(), ProgressBar(progress),
-                          HumanDuration(JobElapsed(job, now)),
-                          eta ? HumanDuration(*eta, false) : "-"});
+    table.rows.push_back(
+        {job.name(), state,
+         progress::AttemptsText(job.attempt(), job.preemptions(), job.max_attempts()),
+         job.worker_id().empty() ? "-" : job.worker_id(), ProgressBar(progress),
+         HumanDuration(JobElapsed(job, now)), eta ? HumanDuration(*eta, false) : "-"});
     if (job.state() == v1::JOB_STATE_FAILED && !job.error().empty()) failed.push_back(&job);
   }
   absl::StrAppend(&out, RenderTable(table, TableFormat::kText));
@@ -349,8 +324,9 @@ Table WorkersTable(const v1::ListWorkersResponse& workers, absl::Time now) {
     for (const auto& ref : w.running())
       running.push_back(absl::StrCat(ref.job_id(), "#", ref.attempt()));
     table.rows.push_back({w.worker_id(), w.name(), w.host(), Cell::Number(w.slots()),
-                          gpus.empty() ? "cpu" : absl::StrJoin(gpus, ","), SlurmCell(w), w.state(),
-                          FormatTimeAgo(w.last_heartbeat_ms(), now),
+                          gpus.empty() ? "cpu" : absl::StrJoin(gpus, ","),
+                          progress::SlurmPlacementText({w.labels().begin(), w.labels().end()}),
+                          w.state(), FormatTimeAgo(w.last_heartbeat_ms(), now),
                           running.empty() ? "-" : absl::StrJoin(running, ",")});
   }
   return table;
@@ -372,8 +348,9 @@ std::string TerminalSafe(absl::string_view text) {
 
 std::string FormatJobLogs(const v1::GetJobResponse& response) {
   const v1::Job& job = response.job();
-  std::string out = absl::StrCat("job ", job.job_id(), " ", job.name(), ": ",
-                                 StateName(job.state()), ", attempts ", AttemptsCell(job), "\n");
+  std::string out = absl::StrCat(
+      "job ", job.job_id(), " ", job.name(), ": ", StateName(job.state()), ", attempts ",
+      progress::AttemptsText(job.attempt(), job.preemptions(), job.max_attempts()), "\n");
   if (!job.reused_from().empty())
     absl::StrAppend(&out, "reuses the result of job ", job.reused_from(), "\n");
   if (!job.error().empty()) absl::StrAppend(&out, "error: ", TerminalSafe(job.error()), "\n");

@@ -171,6 +171,13 @@ std::string ErrorLinesOf(absl::string_view text) {
   return errors.empty() ? OneLineOf(text) : OneLineOf(absl::StrJoin(errors, "\n"));
 }
 
+// What a failed tool run said: its error lines, else its exit status.
+std::string FailureOf(const ProcessResult& result) {
+  std::string why = ErrorLinesOf(result.err);
+  if (why.empty()) why = absl::StrCat("exit status ", result.exit_code, " and no message");
+  return why;
+}
+
 std::string PathEnv() {
   const char* path = std::getenv("PATH");
   return path == nullptr ? "" : path;
@@ -246,9 +253,8 @@ absl::StatusOr<std::string> SubmitScript(const std::string& sbatch, const std::s
   PCSWEEP_ASSIGN_OR_RETURN(ProcessResult result,
                            RunProcess(sbatch, {"--parsable", script}, kSbatchTimeout));
   if (result.exit_code != 0) {
-    std::string why = ErrorLinesOf(result.err);
-    if (why.empty()) why = absl::StrCat("exit status ", result.exit_code, " and no message");
-    return absl::FailedPreconditionError(absl::StrCat("sbatch refused the job: ", why));
+    return absl::FailedPreconditionError(
+        absl::StrCat("sbatch refused the job: ", FailureOf(result)));
   }
   // --parsable prints "JOBID" or "JOBID;CLUSTER".
   const std::string first = std::string(absl::StripAsciiWhitespace(result.out));
@@ -371,8 +377,7 @@ CancelOutcome CancelJob(const std::string& scancel, const std::string& id, std::
   if (result->exit_code == 0 && !absl::StrContains(result->err, "error:")) {
     return CancelOutcome::kCancelled;
   }
-  *why = ErrorLinesOf(result->err);
-  if (why->empty()) *why = absl::StrCat("exit status ", result->exit_code);
+  *why = FailureOf(*result);
   return CancelOutcome::kFailed;
 }
 
@@ -388,15 +393,12 @@ absl::Status SlurmDown(const std::string& raw_dir, std::ostream& out) {
     out << "slurm down: no job ids in " << jobs_path << "; nothing to cancel" << std::endl;
     return absl::OkStatus();
   }
-  auto scancel = FindOnPath("scancel", PathEnv());
-  if (!scancel.ok()) {
-    return absl::NotFoundError(absl::StrCat("scancel not found on PATH (PATH=", PathEnv(), ")"));
-  }
+  PCSWEEP_ASSIGN_OR_RETURN(const std::string scancel, FindSlurmTool("scancel"));
   std::vector<std::string> kept;
   std::string first_failure;
   for (const std::string& id : ids) {
     std::string why;
-    switch (CancelJob(*scancel, id, &why)) {
+    switch (CancelJob(scancel, id, &why)) {
       case CancelOutcome::kCancelled:
         out << "slurm down: cancelled job " << id << std::endl;
         break;
@@ -505,9 +507,7 @@ absl::StatusOr<std::set<std::string>> QueuedSlurmTasks(const std::vector<std::st
   if (result.exit_code != 0) {
     // Every id purged from slurmctld's memory (they ended more than MinJobAge ago).
     if (absl::StrContains(result.err, "Invalid job id specified")) return tasks;
-    std::string why = ErrorLinesOf(result.err);
-    if (why.empty()) why = absl::StrCat("exit status ", result.exit_code, " and no message");
-    return absl::UnavailableError(absl::StrCat("squeue failed: ", why));
+    return absl::UnavailableError(absl::StrCat("squeue failed: ", FailureOf(result)));
   }
   for (absl::string_view line : absl::StrSplit(result.out, '\n', absl::SkipWhitespace())) {
     tasks.emplace(absl::StripAsciiWhitespace(line));
@@ -517,10 +517,9 @@ absl::StatusOr<std::set<std::string>> QueuedSlurmTasks(const std::vector<std::st
 
 absl::Status CancelSlurmTask(const std::string& task) {
   PCSWEEP_ASSIGN_OR_RETURN(const std::string scancel, FindSlurmTool("scancel"));
-  PCSWEEP_ASSIGN_OR_RETURN(ProcessResult result, RunProcess(scancel, {task}, kScancelTimeout));
-  if (result.exit_code != 0) {
-    return absl::UnavailableError(
-        absl::StrCat("scancel ", task, " failed: ", ErrorLinesOf(result.err)));
+  std::string why;
+  if (CancelJob(scancel, task, &why) == CancelOutcome::kFailed) {
+    return absl::UnavailableError(absl::StrCat("scancel ", task, " failed: ", why));
   }
   return absl::OkStatus();
 }
@@ -548,8 +547,8 @@ std::map<std::string, std::string> SlurmWorkerLabels(
   if (job.empty()) return labels;
   labels["slurm_job_id"] = job;
   if (std::string node = read("SLURMD_NODENAME"); !node.empty()) labels["slurm_node"] = node;
-  labels["slurm_restart_count"] =
-      read("SLURM_RESTART_COUNT").empty() ? "0" : read("SLURM_RESTART_COUNT");
+  const std::string restarts = read("SLURM_RESTART_COUNT");
+  labels["slurm_restart_count"] = restarts.empty() ? "0" : restarts;
   return labels;
 }
 
