@@ -18,6 +18,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "common/jobfile/job_kinds.h"
 #include "common/spec/shell_quote.h"
 #include "common/spec/yaml_document.h"
 #include "common/status/status_macros.h"
@@ -38,9 +39,6 @@ constexpr size_t kMaxSpecBytes = 1 << 20;
 // Dependency edges (job -> parent job) of a whole sweep: two 1000-cell stages sharing no grid
 // key would make a million.
 constexpr size_t kMaxDependencyEdges = 200000;
-constexpr const char* kJobKinds[] = {"command",      "pretrain",     "benchmark",
-                                     "eval",         "train_eval",   "sae_train",
-                                     "sae_transfer", "layer_select", "clamp_eval"};
 const std::vector<std::string> kSingleStageKeys = {"name",    "job",     "grid",
                                                    "include", "exclude", "max_attempts"};
 const std::vector<std::string> kMultiStageKeys = {"name", "stages", "max_attempts"};
@@ -851,18 +849,18 @@ absl::Status ReadStage(const YAML::Node& node, const std::vector<std::string>& a
   PCSWEEP_ASSIGN_OR_RETURN(std::vector<MapEntry> job_entries,
                            ReadMap(job->value, errors, job_where, nullptr, job->mark));
   const MapEntry* kind = Find(job_entries, "kind");
-  const std::string known_kinds = absl::StrJoin(std::begin(kJobKinds), std::end(kJobKinds), ", ");
+  const std::string known_kinds = jobfile::KnownJobKindsText();
   if (kind == nullptr) {
     return errors.At(job->value,
                      absl::StrCat(job_where, ": missing key 'kind' (one of ", known_kinds, ")"));
   }
   PCSWEEP_ASSIGN_OR_RETURN(stage->kind,
                            ReadString(kind->value, errors, Child(job_where, "kind"), kind->mark));
-  if (std::find(std::begin(kJobKinds), std::end(kJobKinds), stage->kind) == std::end(kJobKinds)) {
+  if (!jobfile::IsKnownJobKind(stage->kind)) {
     return errors.At(kind->value, absl::StrCat(job_where, ".kind: unknown job kind '", stage->kind,
                                                "' (known: ", known_kinds, ")"));
   }
-  if (stage->kind == "command") {
+  if (stage->kind == jobfile::kCommandKind) {
     PCSWEEP_RETURN_IF_ERROR(ReadMap(job->value, errors, job_where, &kCommandJobKeys).status());
     const MapEntry* command = Find(job_entries, "command");
     if (command == nullptr) {
