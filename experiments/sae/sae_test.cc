@@ -15,10 +15,12 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "common/jobfile/job_kinds.h"
 #include "common/testing/status_matchers.h"
 #include "experiments/engine/engine.h"
 #include "experiments/engine/safetensors.h"
 #include "experiments/jobs/jobs.h"
+#include "experiments/runner/job_dispatch.h"
 #include "experiments/sae/sae_jobs.h"
 #include "experiments/sae/sae_trainer.h"
 
@@ -59,6 +61,20 @@ json ReadJson(const std::string& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return json::parse(ss.str());
+}
+
+// The spec parser accepts exactly common/jobfile's kinds; pcsweep-run must serve each of them
+// but `command` (the worker's own), or a spec that parses fails only on a worker.
+TEST(JobKindRegistryTest, PcsweepRunServesEveryKindASpecAcceptsButCommand) {
+  ASSERT_THAT(jobs::RegisterTrainJobKinds(), ::pcsweep::testutil::IsOk());
+  ASSERT_THAT(RegisterSaeJobKinds(), ::pcsweep::testutil::IsOk());
+  std::vector<std::string> expected;
+  for (absl::string_view kind : jobfile::kJobKinds) {
+    if (kind != jobfile::kCommandKind) expected.emplace_back(kind);
+  }
+  EXPECT_THAT(runner::RegisteredJobKinds(), ::testing::UnorderedElementsAreArray(expected));
+  EXPECT_THAT(RegisterSaeJobKinds(),
+              StatusIs(absl::StatusCode::kAlreadyExists, "job kind 'sae_train'"));
 }
 
 TEST(JumpReluSaeTest, ReproducesTheFixtureReconstruction) {
