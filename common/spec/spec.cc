@@ -1094,8 +1094,9 @@ absl::StatusOr<SweepSpec> ParseYaml(const YAML::Node& root, const Errors& errors
                                                   job.key, " (see grid and include)"));
       }
       PCSWEEP_ASSIGN_OR_RETURN(
-          job.config, Instantiate(stage.config, cell, job.key, after, errors,
-                                  stage.kind == "command" ? Quoting::kCommandJob : Quoting::kNone));
+          job.config,
+          Instantiate(stage.config, cell, job.key, after, errors,
+                      stage.kind == jobfile::kCommandKind ? Quoting::kCommandJob : Quoting::kNone));
 
       std::vector<std::string> parent_hashes;
       for (size_t a = 0; a < parents.size(); ++a) {
