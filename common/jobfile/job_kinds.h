@@ -1,8 +1,8 @@
 // The job kinds a sweep spec may name, in one place: the spec parser (common/spec) refuses any
-// other, and pcsweep-run's registry (experiments/runner/job_dispatch) serves exactly the kinds
-// after `command`, which the worker runs itself in a shell (sae_test's JobKindRegistryTest
-// checks that the two lists agree).
-// Thread-safety: constants and pure functions.
+// other, and pcsweep-run's registry (experiments/jobs/job_registry, filled by experiments/runner)
+// serves exactly the kinds after `command`, which the worker runs itself in a shell (sae_test's
+// JobKindRegistryTest checks that the two lists agree). Thread-safety: constants and pure
+// functions.
 #ifndef PCSWEEP_COMMON_JOBFILE_JOB_KINDS_H_
 #define PCSWEEP_COMMON_JOBFILE_JOB_KINDS_H_
 

@@ -1,5 +1,5 @@
 // Fuzz target: a job file as pcsweep-run reads it (`pcsweep-run run --job FILE`): the JSON
-// envelope and kind dispatch of runner/job_dispatch, then the typed settings every ML kind
+// envelope and kind dispatch of jobs/job_registry, then the typed settings every ML kind
 // reads through JobSettings (numbers, integers with ranges, strings, booleans, nested
 // objects, layer ranges and LoRA target lists, the unknown-key check). The kinds' own
 // readers need the engine and are covered by jobs_test. An accepted value must lie in the
@@ -11,7 +11,7 @@
 #include "common/testing/fuzz_input.h"
 #include "experiments/engine/lora_config.h"
 #include "experiments/jobs/job_settings.h"
-#include "experiments/runner/job_dispatch.h"
+#include "experiments/jobs/job_registry.h"
 
 namespace {
 
@@ -55,12 +55,12 @@ absl::Status ReadSettingsLikeAKind(const nlohmann::json& job) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static const bool registered = [] {
     for (const char* kind : {"eval", "train_eval", "pretrain"}) {
-      if (!pcsweep::runner::RegisterJobKind(kind, ReadSettingsLikeAKind).ok()) std::abort();
+      if (!pcsweep::jobs::RegisterJobKind(kind, ReadSettingsLikeAKind).ok()) std::abort();
     }
     return true;
   }();
   (void)registered;
   const std::string path = pcsweep::testutil::WriteFuzzInput(data, size, "job.json");
-  (void)pcsweep::runner::RunJobFile(path);
+  (void)pcsweep::jobs::RunJobFile(path);
   return 0;
 }

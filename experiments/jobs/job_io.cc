@@ -124,7 +124,7 @@ absl::StatusOr<inputs::PromptOptions> ReadPromptOptions(JobSettings& config,
   return prompt;
 }
 
-runner::JobHandler Guarded(const std::string& kind, absl::Status (*run)(const json& job)) {
+jobs::JobHandler Guarded(const std::string& kind, absl::Status (*run)(const json& job)) {
   return [kind, run](const json& job) -> absl::Status {
     try {
       return run(job);

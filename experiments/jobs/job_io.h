@@ -19,7 +19,7 @@
 #include "experiments/data/types.h"
 #include "experiments/inputs/tokenizer.h"
 #include "experiments/jobs/job_settings.h"
-#include "experiments/runner/job_dispatch.h"
+#include "experiments/jobs/job_registry.h"
 #include "nlohmann/json.hpp"
 
 namespace pcsweep::jobs {
@@ -106,7 +106,7 @@ absl::StatusOr<std::vector<EvalSetSpec>> ReadEvalSets(JobSettings& config,
 // Loads and selects the pairs of each set. Errors: an unreadable file, a set without pairs.
 absl::StatusOr<std::vector<EvalSet>> LoadEvalSets(const std::vector<EvalSetSpec>& specs);
 
-runner::JobHandler Guarded(const std::string& kind, absl::Status (*run)(const nlohmann::json& job));
+jobs::JobHandler Guarded(const std::string& kind, absl::Status (*run)(const nlohmann::json& job));
 
 }  // namespace pcsweep::jobs
 

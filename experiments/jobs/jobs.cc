@@ -31,7 +31,7 @@
 #include "experiments/jobs/benchmark_job.h"
 #include "experiments/jobs/job_io.h"
 #include "experiments/jobs/job_settings.h"
-#include "experiments/runner/job_dispatch.h"
+#include "experiments/jobs/job_registry.h"
 #include "experiments/train/trainer.h"
 
 namespace pcsweep::jobs {
@@ -744,11 +744,11 @@ absl::Status RunTrainEvalJob(const json& job) {
 }
 
 absl::Status RegisterTrainJobKinds() {
-  PCSWEEP_RETURN_IF_ERROR(runner::RegisterJobKind("pretrain", Guarded("pretrain", RunPretrainJob)));
+  PCSWEEP_RETURN_IF_ERROR(jobs::RegisterJobKind("pretrain", Guarded("pretrain", RunPretrainJob)));
   PCSWEEP_RETURN_IF_ERROR(
-      runner::RegisterJobKind("benchmark", Guarded("benchmark", RunBenchmarkJob)));
-  PCSWEEP_RETURN_IF_ERROR(runner::RegisterJobKind("eval", Guarded("eval", RunEvalJob)));
-  return runner::RegisterJobKind("train_eval", Guarded("train_eval", RunTrainEvalJob));
+      jobs::RegisterJobKind("benchmark", Guarded("benchmark", RunBenchmarkJob)));
+  PCSWEEP_RETURN_IF_ERROR(jobs::RegisterJobKind("eval", Guarded("eval", RunEvalJob)));
+  return jobs::RegisterJobKind("train_eval", Guarded("train_eval", RunTrainEvalJob));
 }
 
 }  // namespace pcsweep::jobs

@@ -9,20 +9,13 @@
 
 #include "CLI/CLI.hpp"
 #include "absl/strings/str_cat.h"
+#include "experiments/inputs/inputs_commands.h"
+#include "experiments/jobs/job_registry.h"
+#include "experiments/jobs/jobs.h"
 #include "experiments/runner/forward_command.h"
-#include "experiments/runner/job_dispatch.h"
+#include "experiments/sae/sae_jobs.h"
 #include "experiments/train/random_checkpoint.h"
 #include "experiments/train/smoke.h"
-
-#if defined(PCSWEEP_HAVE_INPUTS_COMMANDS)
-#include "experiments/inputs/inputs_commands.h"
-#endif
-#if defined(PCSWEEP_HAVE_TRAIN_JOBS)
-#include "experiments/jobs/jobs.h"
-#endif
-#if defined(PCSWEEP_HAVE_SAE_JOBS)
-#include "experiments/sae/sae_jobs.h"
-#endif
 
 int main(int argc, char** argv) {
   CLI::App app{"pcsweep-run: runs pcsweep ML jobs and engine checks"};
@@ -46,11 +39,9 @@ int main(int argc, char** argv) {
       ->add_option("--out", fwd.out,
                    "output safetensors (logits, hidden_states.<i>, image_features, text_logits)")
       ->required();
-#if defined(PCSWEEP_HAVE_SAE_JOBS)
   std::vector<std::string> sae_specs;
   forward->add_option("--sae", sae_specs,
                       "L:DIR: also write sae_recon.L (the SAE in DIR on layer L's output)");
-#endif
 
   std::string job_file;
   CLI::App* run = app.add_subcommand("run", "Run one job described by a JSON job file");
@@ -90,9 +81,7 @@ int main(int argc, char** argv) {
                     "fail when the peak resident set ends above this many GB");
   smoke->add_option("--seed", smoke_options.seed, "seed of the prompts, pixels and adapter");
 
-#if defined(PCSWEEP_HAVE_INPUTS_COMMANDS)
   pcsweep::inputs::AddInputsCommands(app);
-#endif
 
   // Usage errors end as one line and status 1, like every other bad input; --help is not one.
   try {
@@ -116,9 +105,7 @@ int main(int argc, char** argv) {
   try {
     if (forward->parsed()) {
       status = pcsweep::runner::RunForwardCommand(fwd);
-#if defined(PCSWEEP_HAVE_SAE_JOBS)
       if (status.ok()) status = pcsweep::sae::AddSaeReconstructions(fwd.out, sae_specs);
-#endif
     } else if (random_checkpoint->parsed()) {
       auto report = pcsweep::train::WriteRandomCheckpoint(rc);
       status = report.status();
@@ -130,18 +117,10 @@ int main(int argc, char** argv) {
     } else if (smoke->parsed()) {
       status = pcsweep::train::RunSmoke(smoke_options);
     } else if (run->parsed()) {
-#if defined(PCSWEEP_HAVE_TRAIN_JOBS)
       status = pcsweep::jobs::RegisterTrainJobKinds();  // pretrain, benchmark, eval, train_eval
-#if defined(PCSWEEP_HAVE_SAE_JOBS)
       if (status.ok())
         status = pcsweep::sae::RegisterSaeJobKinds();  // sae_train, sae_transfer, ...
       if (status.ok()) status = pcsweep::sae::RunJobFileWithClamp(job_file);  // eval + clamp
-#else
-      if (status.ok()) status = pcsweep::runner::RunJobFile(job_file);
-#endif
-#else
-      status = pcsweep::runner::RunJobFile(job_file);
-#endif
     } else {
       return 0;  // a subcommand added by AddInputsCommands ran from its own callback
     }

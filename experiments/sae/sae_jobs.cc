@@ -33,7 +33,7 @@
 #include "experiments/engine/safetensors.h"
 #include "experiments/jobs/job_io.h"
 #include "experiments/jobs/job_settings.h"
-#include "experiments/runner/job_dispatch.h"
+#include "experiments/jobs/job_registry.h"
 #include "experiments/sae/prompt_runner.h"
 #include "experiments/sae/sae.h"
 #include "experiments/sae/sae_stats.h"
@@ -898,12 +898,12 @@ namespace {
 
 absl::Status RegisterSaeJobKinds() {
   PCSWEEP_RETURN_IF_ERROR(
-      runner::RegisterJobKind("sae_train", Guarded("sae_train", RunSaeTrainJob)));
+      jobs::RegisterJobKind("sae_train", Guarded("sae_train", RunSaeTrainJob)));
   PCSWEEP_RETURN_IF_ERROR(
-      runner::RegisterJobKind("sae_transfer", Guarded("sae_transfer", RunSaeTransferJob)));
+      jobs::RegisterJobKind("sae_transfer", Guarded("sae_transfer", RunSaeTransferJob)));
   PCSWEEP_RETURN_IF_ERROR(
-      runner::RegisterJobKind("layer_select", Guarded("layer_select", RunLayerSelectJob)));
-  return runner::RegisterJobKind("clamp_eval", Guarded("clamp_eval", RunClampEvalJob));
+      jobs::RegisterJobKind("layer_select", Guarded("layer_select", RunLayerSelectJob)));
+  return jobs::RegisterJobKind("clamp_eval", Guarded("clamp_eval", RunClampEvalJob));
 }
 
 absl::Status RunJobFileWithClamp(const std::string& path) {
@@ -918,7 +918,7 @@ absl::Status RunJobFileWithClamp(const std::string& path) {
   const bool clamped_eval = job.is_object() && job.contains("kind") && job["kind"].is_string() &&
                             job["kind"].get<std::string>() == "eval" && job.contains("config") &&
                             job["config"].is_object() && job["config"].contains("clamp");
-  if (!clamped_eval) return runner::RunJobFile(path);  // it reports unreadable files itself
+  if (!clamped_eval) return jobs::RunJobFile(path);  // it reports unreadable files itself
   return Guarded("eval", RunClampEvalJob)(job);
 }
 

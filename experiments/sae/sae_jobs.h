@@ -38,7 +38,7 @@ absl::Status RunClampEvalJob(const nlohmann::json& job);
 // dispatcher. Possible errors: AlreadyExists when called twice.
 absl::Status RegisterSaeJobKinds();
 
-// runner::RunJobFile, except that an `eval` job whose config has a `clamp` object
+// jobs::RunJobFile, except that an `eval` job whose config has a `clamp` object
 // ({sae_dir, layer, feature, scale}) runs as clamp_eval: feature clamping as an eval option
 // (the sweep spec knows the kind `eval`). Possible errors: those of RunJobFile / the jobs.
 absl::Status RunJobFileWithClamp(const std::string& path);

@@ -20,7 +20,7 @@
 #include "experiments/engine/engine.h"
 #include "experiments/engine/safetensors.h"
 #include "experiments/jobs/jobs.h"
-#include "experiments/runner/job_dispatch.h"
+#include "experiments/jobs/job_registry.h"
 #include "experiments/sae/sae_jobs.h"
 #include "experiments/sae/sae_trainer.h"
 
@@ -72,7 +72,7 @@ TEST(JobKindRegistryTest, PcsweepRunServesEveryKindASpecAcceptsButCommand) {
   for (absl::string_view kind : jobfile::kJobKinds) {
     if (kind != jobfile::kCommandKind) expected.emplace_back(kind);
   }
-  EXPECT_THAT(runner::RegisteredJobKinds(), ::testing::UnorderedElementsAreArray(expected));
+  EXPECT_THAT(jobs::RegisteredJobKinds(), ::testing::UnorderedElementsAreArray(expected));
   EXPECT_THAT(RegisterSaeJobKinds(),
               StatusIs(absl::StatusCode::kAlreadyExists, "job kind 'sae_train'"));
 }

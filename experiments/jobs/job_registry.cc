@@ -1,4 +1,4 @@
-#include "experiments/runner/job_dispatch.h"
+#include "experiments/jobs/job_registry.h"
 
 #include <fstream>
 #include <map>
@@ -7,7 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 
-namespace pcsweep::runner {
+namespace pcsweep::jobs {
 namespace {
 
 std::map<std::string, JobHandler>& Handlers() {
@@ -55,4 +55,4 @@ absl::Status RunJobFile(const std::string& path) {
   return it->second(job);
 }
 
-}  // namespace pcsweep::runner
+}  // namespace pcsweep::jobs

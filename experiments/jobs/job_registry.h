@@ -1,8 +1,11 @@
 // `pcsweep-run run --job FILE`: reads a job file (JSON: {"kind": ..., "config": {...}, ...})
-// and dispatches on its kind to a handler registered by the ML job kinds (issue 4).
+// and dispatches on its kind to a handler registered by the ML job kinds (issue 4). The
+// registry is filled by pcsweep-run (experiments/runner, the only part above the job kinds)
+// through jobs::RegisterTrainJobKinds and sae::RegisterSaeJobKinds; the kinds it must hold
+// are common/jobfile's kJobKinds but `command`.
 // Thread-safety: register handlers before dispatching (at startup); dispatch is read-only.
-#ifndef PCSWEEP_EXPERIMENTS_RUNNER_JOB_DISPATCH_H_
-#define PCSWEEP_EXPERIMENTS_RUNNER_JOB_DISPATCH_H_
+#ifndef PCSWEEP_EXPERIMENTS_JOBS_JOB_REGISTRY_H_
+#define PCSWEEP_EXPERIMENTS_JOBS_JOB_REGISTRY_H_
 
 #include <functional>
 #include <string>
@@ -11,7 +14,7 @@
 #include "absl/status/status.h"
 #include "nlohmann/json.hpp"
 
-namespace pcsweep::runner {
+namespace pcsweep::jobs {
 
 // Receives the whole job JSON.
 using JobHandler = std::function<absl::Status(const nlohmann::json& job)>;
@@ -25,6 +28,6 @@ std::vector<std::string> RegisteredJobKinds();
 // whatever the handler returns.
 absl::Status RunJobFile(const std::string& path);
 
-}  // namespace pcsweep::runner
+}  // namespace pcsweep::jobs
 
-#endif  // PCSWEEP_EXPERIMENTS_RUNNER_JOB_DISPATCH_H_
+#endif  // PCSWEEP_EXPERIMENTS_JOBS_JOB_REGISTRY_H_
