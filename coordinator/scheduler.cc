@@ -8,6 +8,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/jobfile/job_kinds.h"
 #include "common/status/status_macros.h"
 #include "nlohmann/json.hpp"
 #include "spdlog/spdlog.h"
@@ -802,7 +803,7 @@ std::vector<Assignment> Scheduler::LeaseLocked(const Worker& worker,
       absl::StatusOr<nlohmann::json> resolved = [&]() -> absl::StatusOr<nlohmann::json> {
         try {
           return ResolveParentOutputs(nlohmann::json::parse(job.rec.config_json), outputs_by_stage,
-                                      job.rec.kind == "command");
+                                      job.rec.kind == jobfile::kCommandKind);
         } catch (const std::exception& e) {
           return absl::InternalError(absl::StrCat("stored config is not JSON: ", e.what()));
         }

@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "common/jobfile/job_kinds.h"
 #include "common/status/status_macros.h"
 #include "nlohmann/json.hpp"
 #include "spdlog/spdlog.h"
@@ -296,7 +297,7 @@ absl::StatusOr<std::unique_ptr<JobProcess>> JobProcess::Start(const JobLaunch& l
   }
 
   std::vector<std::string> argv;
-  if (launch.kind == "command") {
+  if (launch.kind == jobfile::kCommandKind) {
     auto it = config.find("command");
     if (it == config.end() || !it->is_string()) {
       return absl::InvalidArgumentError(

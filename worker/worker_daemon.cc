@@ -19,6 +19,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
+#include "common/jobfile/job_kinds.h"
 #include "common/rpc/rpc.h"
 #include "common/status/status_macros.h"
 #include "spdlog/spdlog.h"
@@ -260,7 +261,7 @@ class WorkerDaemonImpl final : public WorkerDaemon {
     // With the runner, any kind: pcsweep-run itself refuses kinds it does not know, with a
     // clear error, which beats a job that no worker ever leases. Without it, only commands.
     if (access(options_.runner_path.c_str(), X_OK) == 0) return {};
-    return {"command"};
+    return {std::string(jobfile::kCommandKind)};
   }
 
   // Registers once. Returns whether it worked.
