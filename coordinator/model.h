@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/strings/string_view.h"
+#include "common/jobfile/example_row.h"
 
 namespace pcsweep::coordinator {
 
@@ -133,18 +134,9 @@ struct WorkerRecord {
   std::map<std::string, std::string> labels;
 };
 
-// One evaluated (original, paraphrase) pair, as reported by a job.
-struct ExampleRow {
-  std::string eval_set;
-  std::string variant;
-  std::string question_id;
-  std::string pair_id;
-  std::string image;
-  std::string phenomenon;
-  int label = 0;
-  double margin_original = 0;
-  double margin_paraphrase = 0;
-};
+// One evaluated (original, paraphrase) pair, as reported by a job: the job-file contract's row,
+// stored as the worker read it.
+using ExampleRow = jobfile::ExampleRow;
 
 // An example row as stored: with the job and attempt that produced it.
 struct StoredExample {

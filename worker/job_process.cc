@@ -20,6 +20,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "common/jobfile/job_kinds.h"
+#include "common/jobfile/result_files.h"
 #include "common/status/status_macros.h"
 #include "nlohmann/json.hpp"
 #include "spdlog/spdlog.h"
@@ -60,84 +61,6 @@ void WriteAll(int fd, const char* data, size_t size) {
   }
 }
 
-// 1-based line and column of byte offset `pos` in `text`.
-std::pair<int, int> LineColumn(const std::string& text, size_t pos) {
-  pos = std::min(pos, text.size());
-  int line = 1;
-  size_t line_start = 0;
-  for (size_t i = 0; i < pos; ++i) {
-    if (text[i] == '\n') {
-      ++line;
-      line_start = i + 1;
-    }
-  }
-  return {line, static_cast<int>(pos - line_start) + 1};
-}
-
-// The line of the first `"key"` followed by a colon, for errors about a value; 1 if absent.
-int LineOfKey(const std::string& text, const std::string& key) {
-  const std::string quoted = absl::StrCat("\"", key, "\"");
-  size_t pos = 0;
-  while ((pos = text.find(quoted, pos)) != std::string::npos) {
-    size_t after = pos + quoted.size();
-    while (after < text.size() && isspace(static_cast<unsigned char>(text[after]))) ++after;
-    if (after < text.size() && text[after] == ':') return LineColumn(text, pos).first;
-    pos = after;
-  }
-  return 1;
-}
-
-absl::StatusOr<json> ParseJson(const std::string& path, const std::string& text,
-                               int line_offset = 0) {
-  try {
-    return json::parse(text);
-  } catch (const json::parse_error& e) {
-    auto [line, column] = LineColumn(text, e.byte > 0 ? e.byte - 1 : 0);
-    std::string reason = e.what();
-    // nlohmann's text repeats the position; keep only what went wrong.
-    size_t colon = reason.find(": ", reason.find("column"));
-    if (colon != std::string::npos) reason = reason.substr(colon + 2);
-    return absl::InvalidArgumentError(
-        absl::StrCat(path, ":", line + line_offset, ":", column, ": malformed JSON: ", reason));
-  }
-}
-
-std::string TypeName(const json& value) { return value.type_name(); }
-
-absl::Status FlattenMetrics(const std::string& path, const std::string& text,
-                            const std::string& prefix, const json& object,
-                            std::map<std::string, double>* metrics) {
-  for (auto it = object.begin(); it != object.end(); ++it) {
-    const std::string name = prefix.empty() ? it.key() : absl::StrCat(prefix, ".", it.key());
-    const json& value = it.value();
-    if (value.is_number()) {
-      (*metrics)[name] = value.get<double>();
-    } else if (value.is_object()) {
-      PCSWEEP_RETURN_IF_ERROR(FlattenMetrics(path, text, name, value, metrics));
-    } else {
-      return absl::InvalidArgumentError(absl::StrCat(path, ":", LineOfKey(text, it.key()),
-                                                     ": metric \"", name, "\" is a ",
-                                                     TypeName(value), ", expected a number"));
-    }
-  }
-  return absl::OkStatus();
-}
-
-absl::StatusOr<std::string> ReadFile(const std::string& path) {
-  std::error_code ec;
-  const uintmax_t size = std::filesystem::file_size(path, ec);
-  if (!ec && size > kMaxResultBytes) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat(path, " is ", size, " bytes, more than the ", kMaxResultBytes,
-                     " (48 MiB) a job's result file may hold; write fewer or smaller rows"));
-  }
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot read ", path));
-  std::stringstream buffer;
-  buffer << in.rdbuf();
-  return buffer.str();
-}
-
 absl::Status WriteFile(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out << text;
@@ -153,123 +76,6 @@ std::string LastNonEmptyLine(const std::string& text) {
 }
 
 }  // namespace
-
-// ---------------------------------------------------------------------------------------
-// Result files
-
-absl::StatusOr<std::map<std::string, double>> ParseMetricsFile(const std::string& path,
-                                                               const std::string& text) {
-  PCSWEEP_ASSIGN_OR_RETURN(json root, ParseJson(path, text));
-  if (!root.is_object()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        path, ":1: expected a JSON object of metric name -> number, got ", TypeName(root)));
-  }
-  std::map<std::string, double> metrics;
-  PCSWEEP_RETURN_IF_ERROR(FlattenMetrics(path, text, "", root, &metrics));
-  return metrics;
-}
-
-absl::StatusOr<std::vector<v1::ExampleRow>> ParseExamplesFile(const std::string& path,
-                                                              const std::string& text) {
-  std::vector<v1::ExampleRow> rows;
-  int line_number = 0;
-  for (absl::string_view line_view : absl::StrSplit(text, '\n')) {
-    ++line_number;
-    if (absl::StripAsciiWhitespace(line_view).empty()) continue;
-    const std::string where = absl::StrCat(path, ":", line_number);
-    if (line_view.size() > kMaxExampleRowBytes) {
-      return absl::ResourceExhaustedError(absl::StrCat(where, ": a row of ", line_view.size(),
-                                                       " bytes, more than the ",
-                                                       kMaxExampleRowBytes, " a row may hold"));
-    }
-    if (rows.size() == kMaxExampleRows) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          where, ": more than ", kMaxExampleRows, " rows; a job may report at most that many"));
-    }
-    const std::string line(line_view);
-    PCSWEEP_ASSIGN_OR_RETURN(json row, ParseJson(path, line, line_number - 1));
-    if (!row.is_object()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(where, ": expected a JSON object, got ", TypeName(row)));
-    }
-    v1::ExampleRow example;
-    auto text_field = [&](const char* key, std::string* out) -> absl::Status {
-      auto it = row.find(key);
-      if (it == row.end() || it->is_null()) return absl::OkStatus();
-      if (it->is_string()) {
-        *out = it->get<std::string>();
-      } else if (it->is_number()) {
-        *out = it->dump();
-      } else {
-        return absl::InvalidArgumentError(absl::StrCat(where, ": field \"", key, "\" is a ",
-                                                       TypeName(*it), ", expected a string"));
-      }
-      return absl::OkStatus();
-    };
-    PCSWEEP_RETURN_IF_ERROR(text_field("eval_set", example.mutable_eval_set()));
-    PCSWEEP_RETURN_IF_ERROR(text_field("variant", example.mutable_variant()));
-    PCSWEEP_RETURN_IF_ERROR(text_field("question_id", example.mutable_question_id()));
-    PCSWEEP_RETURN_IF_ERROR(text_field("pair_id", example.mutable_pair_id()));
-    PCSWEEP_RETURN_IF_ERROR(text_field("image", example.mutable_image()));
-    PCSWEEP_RETURN_IF_ERROR(text_field("phenomenon", example.mutable_phenomenon()));
-
-    if (auto it = row.find("label"); it != row.end()) {
-      if (it->is_boolean()) {
-        example.set_label(it->get<bool>() ? 1 : 0);
-      } else if (it->is_number_integer() && (it->get<int64_t>() == 0 || it->get<int64_t>() == 1)) {
-        example.set_label(static_cast<int>(it->get<int64_t>()));
-      } else if (it->is_string() && (*it == "yes" || *it == "no")) {
-        example.set_label(*it == "yes" ? 1 : 0);
-      } else {
-        return absl::InvalidArgumentError(
-            absl::StrCat(where, ": field \"label\" is ", it->dump(), ", expected 0/1 or yes/no"));
-      }
-    }
-    auto margin = [&](const char* short_key, const char* long_key, double* out) -> absl::Status {
-      auto it = row.find(short_key);
-      if (it == row.end()) it = row.find(long_key);
-      if (it == row.end()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat(where, ": missing \"", short_key, "\" (or \"", long_key, "\")"));
-      }
-      if (!it->is_number()) {
-        return absl::InvalidArgumentError(absl::StrCat(where, ": field \"", it.key(), "\" is a ",
-                                                       TypeName(*it), ", expected a number"));
-      }
-      *out = it->get<double>();
-      return absl::OkStatus();
-    };
-    double m_q = 0, m_p = 0;
-    PCSWEEP_RETURN_IF_ERROR(margin("m_q", "margin_original", &m_q));
-    PCSWEEP_RETURN_IF_ERROR(margin("m_p", "margin_paraphrase", &m_p));
-    example.set_margin_original(m_q);
-    example.set_margin_paraphrase(m_p);
-    rows.push_back(std::move(example));
-  }
-  return rows;
-}
-
-absl::StatusOr<std::map<std::string, std::string>> ParseOutputsFile(const std::string& path,
-                                                                    const std::string& text) {
-  PCSWEEP_ASSIGN_OR_RETURN(json root, ParseJson(path, text));
-  if (!root.is_object()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        path, ":1: expected a JSON object of output name -> path, got ", TypeName(root)));
-  }
-  std::map<std::string, std::string> outputs;
-  for (auto it = root.begin(); it != root.end(); ++it) {
-    if (it->is_string()) {
-      outputs[it.key()] = it->get<std::string>();
-    } else if (it->is_number() || it->is_boolean()) {
-      outputs[it.key()] = it->dump();
-    } else {
-      return absl::InvalidArgumentError(absl::StrCat(path, ":", LineOfKey(text, it.key()),
-                                                     ": output \"", it.key(), "\" is a ",
-                                                     TypeName(*it), ", expected a string"));
-    }
-  }
-  return outputs;
-}
 
 // ---------------------------------------------------------------------------------------
 // JobProcess
@@ -613,25 +419,25 @@ void JobProcess::CollectResults(JobOutcome* outcome) const {
   };
   const std::string metrics_path = dir + "/metrics.json";
   if (std::filesystem::exists(metrics_path)) {
-    auto text = ReadFile(metrics_path);
+    auto text = jobfile::ReadResultFile(metrics_path);
     if (!text.ok()) return fail(text.status());
-    auto metrics = ParseMetricsFile(metrics_path, *text);
+    auto metrics = jobfile::ParseMetricsFile(metrics_path, *text);
     if (!metrics.ok()) return fail(metrics.status());
     outcome->metrics = std::move(*metrics);
   }
   const std::string examples_path = dir + "/examples.jsonl";
   if (std::filesystem::exists(examples_path)) {
-    auto text = ReadFile(examples_path);
+    auto text = jobfile::ReadResultFile(examples_path);
     if (!text.ok()) return fail(text.status());
-    auto examples = ParseExamplesFile(examples_path, *text);
+    auto examples = jobfile::ParseExampleRows(examples_path, *text);
     if (!examples.ok()) return fail(examples.status());
     outcome->examples = std::move(*examples);
   }
   const std::string outputs_path = dir + "/outputs.json";
   if (std::filesystem::exists(outputs_path)) {
-    auto text = ReadFile(outputs_path);
+    auto text = jobfile::ReadResultFile(outputs_path);
     if (!text.ok()) return fail(text.status());
-    auto outputs = ParseOutputsFile(outputs_path, *text);
+    auto outputs = jobfile::ParseOutputsFile(outputs_path, *text);
     if (!outputs.ok()) return fail(outputs.status());
     outcome->outputs = std::move(*outputs);
   }

@@ -8,9 +8,9 @@
 // same lines are accepted on stdout when prefixed with "PCSWEEP_PROGRESS ". Kind "command"
 // runs `/bin/sh -c <config.command>`; every other kind runs `<runner_path> run --job
 // <output_dir>/job.json`, job.json holding {job_id, attempt, kind, config, params, output_dir}.
-// After exit 0 the job may leave in its output dir: metrics.json (name -> number, nested
-// objects flattened with dots), examples.jsonl (one ExampleRow per line; m_q/m_p may stand
-// for margin_original/margin_paraphrase) and outputs.json (name -> path or string).
+// After exit 0 the job may leave in its output dir metrics.json, examples.jsonl and
+// outputs.json, read and checked as common/jobfile defines them (example_row.h,
+// result_files.h); a bad or oversized file fails the job for good.
 //
 // Ownership: the JobProcess owns the child and its pipes; destroying it while the child runs
 // kills the child's process group. After the main process exits, anything left in its group
@@ -32,7 +32,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "pcsweep/v1/coordinator.pb.h"
+#include "common/jobfile/example_row.h"
 
 namespace pcsweep::worker {
 
@@ -46,12 +46,6 @@ struct JobLaunch {
   std::string cuda_visible_devices;  // "" for a CPU slot
   std::string runner_path;           // pcsweep-run, for kinds other than "command"
 };
-
-// What one job may report, far under the coordinator's 64 MiB message limit: a result over
-// these fails the job for good (the same job would write the same files again).
-inline constexpr size_t kMaxResultBytes = 48 << 20;      // a result file; the whole report
-inline constexpr size_t kMaxExampleRowBytes = 64 << 10;  // one line of examples.jsonl
-inline constexpr size_t kMaxExampleRows = 250000;        // rows of one job
 
 struct JobProgressSnapshot {
   double progress = 0;  // 0..1
@@ -69,7 +63,7 @@ struct JobOutcome {
   std::string stderr_tail;  // last ~4 KiB of stderr
   std::string log_path;
   std::map<std::string, double> metrics;
-  std::vector<v1::ExampleRow> examples;
+  std::vector<jobfile::ExampleRow> examples;
   std::map<std::string, std::string> outputs;  // always includes "output_dir"
 };
 
@@ -122,17 +116,6 @@ class JobProcess {
   bool cancel_requested_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time kill_deadline_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
 };
-
-// Parsers for the job's result files, exposed for tests. Errors name the file and line.
-// Possible errors: InvalidArgument "<path>:<line>: ..." for malformed JSON or wrong types;
-// ResourceExhausted "<path>:<line>: ..." for an examples row over kMaxExampleRowBytes or more
-// than kMaxExampleRows rows.
-absl::StatusOr<std::map<std::string, double>> ParseMetricsFile(const std::string& path,
-                                                               const std::string& text);
-absl::StatusOr<std::vector<v1::ExampleRow>> ParseExamplesFile(const std::string& path,
-                                                              const std::string& text);
-absl::StatusOr<std::map<std::string, std::string>> ParseOutputsFile(const std::string& path,
-                                                                    const std::string& text);
 
 }  // namespace pcsweep::worker
 

@@ -20,6 +20,7 @@
 #include "absl/strings/strip.h"
 #include "absl/synchronization/mutex.h"
 #include "common/jobfile/job_kinds.h"
+#include "common/jobfile/result_files.h"
 #include "common/rpc/rpc.h"
 #include "common/status/status_macros.h"
 #include "spdlog/spdlog.h"
@@ -36,6 +37,18 @@ constexpr absl::Duration kDefaultHeartbeat = absl::Seconds(5);
 // How long a child killed by SIGTERM waits for this process's own stop (see RunJob). Real
 // time, not the injected clock: it bounds a race between two signals.
 constexpr absl::Duration kStopSignalWindow = absl::Seconds(2);
+
+void ToProto(const jobfile::ExampleRow& in, v1::ExampleRow* out) {
+  out->set_eval_set(in.eval_set);
+  out->set_variant(in.variant);
+  out->set_question_id(in.question_id);
+  out->set_pair_id(in.pair_id);
+  out->set_image(in.image);
+  out->set_phenomenon(in.phenomenon);
+  out->set_label(in.label);
+  out->set_margin_original(in.margin_original);
+  out->set_margin_paraphrase(in.margin_paraphrase);
+}
 
 // The child died of SIGTERM, or exited as a shell does after one (128 + 15).
 bool KilledByTerm(const JobOutcome& outcome) {
@@ -528,16 +541,16 @@ void WorkerDaemonImpl::RunJob(std::string key, v1::Assignment assignment, int sl
     complete.set_job_id(assignment.job_id());
     complete.set_attempt(assignment.attempt());
     complete.mutable_metrics()->insert(outcome.metrics.begin(), outcome.metrics.end());
-    for (v1::ExampleRow& row : outcome.examples) *complete.add_examples() = std::move(row);
+    for (const jobfile::ExampleRow& row : outcome.examples) ToProto(row, complete.add_examples());
     complete.mutable_outputs()->insert(outcome.outputs.begin(), outcome.outputs.end());
     complete.set_log_path(outcome.log_path);
     complete.set_finished_ms(absl::ToUnixMillis(clock_->Now()));
-    if (const size_t bytes = complete.ByteSizeLong(); bytes > kMaxResultBytes) {
+    if (const size_t bytes = complete.ByteSizeLong(); bytes > jobfile::kMaxResultBytes) {
       // Checked before sending: the coordinator would refuse it on every retry, forever.
       EnqueueResult(SpooledResult{
           FinalFailure(complete.job_id(), complete.attempt(), outcome.log_path,
                        absl::StrCat("result of ", bytes, " bytes (", complete.examples_size(),
-                                    " example rows) is over the ", kMaxResultBytes,
+                                    " example rows) is over the ", jobfile::kMaxResultBytes,
                                     " (48 MiB) a job may report; write fewer or smaller rows"))});
     } else {
       spdlog::info("worker {}: job {} attempt {} succeeded ({} metrics, {} rows)", name_,

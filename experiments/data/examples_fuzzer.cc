@@ -24,11 +24,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace pcsweep::data;
   const std::string text(reinterpret_cast<const char*>(data), size);
   for (absl::string_view line : absl::StrSplit(text, '\n')) {
-    auto row = ExampleFromJsonLine(std::string(line));
+    auto row = pcsweep::jobfile::ParseExampleRow("fuzz", 1, std::string(line));
     if (!row.ok()) continue;
-    auto written = ExampleToJsonLine(*row);
+    auto written = pcsweep::jobfile::ExampleRowToJsonLine(*row);
     if (!written.ok()) continue;  // e.g. a margin that overflowed to infinity
-    auto again = ExampleFromJsonLine(*written);
+    auto again = pcsweep::jobfile::ParseExampleRow("fuzz", 1, *written);
     if (!again.ok() || !SameRow(*row, *again)) std::abort();
   }
   const std::string path = pcsweep::testutil::WriteFuzzInput(data, size, "examples.jsonl");

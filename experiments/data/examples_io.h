@@ -1,7 +1,6 @@
-// Per-example evaluation rows (`examples.jsonl`): one JSON object per evaluated pair with the
-// fields eval_set, variant, question_id, pair_id, image, phenomenon, label,
-// margin_original, margin_paraphrase. The worker reads this file into the coordinator's
-// examples table, so these field names are a contract.
+// Per-example evaluation rows (`examples.jsonl`) as files: one JSON line per evaluated pair,
+// in the format of common/jobfile/example_row.h, which the worker reads into the coordinator's
+// examples table.
 // Thread-safety: ExamplesWriter is not thread-safe; use one per file and thread.
 #ifndef PCSWEEP_EXPERIMENTS_DATA_EXAMPLES_IO_H_
 #define PCSWEEP_EXPERIMENTS_DATA_EXAMPLES_IO_H_
@@ -12,26 +11,12 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/jobfile/example_row.h"
 
 namespace pcsweep::data {
 
-struct ExampleRow {
-  std::string eval_set;  // e.g. "eval_mimic".
-  std::string variant;   // e.g. "base", "adapted".
-  std::string question_id;
-  std::string pair_id;
-  std::string image;
-  std::string phenomenon;
-  std::string label;             // "yes" / "no": ground truth of the original question.
-  double margin_original = 0;    // yes-minus-no logit margin of the original question.
-  double margin_paraphrase = 0;  // Same for the paraphrase.
-};
-
-// One row as a JSON line (no newline). Possible errors: InvalidArgument (non-finite margin:
-// JSON cannot hold it, and a NaN margin means the evaluation is broken).
-absl::StatusOr<std::string> ExampleToJsonLine(const ExampleRow& row);
-// Possible errors: InvalidArgument (malformed JSON, missing or mistyped field).
-absl::StatusOr<ExampleRow> ExampleFromJsonLine(const std::string& line);
+// The job-file contract's row; its JSON line codec is common/jobfile's.
+using ExampleRow = jobfile::ExampleRow;
 
 // Appends rows to a file, flushing each, so a crash loses at most the row being written.
 class ExamplesWriter {
@@ -52,7 +37,7 @@ class ExamplesWriter {
 
 // Possible errors: as ExamplesWriter.
 absl::Status WriteExamples(const std::string& path, const std::vector<ExampleRow>& rows);
-// Possible errors: NotFound (no file), InvalidArgument ("<path>:<line>: <problem>").
+// Possible errors: NotFound (no file), as jobfile::ParseExampleRows ("<path>:<line>: ...").
 absl::StatusOr<std::vector<ExampleRow>> ReadExamples(const std::string& path);
 
 }  // namespace pcsweep::data

@@ -24,7 +24,7 @@ ExampleRow Row(int i) {
   r.pair_id = r.question_id + "#" + std::to_string(i % 3);
   r.image = "images/x" + std::to_string(i) + ".png";
   r.phenomenon = "negation_pattern";
-  r.label = i % 2 ? "yes" : "no";
+  r.label = i % 2;
   r.margin_original = 0.125 * i - 1;
   r.margin_paraphrase = -0.3 * i + 1e-7;
   return r;
@@ -48,7 +48,7 @@ TEST(ExamplesIoTest, RoundTripsExactly) {
 }
 
 TEST(ExamplesIoTest, UsesTheContractFieldNames) {
-  auto line = ExampleToJsonLine(Row(1));
+  auto line = jobfile::ExampleRowToJsonLine(Row(1));
   ASSERT_TRUE(line.ok());
   const auto j = nlohmann::json::parse(*line);
   std::set<std::string> keys;
@@ -71,7 +71,7 @@ TEST(ExamplesIoTest, AppendsToAnExistingFile) {
 TEST(ExamplesIoTest, NonFiniteMarginIsRejected) {
   ExampleRow r = Row(2);
   r.margin_paraphrase = std::numeric_limits<double>::quiet_NaN();
-  auto line = ExampleToJsonLine(r);
+  auto line = jobfile::ExampleRowToJsonLine(r);
   ASSERT_THAT(line, StatusIs(absl::StatusCode::kInvalidArgument,
                              "pair q2#2: non-finite margin (-0.75, nan)"));
   EXPECT_THAT(line.status().message(), HasSubstr(r.pair_id));
@@ -81,16 +81,15 @@ TEST(ExamplesIoTest, BadLineNamesFileLineAndField) {
   const std::string path = ::testing::TempDir() + "/bad_examples.jsonl";
   {
     std::ofstream out(path);
-    out << *ExampleToJsonLine(Row(0)) << "\n\n"
+    out << *jobfile::ExampleRowToJsonLine(Row(0)) << "\n\n"
         << R"({"eval_set":"e","variant":"v","question_id":"q","pair_id":"p","image":"i",)"
         << R"("phenomenon":"x","label":"yes","margin_original":1})"
         << "\n";
   }
   auto read = ReadExamples(path);
   ASSERT_THAT(read, StatusIs(absl::StatusCode::kInvalidArgument,
-                             "bad_examples.jsonl:3: missing field 'margin_paraphrase'"));
-  EXPECT_THAT(read.status().message(),
-              HasSubstr("bad_examples.jsonl:3: missing field 'margin_paraphrase'"));
+                             "bad_examples.jsonl:3: missing \"m_p\" (or \"margin_paraphrase\")"));
+  EXPECT_THAT(read.status().message(), HasSubstr("bad_examples.jsonl:3: missing \"m_p\""));
   EXPECT_EQ(ReadExamples(path + ".none").status().code(), absl::StatusCode::kNotFound);
 }
 

@@ -95,6 +95,22 @@ absl::Status WriteMetricsAndOutputs(const std::string& dir,
   return WriteTextFile((fs::path(dir) / "metrics.json").string(), m.dump(2) + "\n");
 }
 
+data::ExampleRow ExampleRowOf(const EvalSet& set, const std::string& variant,
+                              const data::Pair& pair, double margin_original,
+                              double margin_paraphrase) {
+  data::ExampleRow row;
+  row.eval_set = set.name;
+  row.variant = variant;
+  row.question_id = pair.question_id;
+  row.pair_id = pair.pair_id;
+  row.image = pair.image;
+  row.phenomenon = pair.phenomenon;
+  row.label = pair.label == data::Answer::kYes ? 1 : 0;
+  row.margin_original = margin_original;
+  row.margin_paraphrase = margin_paraphrase;
+  return row;
+}
+
 absl::Status WriteResults(const std::string& dir, const std::map<std::string, double>& metrics,
                           const std::vector<data::ExampleRow>& rows,
                           const std::map<std::string, std::string>& outputs) {

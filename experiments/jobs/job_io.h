@@ -18,8 +18,8 @@
 #include "experiments/data/loaders.h"
 #include "experiments/data/types.h"
 #include "experiments/inputs/tokenizer.h"
-#include "experiments/jobs/job_settings.h"
 #include "experiments/jobs/job_registry.h"
+#include "experiments/jobs/job_settings.h"
 #include "nlohmann/json.hpp"
 
 namespace pcsweep::jobs {
@@ -75,8 +75,6 @@ absl::StatusOr<int> ConfigureThreads(JobSettings& config);
 absl::StatusOr<inputs::PromptOptions> ReadPromptOptions(
     JobSettings& config, const std::string& fallback = inputs::PromptOptions().prompt_template);
 
-// `run` behind the facade's last line of defence: no libtorch or library exception escapes
-// a job; it becomes Internal "<kind> job: ...".
 // One evaluation set of a job: `eval_sets` entries are names (`<data_dir>/<name>.jsonl`),
 // paths, or objects {name, path, format, image_root, max_pairs, balanced, keep_inverting};
 // `max_eval_pairs`, `eval_seed` and `keep_inverting` are the defaults of every entry.
@@ -97,6 +95,11 @@ struct EvalSet {
   std::vector<data::Pair> pairs;
 };
 
+// The examples.jsonl row of `pair`, one of the (yes/no) pairs of `set`, scored as `variant`.
+data::ExampleRow ExampleRowOf(const EvalSet& set, const std::string& variant,
+                              const data::Pair& pair, double margin_original,
+                              double margin_paraphrase);
+
 // Reads `eval_sets` and its defaults from `config`. Without `eval_sets` the sets are
 // eval_mimic and eval_balanced of `data_dir`, or none (an error when `required`) without it.
 // Errors name the entry: `config.eval_sets[1]: name 'a.b' must be non-empty without dots`.
@@ -106,6 +109,8 @@ absl::StatusOr<std::vector<EvalSetSpec>> ReadEvalSets(JobSettings& config,
 // Loads and selects the pairs of each set. Errors: an unreadable file, a set without pairs.
 absl::StatusOr<std::vector<EvalSet>> LoadEvalSets(const std::vector<EvalSetSpec>& specs);
 
+// `run` behind the facade's last line of defence: no libtorch or library exception escapes
+// a job; it becomes Internal "<kind> job: ...".
 jobs::JobHandler Guarded(const std::string& kind, absl::Status (*run)(const nlohmann::json& job));
 
 }  // namespace pcsweep::jobs

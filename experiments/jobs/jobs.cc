@@ -30,8 +30,8 @@
 #include "experiments/inputs/tokenizer.h"
 #include "experiments/jobs/benchmark_job.h"
 #include "experiments/jobs/job_io.h"
-#include "experiments/jobs/job_settings.h"
 #include "experiments/jobs/job_registry.h"
+#include "experiments/jobs/job_settings.h"
 #include "experiments/train/trainer.h"
 
 namespace pcsweep::jobs {
@@ -77,17 +77,7 @@ absl::Status Evaluate(train::ModelSession& session, const EvalSet& set, const st
   std::map<std::string, std::vector<analysis::ExampleRow>> by_phenomenon;
   for (size_t i = 0; i < set.pairs.size(); ++i) {
     const data::Pair& p = set.pairs[i];
-    data::ExampleRow row;
-    row.eval_set = set.name;
-    row.variant = variant;
-    row.question_id = p.question_id;
-    row.pair_id = p.pair_id;
-    row.image = p.image;
-    row.phenomenon = p.phenomenon;
-    row.label = std::string(data::AnswerName(p.label));
-    row.margin_original = margins[i].original;
-    row.margin_paraphrase = margins[i].paraphrase;
-    rows->push_back(row);
+    rows->push_back(ExampleRowOf(set, variant, p, margins[i].original, margins[i].paraphrase));
     const analysis::ExampleRow a = AnalysisRow(p, margins[i]);
     analysis_rows.push_back(a);
     if (!p.phenomenon.empty()) by_phenomenon[p.phenomenon].push_back(a);

@@ -32,8 +32,8 @@
 #include "experiments/data/selection.h"
 #include "experiments/engine/safetensors.h"
 #include "experiments/jobs/job_io.h"
-#include "experiments/jobs/job_settings.h"
 #include "experiments/jobs/job_registry.h"
+#include "experiments/jobs/job_settings.h"
 #include "experiments/sae/prompt_runner.h"
 #include "experiments/sae/sae.h"
 #include "experiments/sae/sae_stats.h"
@@ -765,19 +765,11 @@ absl::StatusOr<analysis::ConsistencyMetrics> Score(const EvalSet& set,
   std::vector<analysis::ExampleRow> analysis_rows;
   for (size_t i = 0; i < set.pairs.size(); ++i) {
     const data::Pair& p = set.pairs[i];
-    data::ExampleRow row;
-    row.eval_set = set.name;
-    row.variant = variant;
-    row.question_id = p.question_id;
-    row.pair_id = p.pair_id;
-    row.image = p.image;
-    row.phenomenon = p.phenomenon;
-    row.label = std::string(data::AnswerName(p.label));
-    row.margin_original = margins[i].original;
-    row.margin_paraphrase = margins[i].paraphrase;
-    rows->push_back(row);
-    analysis_rows.push_back({p.question_id, p.pair_id, p.image, p.phenomenon, row.label,
-                             row.margin_original, row.margin_paraphrase});
+    rows->push_back(
+        jobs::ExampleRowOf(set, variant, p, margins[i].original, margins[i].paraphrase));
+    analysis_rows.push_back({p.question_id, p.pair_id, p.image, p.phenomenon,
+                             std::string(data::AnswerName(p.label)), margins[i].original,
+                             margins[i].paraphrase});
   }
   auto m = analysis::ComputeConsistencyMetrics(analysis_rows);
   if (!m.ok())
@@ -897,8 +889,7 @@ namespace {
 }  // namespace
 
 absl::Status RegisterSaeJobKinds() {
-  PCSWEEP_RETURN_IF_ERROR(
-      jobs::RegisterJobKind("sae_train", Guarded("sae_train", RunSaeTrainJob)));
+  PCSWEEP_RETURN_IF_ERROR(jobs::RegisterJobKind("sae_train", Guarded("sae_train", RunSaeTrainJob)));
   PCSWEEP_RETURN_IF_ERROR(
       jobs::RegisterJobKind("sae_transfer", Guarded("sae_transfer", RunSaeTransferJob)));
   PCSWEEP_RETURN_IF_ERROR(
