@@ -20,7 +20,9 @@
 #include "absl/strings/str_join.h"
 #include "common/jobfile/job_kinds.h"
 #include "common/spec/shell_quote.h"
+#include "common/spec/spec_limits.h"
 #include "common/spec/yaml_document.h"
+#include "common/spec/yaml_scalar.h"
 #include "common/status/status_macros.h"
 #include "yaml-cpp/yaml.h"
 
@@ -28,277 +30,30 @@ namespace pcsweep {
 namespace {
 
 using nlohmann::json;
+using spec_internal::CanonicalText;
+using spec_internal::Child;
+using spec_internal::Describe;
+using spec_internal::Errors;
+using spec_internal::Find;
+using spec_internal::Index;
+using spec_internal::IsIdentifier;
+using spec_internal::IsSweepName;
+using spec_internal::kMaxDependencyEdges;
+using spec_internal::kMaxJobs;
+using spec_internal::kMaxSpecBytes;
+using spec_internal::MapEntry;
+using spec_internal::NodeToJson;
+using spec_internal::ReadMap;
+using spec_internal::ReadMaxAttempts;
+using spec_internal::ReadString;
 
 constexpr int kDefaultMaxAttempts = 3;
-// Bounds that keep a hostile or mistaken spec (a recursive alias, alias bombs, a 20-axis grid)
-// from exhausting the coordinator: far above any real sweep.
-constexpr int kMaxDepth = 64;
-constexpr size_t kMaxYamlNodes = 1000000;
-constexpr size_t kMaxJobs = 100000;
-constexpr size_t kMaxSpecBytes = 1 << 20;
-// Dependency edges (job -> parent job) of a whole sweep: two 1000-cell stages sharing no grid
-// key would make a million.
-constexpr size_t kMaxDependencyEdges = 200000;
 const std::vector<std::string> kSingleStageKeys = {"name",    "job",     "grid",
                                                    "include", "exclude", "max_attempts"};
 const std::vector<std::string> kMultiStageKeys = {"name", "stages", "max_attempts"};
 const std::vector<std::string> kStageKeys = {"name",    "job",   "grid",        "include",
                                              "exclude", "after", "max_attempts"};
 const std::vector<std::string> kCommandJobKeys = {"kind", "command"};
-
-// ---------------------------------------------------------------------------------------------
-// Error reporting: every error is "PATH:LINE:COL: message" at the closest YAML node. Also
-// counts the YAML nodes converted, against kMaxYamlNodes.
-
-class Errors {
- public:
-  Errors(absl::string_view path, const std::function<bool()>* expired)
-      : path_(path), expired_(expired) {}
-
-  // DeadlineExceeded once the caller's deadline has passed; polled in the expansion loops.
-  absl::Status CheckDeadline(absl::string_view where) const {
-    if (expired_ == nullptr || !*expired_ || !(*expired_)()) return absl::OkStatus();
-    return absl::DeadlineExceededError(
-        absl::StrCat(path_, ": expanding the spec took longer than its deadline (at ",
-                     Describe(where), "); make the grid smaller or split the sweep"));
-  }
-
-  // Called once per YAML value converted, at nesting `depth`.
-  absl::Status Visit(const YAML::Node& node, absl::string_view where, int depth) const {
-    if (depth > kMaxDepth) {
-      return At(node, absl::StrCat(where.substr(0, 60), where.size() > 60 ? "..." : "",
-                                   ": nested more than ", kMaxDepth,
-                                   " levels deep (a recursive alias?)"));
-    }
-    if (++visited_ > kMaxYamlNodes) {
-      return At(node, absl::StrCat(where, ": the spec expands to more than ", kMaxYamlNodes,
-                                   " YAML values (aliases?)"));
-    }
-    return absl::OkStatus();
-  }
-
-  absl::Status At(const YAML::Mark& mark, absl::string_view message) const {
-    if (mark.is_null()) return absl::InvalidArgumentError(absl::StrCat(path_, ": ", message));
-    return absl::InvalidArgumentError(
-        absl::StrCat(path_, ":", mark.line + 1, ":", mark.column + 1, ": ", message));
-  }
-  absl::Status At(const YAML::Node& node, absl::string_view message) const {
-    return At(node.Mark(), message);
-  }
-
- private:
-  static std::string Describe(absl::string_view where) {
-    return where.empty() ? "the spec" : std::string(where);
-  }
-
-  std::string path_;
-  const std::function<bool()>* expired_;
-  mutable size_t visited_ = 0;
-};
-
-std::string Child(absl::string_view where, absl::string_view key) {
-  return where.empty() ? std::string(key) : absl::StrCat(where, ".", key);
-}
-std::string Index(absl::string_view where, size_t i) { return absl::StrCat(where, "[", i, "]"); }
-// How a YAML path reads in a message: the top-level map has no path of its own.
-std::string Describe(absl::string_view where) {
-  return where.empty() ? "the spec" : std::string(where);
-}
-
-bool IsIdentifier(absl::string_view s) {
-  if (s.empty() || !(absl::ascii_isalpha(s[0]) || s[0] == '_')) return false;
-  return std::all_of(s.begin(), s.end(), [](char c) { return absl::ascii_isalnum(c) || c == '_'; });
-}
-
-bool IsSweepName(absl::string_view s) {
-  if (s.empty() || !(absl::ascii_isalnum(s[0]) || s[0] == '_')) return false;
-  return std::all_of(s.begin(), s.end(), [](char c) {
-    return absl::ascii_isalnum(c) || c == '_' || c == '-' || c == '.';
-  });
-}
-
-// Canonical text of a value: compact JSON with sorted keys, strings without quotes.
-std::string CanonicalText(const json& value) {
-  if (value.is_string()) return value.get<std::string>();
-  return value.dump();
-}
-
-// ---------------------------------------------------------------------------------------------
-// YAML -> JSON with YAML 1.2 core-schema typing (yaml-cpp keeps every scalar as text).
-
-bool IsYamlNull(const std::string& s) {
-  return s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL";
-}
-
-std::optional<bool> YamlBool(const std::string& s) {
-  if (s == "true" || s == "True" || s == "TRUE") return true;
-  if (s == "false" || s == "False" || s == "FALSE") return false;
-  return std::nullopt;
-}
-
-bool AllDigits(absl::string_view s) {
-  return !s.empty() &&
-         std::all_of(s.begin(), s.end(), [](char c) { return absl::ascii_isdigit(c); });
-}
-
-bool IsYamlInt(absl::string_view s) {
-  if (!s.empty() && (s[0] == '-' || s[0] == '+')) s.remove_prefix(1);
-  return AllDigits(s);
-}
-
-// [-+]? ( \.[0-9]+ | [0-9]+ ( \. [0-9]* )? ) ( [eE] [-+]? [0-9]+ )?
-bool IsYamlFloat(absl::string_view s) {
-  size_t i = 0;
-  if (i < s.size() && (s[i] == '-' || s[i] == '+')) ++i;
-  size_t int_digits = 0, frac_digits = 0;
-  while (i < s.size() && absl::ascii_isdigit(s[i])) ++i, ++int_digits;
-  if (i < s.size() && s[i] == '.') {
-    ++i;
-    while (i < s.size() && absl::ascii_isdigit(s[i])) ++i, ++frac_digits;
-  }
-  if (int_digits + frac_digits == 0) return false;
-  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
-    ++i;
-    if (i < s.size() && (s[i] == '-' || s[i] == '+')) ++i;
-    size_t exp_digits = 0;
-    while (i < s.size() && absl::ascii_isdigit(s[i])) ++i, ++exp_digits;
-    if (exp_digits == 0) return false;
-  }
-  return i == s.size();
-}
-
-bool IsYamlSpecialFloat(const std::string& s) {
-  static const std::set<std::string> kSpecial = {".inf",  ".Inf",  ".INF",  "+.inf",
-                                                 "+.Inf", "+.INF", "-.inf", "-.Inf",
-                                                 "-.INF", ".nan",  ".NaN",  ".NAN"};
-  return kSpecial.count(s) > 0;
-}
-
-absl::StatusOr<json> ScalarToJson(const YAML::Node& node, const Errors& errors,
-                                  absl::string_view where) {
-  const std::string& text = node.Scalar();
-  const std::string& tag = node.Tag();
-  // "!" marks a quoted scalar; an explicit !!str keeps text as text too.
-  if (tag == "!" || tag == "tag:yaml.org,2002:str") return json(text);
-  if (IsYamlNull(text)) return json(nullptr);
-  if (std::optional<bool> b = YamlBool(text)) return json(*b);
-  if (IsYamlInt(text)) {
-    errno = 0;
-    char* end = nullptr;
-    long long v = std::strtoll(text.c_str(), &end, 10);
-    if (errno != ERANGE && end && *end == '\0') return json(static_cast<int64_t>(v));
-    // Too large for int64: keep it as a (rounded) number rather than refusing it.
-    return json(std::strtod(text.c_str(), nullptr));
-  }
-  if (IsYamlFloat(text)) {
-    double v = std::strtod(text.c_str(), nullptr);
-    if (!std::isfinite(v)) {
-      return errors.At(node, absl::StrCat(Describe(where), ": number ", text, " is out of range"));
-    }
-    return json(v);
-  }
-  if (IsYamlSpecialFloat(text)) {
-    return errors.At(node, absl::StrCat(Describe(where), ": non-finite number ", text,
-                                        " cannot be stored as JSON; quote it for a string"));
-  }
-  return json(text);
-}
-
-struct MapEntry {
-  std::string key;
-  YAML::Node key_node;
-  YAML::Node value;
-  // Where errors about the value point: the value, or the key when the value is empty
-  // (yaml-cpp marks an empty value at the next token, possibly lines later).
-  YAML::Mark mark;
-};
-
-// Reads a YAML map, refusing non-string and duplicate keys, and keys outside `allowed`
-// (nullptr: any key). `at` overrides where a type error points.
-absl::StatusOr<std::vector<MapEntry>> ReadMap(const YAML::Node& node, const Errors& errors,
-                                              absl::string_view where,
-                                              const std::vector<std::string>* allowed,
-                                              std::optional<YAML::Mark> at = std::nullopt) {
-  if (!node.IsMap()) {
-    return errors.At(at.value_or(node.Mark()), absl::StrCat(Describe(where), " must be a map"));
-  }
-  std::vector<MapEntry> entries;
-  std::set<std::string> seen;
-  for (auto it = node.begin(); it != node.end(); ++it) {
-    const YAML::Node key = it->first;
-    if (!key.IsScalar()) {
-      return errors.At(key, absl::StrCat(Describe(where), ": keys must be strings"));
-    }
-    const std::string& name = key.Scalar();
-    if (!seen.insert(name).second) {
-      return errors.At(key, absl::StrCat(Describe(where), ": duplicate key '", name, "'"));
-    }
-    if (allowed != nullptr && std::find(allowed->begin(), allowed->end(), name) == allowed->end()) {
-      return errors.At(key, absl::StrCat(Describe(where), ": unknown key '", name,
-                                         "' (allowed: ", absl::StrJoin(*allowed, ", "), ")"));
-    }
-    const YAML::Node value = it->second;
-    entries.push_back({name, key, value, value.IsNull() ? key.Mark() : value.Mark()});
-  }
-  return entries;
-}
-
-const MapEntry* Find(const std::vector<MapEntry>& entries, absl::string_view key) {
-  for (const MapEntry& entry : entries) {
-    if (entry.key == key) return &entry;
-  }
-  return nullptr;
-}
-
-absl::StatusOr<json> NodeToJson(const YAML::Node& node, const Errors& errors,
-                                absl::string_view where, int depth = 0) {
-  PCSWEEP_RETURN_IF_ERROR(errors.Visit(node, Describe(where), depth));
-  switch (node.Type()) {
-    case YAML::NodeType::Scalar:
-      return ScalarToJson(node, errors, where);
-    case YAML::NodeType::Sequence: {
-      json array = json::array();
-      for (size_t i = 0; i < node.size(); ++i) {
-        PCSWEEP_ASSIGN_OR_RETURN(json item,
-                                 NodeToJson(node[i], errors, Index(where, i), depth + 1));
-        array.push_back(std::move(item));
-      }
-      return array;
-    }
-    case YAML::NodeType::Map: {
-      PCSWEEP_ASSIGN_OR_RETURN(std::vector<MapEntry> entries,
-                               ReadMap(node, errors, where, nullptr));
-      json object = json::object();
-      for (const MapEntry& entry : entries) {
-        PCSWEEP_ASSIGN_OR_RETURN(
-            object[entry.key], NodeToJson(entry.value, errors, Child(where, entry.key), depth + 1));
-      }
-      return object;
-    }
-    default:
-      return json(nullptr);
-  }
-}
-
-absl::StatusOr<std::string> ReadString(const YAML::Node& node, const Errors& errors,
-                                       absl::string_view where,
-                                       std::optional<YAML::Mark> at = std::nullopt) {
-  if (!node.IsScalar() || (node.Tag() != "!" && IsYamlNull(node.Scalar()))) {
-    return errors.At(at.value_or(node.Mark()), absl::StrCat(Describe(where), " must be a string"));
-  }
-  return node.Scalar();
-}
-
-absl::StatusOr<int> ReadMaxAttempts(const MapEntry& entry, const Errors& errors,
-                                    absl::string_view where) {
-  const YAML::Node& node = entry.value;
-  PCSWEEP_ASSIGN_OR_RETURN(json value, NodeToJson(node, errors, where));
-  if (!value.is_number_integer() || value.get<int64_t>() < 1 || value.get<int64_t>() > 1000000) {
-    return errors.At(entry.mark, absl::StrCat(Describe(where), " must be an integer >= 1, got ",
-                                              node.IsScalar() ? node.Scalar() : value.dump()));
-  }
-  return static_cast<int>(value.get<int64_t>());
-}
 
 // A grid value: a scalar or a map (lists and nulls are refused as likely mistakes).
 // Grid values reach commands, file names and terminals: a control character (a newline, an
