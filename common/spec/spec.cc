@@ -19,6 +19,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/jobfile/job_kinds.h"
+#include "common/spec/grid.h"
 #include "common/spec/shell_quote.h"
 #include "common/spec/spec_limits.h"
 #include "common/spec/yaml_document.h"
@@ -31,6 +32,7 @@ namespace {
 
 using nlohmann::json;
 using spec_internal::CanonicalText;
+using spec_internal::Cell;
 using spec_internal::Child;
 using spec_internal::Describe;
 using spec_internal::Errors;
@@ -54,46 +56,6 @@ const std::vector<std::string> kMultiStageKeys = {"name", "stages", "max_attempt
 const std::vector<std::string> kStageKeys = {"name",    "job",   "grid",        "include",
                                              "exclude", "after", "max_attempts"};
 const std::vector<std::string> kCommandJobKeys = {"kind", "command"};
-
-// A grid value: a scalar or a map (lists and nulls are refused as likely mistakes).
-// Grid values reach commands, file names and terminals: a control character (a newline, an
-// escape sequence) in one, or in a map key of one, is refused where it is.
-absl::Status RefuseControlCharacters(const YAML::Node& node, const Errors& errors,
-                                     absl::string_view where) {
-  if (node.IsScalar()) {
-    const int c = FirstControlCharacter(node.Scalar());
-    if (c < 0) return absl::OkStatus();
-    return errors.At(node, absl::StrFormat("%s holds a control character (0x%02x); grid values "
-                                           "must be printable text",
-                                           Describe(where), c));
-  }
-  if (node.IsMap()) {
-    for (const auto& pair : node) {
-      PCSWEEP_RETURN_IF_ERROR(RefuseControlCharacters(pair.first, errors, where));
-      PCSWEEP_RETURN_IF_ERROR(
-          RefuseControlCharacters(pair.second, errors, Child(where, pair.first.Scalar())));
-    }
-  }
-  if (node.IsSequence()) {
-    for (size_t i = 0; i < node.size(); ++i) {
-      PCSWEEP_RETURN_IF_ERROR(RefuseControlCharacters(node[i], errors, Index(where, i)));
-    }
-  }
-  return absl::OkStatus();
-}
-
-absl::StatusOr<json> ReadGridValue(const YAML::Node& node, const Errors& errors,
-                                   absl::string_view where) {
-  if (!node.IsScalar() && !node.IsMap()) {
-    return errors.At(node, absl::StrCat(Describe(where), " must be a scalar or a map"));
-  }
-  PCSWEEP_ASSIGN_OR_RETURN(json value, NodeToJson(node, errors, where));
-  if (value.is_null()) {
-    return errors.At(node, absl::StrCat(Describe(where), " is empty (null)"));
-  }
-  PCSWEEP_RETURN_IF_ERROR(RefuseControlCharacters(node, errors, where));
-  return value;
-}
 
 // ---------------------------------------------------------------------------------------------
 // Job templates: the `job` map with each string split into text and placeholders once per
@@ -245,8 +207,6 @@ void CollectParentRefs(const Template& t,
   for (const auto& [key, child] : t.object) CollectParentRefs(child, refs);
   for (const Template& child : t.array) CollectParentRefs(child, refs);
 }
-
-using Cell = std::map<std::string, json>;
 
 absl::StatusOr<json> GridValue(const Segment& segment, const Cell& cell, const Template& t,
                                absl::string_view job_key, const Errors& errors) {
@@ -409,179 +369,6 @@ absl::Status ReadAfter(const MapEntry& entry, Stage* stage, const Errors& errors
   return absl::OkStatus();
 }
 
-// One line per cell: its values in grid-key order (canonical text, JSON-quoted so that no two
-// cells share one).
-std::string CellText(const Cell& cell, const std::vector<std::string>& keys) {
-  json texts = json::array();
-  for (const std::string& key : keys) {
-    auto it = cell.find(key);
-    texts.push_back(it == cell.end() ? json(nullptr) : json(CanonicalText(it->second)));
-  }
-  return texts.dump();
-}
-
-// Which cells of `product` the (partial) `excluded` cells drop: entries are grouped by the
-// keys they name and each cell is looked up once per group in a hash map, so the cost is
-// cells x groups, not cells x entries. Error: an entry matching no cell, at the entry.
-absl::StatusOr<std::vector<bool>> DropExcluded(const std::vector<Cell>& product,
-                                               const std::vector<Cell>& excluded,
-                                               const MapEntry* exclude, const Stage& stage,
-                                               const Errors& errors) {
-  std::map<std::vector<std::string>, std::unordered_map<std::string, std::vector<size_t>>> groups;
-  for (size_t e = 0; e < excluded.size(); ++e) {
-    std::vector<std::string> keys;
-    for (const auto& [key, unused] : excluded[e]) keys.push_back(key);
-    groups[keys][CellText(excluded[e], keys)].push_back(e);
-  }
-  std::vector<bool> dropped(product.size(), false);
-  std::vector<bool> matched(excluded.size(), false);
-  for (size_t c = 0; c < product.size(); ++c) {
-    for (const auto& [keys, entries] : groups) {
-      auto found = entries.find(CellText(product[c], keys));
-      if (found == entries.end()) continue;
-      dropped[c] = true;
-      for (size_t e : found->second) matched[e] = true;
-    }
-  }
-  for (size_t e = 0; e < excluded.size(); ++e) {
-    if (!matched[e]) {
-      return errors.At(exclude->value[e], absl::StrCat(Index(Child(stage.where, "exclude"), e),
-                                                       " matches no cell of the grid"));
-    }
-  }
-  return dropped;
-}
-
-absl::Status ExpandGrid(Stage* stage, const Errors& errors) {
-  const MapEntry* grid = Find(stage->entries, "grid");
-  const MapEntry* include = Find(stage->entries, "include");
-  const MapEntry* exclude = Find(stage->entries, "exclude");
-  const std::string grid_where = Child(stage->where, "grid");
-  if (grid == nullptr) {
-    for (const MapEntry* list : {include, exclude}) {
-      if (list != nullptr) {
-        return errors.At(list->key_node,
-                         absl::StrCat(Child(stage->where, list->key), " needs a grid"));
-      }
-    }
-    stage->cells.push_back({});
-    return absl::OkStatus();
-  }
-
-  // Axes.
-  if (!grid->value.IsMap()) {
-    return errors.At(grid->mark, absl::StrCat(grid_where, " must be a map of key: [values]"));
-  }
-  PCSWEEP_ASSIGN_OR_RETURN(std::vector<MapEntry> axes,
-                           ReadMap(grid->value, errors, grid_where, nullptr));
-  if (axes.empty()) return errors.At(grid->value, absl::StrCat(grid_where, " is empty"));
-  std::vector<std::vector<json>> values;
-  for (const MapEntry& axis : axes) {
-    const std::string where = Child(grid_where, axis.key);
-    if (!IsIdentifier(axis.key)) {
-      return errors.At(axis.key_node,
-                       absl::StrCat(grid_where, ": key '", axis.key,
-                                    "' must be an identifier ([A-Za-z_][A-Za-z0-9_]*)"));
-    }
-    if (std::find(stage->after.begin(), stage->after.end(), axis.key) != stage->after.end()) {
-      return errors.At(axis.key_node, absl::StrCat(grid_where, ": key '", axis.key,
-                                                   "' has the name of an after stage"));
-    }
-    if (!axis.value.IsSequence()) {
-      return errors.At(axis.mark, absl::StrCat(where, " must be a list"));
-    }
-    if (axis.value.size() == 0) return errors.At(axis.value, absl::StrCat(where, " is empty"));
-    std::vector<json> axis_values;
-    std::set<std::string> seen;
-    for (size_t i = 0; i < axis.value.size(); ++i) {
-      PCSWEEP_ASSIGN_OR_RETURN(json value, ReadGridValue(axis.value[i], errors, Index(where, i)));
-      if (!seen.insert(CanonicalText(value)).second) {
-        return errors.At(axis.value[i],
-                         absl::StrCat(Index(where, i), ": duplicate value ", CanonicalText(value)));
-      }
-      axis_values.push_back(std::move(value));
-    }
-    stage->grid_keys.push_back(axis.key);
-    values.push_back(std::move(axis_values));
-  }
-
-  size_t product_size = 1;
-  for (const std::vector<json>& axis : values) {
-    product_size *= axis.size();
-    if (product_size > kMaxJobs) {
-      return errors.At(grid->value, absl::StrCat(grid_where, " has more than ", kMaxJobs,
-                                                 " cells; split the sweep"));
-    }
-  }
-
-  // Cartesian product, first key outermost.
-  std::vector<Cell> product;
-  std::vector<size_t> odometer(values.size(), 0);
-  while (true) {
-    Cell cell;
-    for (size_t k = 0; k < values.size(); ++k) cell[stage->grid_keys[k]] = values[k][odometer[k]];
-    product.push_back(std::move(cell));
-    if (product.size() % 1024 == 0) PCSWEEP_RETURN_IF_ERROR(errors.CheckDeadline(grid_where));
-    size_t k = values.size();
-    while (k > 0 && ++odometer[k - 1] == values[k - 1].size()) odometer[--k] = 0;
-    if (k == 0) break;
-  }
-
-  auto read_cells = [&](const MapEntry* list, bool partial) -> absl::StatusOr<std::vector<Cell>> {
-    std::vector<Cell> cells;
-    if (list == nullptr) return cells;
-    const std::string where = Child(stage->where, list->key);
-    if (!list->value.IsSequence()) {
-      return errors.At(list->mark, absl::StrCat(where, " must be a list of cells"));
-    }
-    for (size_t i = 0; i < list->value.size(); ++i) {
-      const YAML::Node& node = list->value[i];
-      const std::string cell_where = Index(where, i);
-      PCSWEEP_ASSIGN_OR_RETURN(std::vector<MapEntry> entries,
-                               ReadMap(node, errors, cell_where, &stage->grid_keys));
-      Cell cell;
-      for (const MapEntry& entry : entries) {
-        PCSWEEP_ASSIGN_OR_RETURN(cell[entry.key],
-                                 ReadGridValue(entry.value, errors, Child(cell_where, entry.key)));
-      }
-      if (cell.empty()) return errors.At(node, absl::StrCat(cell_where, " is empty"));
-      if (!partial) {
-        std::vector<std::string> missing;
-        for (const std::string& key : stage->grid_keys) {
-          if (!cell.count(key)) missing.push_back(key);
-        }
-        if (!missing.empty()) {
-          return errors.At(node, absl::StrCat(cell_where, " is missing grid key(s) ",
-                                              absl::StrJoin(missing, ", ")));
-        }
-      }
-      cells.push_back(std::move(cell));
-    }
-    return cells;
-  };
-
-  PCSWEEP_ASSIGN_OR_RETURN(std::vector<Cell> excluded, read_cells(exclude, /*partial=*/true));
-  PCSWEEP_ASSIGN_OR_RETURN(std::vector<bool> dropped,
-                           DropExcluded(product, excluded, exclude, *stage, errors));
-  for (size_t c = 0; c < product.size(); ++c) {
-    if (!dropped[c]) stage->cells.push_back(std::move(product[c]));
-  }
-  PCSWEEP_ASSIGN_OR_RETURN(std::vector<Cell> included, read_cells(include, /*partial=*/false));
-  std::unordered_set<std::string> cells_seen;
-  for (const Cell& cell : stage->cells) cells_seen.insert(CellText(cell, stage->grid_keys));
-  for (size_t i = 0; i < included.size(); ++i) {
-    if (!cells_seen.insert(CellText(included[i], stage->grid_keys)).second) {
-      return errors.At(include->value[i], absl::StrCat(Index(Child(stage->where, "include"), i),
-                                                       " duplicates a cell already in the sweep"));
-    }
-    stage->cells.push_back(std::move(included[i]));
-  }
-  if (stage->cells.empty()) {
-    return errors.At(grid->value, absl::StrCat(grid_where, ": exclude drops every cell"));
-  }
-  return absl::OkStatus();
-}
-
 absl::Status ReadStage(const YAML::Node& node, const std::vector<std::string>& allowed,
                        const StageContext& names, Stage* stage, const Errors& errors) {
   stage->mark = node.Mark();
@@ -594,7 +381,11 @@ absl::Status ReadStage(const YAML::Node& node, const std::vector<std::string>& a
         stage->max_attempts,
         ReadMaxAttempts(*max_attempts, errors, Child(stage->where, "max_attempts")));
   }
-  PCSWEEP_RETURN_IF_ERROR(ExpandGrid(stage, errors));
+  PCSWEEP_ASSIGN_OR_RETURN(
+      spec_internal::Grid grid,
+      spec_internal::ExpandGrid(stage->entries, stage->where, stage->after, errors));
+  stage->grid_keys = std::move(grid.keys);
+  stage->cells = std::move(grid.cells);
 
   const MapEntry* job = Find(stage->entries, "job");
   const std::string job_where = Child(stage->where, "job");
