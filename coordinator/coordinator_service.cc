@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <deque>
 #include <memory>
 
 #include "absl/strings/str_cat.h"
@@ -12,6 +11,7 @@
 #include "common/status/status_macros.h"
 #include "coordinator/auth/grpc_auth.h"
 #include "coordinator/proto_convert.h"
+#include "coordinator/watch_reactor.h"
 
 namespace pcsweep::coordinator {
 namespace {
@@ -29,175 +29,6 @@ grpc::ServerUnaryReactor* FinishWith(grpc::CallbackServerContext* context,
   reactor->Finish(rpc::ToGrpcStatus(status));
   return reactor;
 }
-
-// Streams a sweep's events. Pump() moves events from the scheduler to the stream; it runs on
-// gRPC threads (after a write) or on whichever thread appended an event (the watcher), one
-// at a time (pumping_/repump_).
-class WatchReactor final : public grpc::ServerWriteReactor<v1::SweepEvent> {
- public:
-  // Outlives the reactor: the scheduler's watcher callback may fire after OnDone().
-  struct Link {
-    absl::Mutex mu;
-    WatchReactor* reactor ABSL_GUARDED_BY(mu) = nullptr;
-  };
-
-  WatchReactor(Scheduler* scheduler, std::string sweep_id, int64_t after_seq)
-      : scheduler_(scheduler),
-        sweep_id_(std::move(sweep_id)),
-        last_seq_(after_seq),
-        link_(std::make_shared<Link>()) {
-    absl::MutexLock lock(&link_->mu);
-    link_->reactor = this;
-  }
-
-  // Ends the call at once (bad token, unknown sweep).
-  void Refuse(const grpc::Status& status) {
-    {
-      absl::MutexLock lock(&mu_);
-      finished_ = true;
-    }
-    Finish(status);
-  }
-
-  void Pump() {
-    {
-      absl::MutexLock lock(&mu_);
-      if (pumping_) {
-        repump_ = true;
-        return;
-      }
-      pumping_ = true;
-    }
-    for (;;) {
-      bool write = false;
-      bool cancelled = false;
-      {
-        absl::MutexLock lock(&mu_);
-        repump_ = false;
-        if (finished_ || writing_) {
-          pumping_ = false;
-          return;
-        }
-        if (cancelled_) {
-          cancelled = true;
-        } else if (!queue_.empty()) {
-          current_ = std::move(queue_.front());
-          queue_.pop_front();
-          writing_ = true;
-          write = true;
-        }
-      }
-      if (cancelled) {
-        FinishOnce(grpc::Status(grpc::StatusCode::CANCELLED, "watch cancelled"));
-        return;
-      }
-      if (write) {
-        StartWrite(&current_);
-        absl::MutexLock lock(&mu_);
-        if (!repump_) {
-          pumping_ = false;
-          return;
-        }
-        continue;
-      }
-      bool finished = false;
-      absl::StatusOr<std::vector<SweepEvent>> events =
-          scheduler_->EventsAfter(sweep_id_, last_seq_, 256, &finished);
-      if (!events.ok() || (events->empty() && finished)) {
-        FinishOnce(events.ok() ? grpc::Status::OK : rpc::ToGrpcStatus(events.status()));
-        return;
-      }
-      if (!events->empty()) {
-        // Each event carries the sweep's counts as of now (at or after the event).
-        absl::StatusOr<SweepSummary> summary = scheduler_->GetSweepSummary(sweep_id_);
-        absl::MutexLock lock(&mu_);
-        for (const SweepEvent& e : *events) {
-          v1::SweepEvent proto;
-          coordinator::ToProto(e, &proto);
-          if (summary.ok()) {
-            coordinator::ToProto(*summary, proto.mutable_summary());
-            proto.mutable_summary()->clear_spec_yaml();
-          }
-          queue_.push_back(std::move(proto));
-        }
-        last_seq_ = events->back().seq;
-        continue;
-      }
-      const uint64_t watch_id = scheduler_->WatchEvents(sweep_id_, last_seq_, [link = link_] {
-        absl::MutexLock lock(&link->mu);
-        if (link->reactor != nullptr) link->reactor->Pump();
-      });
-      absl::MutexLock lock(&mu_);
-      if (watch_id != 0) watch_id_ = watch_id;
-      if (watch_id == 0 || repump_) continue;  // events arrived meanwhile
-      pumping_ = false;
-      return;
-    }
-  }
-
-  void OnWriteDone(bool ok) override {
-    {
-      absl::MutexLock lock(&mu_);
-      writing_ = false;
-      if (!ok) cancelled_ = true;
-    }
-    if (!ok) {
-      FinishOnce(grpc::Status::OK);
-      return;
-    }
-    Pump();
-  }
-
-  void OnCancel() override {
-    bool finish = false;
-    {
-      absl::MutexLock lock(&mu_);
-      cancelled_ = true;
-      finish = !writing_;
-    }
-    if (finish) FinishOnce(grpc::Status(grpc::StatusCode::CANCELLED, "watch cancelled"));
-  }
-
-  void OnDone() override {
-    {
-      absl::MutexLock lock(&link_->mu);
-      link_->reactor = nullptr;
-    }
-    uint64_t watch_id = 0;
-    {
-      absl::MutexLock lock(&mu_);
-      watch_id = watch_id_;
-    }
-    if (watch_id != 0) scheduler_->Unwatch(watch_id);
-    delete this;
-  }
-
- private:
-  void FinishOnce(const grpc::Status& status) {
-    {
-      absl::MutexLock lock(&mu_);
-      pumping_ = false;
-      if (finished_) return;
-      finished_ = true;
-    }
-    Finish(status);
-  }
-
-  Scheduler* const scheduler_;
-  const std::string sweep_id_;
-  int64_t last_seq_;  // touched only by the (single) pumping thread
-  const std::shared_ptr<Link> link_;
-
-  absl::Mutex mu_;
-  std::deque<v1::SweepEvent> queue_ ABSL_GUARDED_BY(mu_);
-  v1::SweepEvent current_;  // the message being written
-  bool writing_ ABSL_GUARDED_BY(mu_) = false;
-  bool pumping_ ABSL_GUARDED_BY(mu_) = false;
-  bool repump_ ABSL_GUARDED_BY(mu_) = false;
-  bool finished_ ABSL_GUARDED_BY(mu_) = false;
-  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
-  uint64_t watch_id_ ABSL_GUARDED_BY(mu_) = 0;
-};
 
 // A long-polling AcquireJob. The scheduler calls back exactly once; that call finishes the
 // RPC. A client cancel withdraws the wait, which makes the scheduler call back (empty).
@@ -376,7 +207,7 @@ grpc::ServerWriteReactor<v1::SweepEvent>* CoordinatorService::WatchSweep(
   } else if (!sweep_id.ok()) {
     reactor->Refuse(rpc::ToGrpcStatus(sweep_id.status()));
   } else {
-    reactor->Pump();
+    reactor->Start();
   }
   return reactor;
 }

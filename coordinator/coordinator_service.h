@@ -5,7 +5,8 @@
 //     or wait_ms elapsed) or dropped when the client cancels.
 //   - CompleteJob / FailJob finish once the scheduler reports the write durable.
 //   - WatchSweep streams the sweep's events after `after_seq` (backlog first, then live) and
-//     ends with OK once the sweep is finished and every event was sent.
+//     ends with OK once the sweep is finished and every event was sent (WatchReactor,
+//     coordinator/watch_reactor.h).
 //   - GetResults renders a paper table or the figure (coordinator/analysis/results_report.h)
 //     on the service's ResultsQueue thread, never on a gRPC thread: it reads the database
 //     file through its own read-only connection (and may store the comparisons).
