@@ -164,6 +164,66 @@ TEST_F(CoordinatorServerTest, EndToEnd_SubmitAcquireHeartbeatCompleteWatch) {
   EXPECT_EQ(workers.workers(0).state(), "alive");
 }
 
+TEST_F(CoordinatorServerTest, WatchSweep_UnknownSweepIsNotFound) {
+  StartServer();
+  grpc::ClientContext context;
+  rpc::PrepareContext(&context, absl::Seconds(10), "");
+  v1::WatchSweepRequest watch;
+  watch.set_sweep_id("nope");
+  auto reader = stub_->WatchSweep(&context, watch);
+  v1::SweepEvent event;
+  EXPECT_FALSE(reader->Read(&event));
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::NOT_FOUND);
+}
+
+// A watcher that goes away while its scheduler watch is armed; the events appended later
+// reach a second watcher that resumes after what the first one read.
+TEST_F(CoordinatorServerTest, WatchSweep_CancelledWatcherThenResumeAfterSeq) {
+  StartServer();
+  v1::SubmitSweepRequest submit;
+  submit.set_spec_yaml(kSpec);
+  v1::SubmitSweepResponse submitted;
+  ASSERT_TRUE(Call([&](auto* c) { return stub_->SubmitSweep(c, submit, &submitted); }).ok());
+
+  v1::SweepEvent event;
+  {
+    grpc::ClientContext context;
+    rpc::PrepareContext(&context, absl::Seconds(20), "");
+    v1::WatchSweepRequest watch;
+    watch.set_sweep_id(submitted.sweep_id());
+    auto reader = stub_->WatchSweep(&context, watch);
+    ASSERT_TRUE(reader->Read(&event));
+    EXPECT_EQ(event.seq(), 1);
+    EXPECT_THAT(event.message(), HasSubstr("submitted 2 jobs"));
+    EXPECT_TRUE(event.summary().spec_yaml().empty());
+    EXPECT_EQ(event.summary().pending(), 2);
+    context.TryCancel();
+    while (reader->Read(&event)) {
+    }
+    EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  }
+
+  v1::CancelSweepRequest cancel;
+  cancel.set_sweep_id(submitted.sweep_id());
+  v1::CancelSweepResponse cancelled;
+  ASSERT_TRUE(Call([&](auto* c) { return stub_->CancelSweep(c, cancel, &cancelled); }).ok());
+  EXPECT_EQ(cancelled.cancelled(), 2);
+
+  grpc::ClientContext context;
+  rpc::PrepareContext(&context, absl::Seconds(20), "");
+  v1::WatchSweepRequest watch;
+  watch.set_sweep_id("tiny");
+  watch.set_after_seq(1);
+  auto reader = stub_->WatchSweep(&context, watch);
+  std::vector<v1::SweepEvent> events;
+  while (reader->Read(&event)) events.push_back(event);
+  ASSERT_TRUE(reader->Finish().ok());
+  ASSERT_FALSE(events.empty());
+  EXPECT_EQ(events.front().seq(), 2);
+  EXPECT_EQ(events.back().message(), "sweep finished");
+  EXPECT_EQ(events.back().summary().cancelled(), 2);
+}
+
 TEST_F(CoordinatorServerTest, Auth_CallsWithoutTheTokenAreUnauthenticated) {
   StartServer("s3cret");
   v1::ListSweepsResponse sweeps;

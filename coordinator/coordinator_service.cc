@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <deque>
 #include <memory>
 
 #include "absl/strings/str_cat.h"
@@ -11,6 +10,8 @@
 #include "common/spec/spec.h"
 #include "common/status/status_macros.h"
 #include "coordinator/auth/grpc_auth.h"
+#include "coordinator/proto_convert.h"
+#include "coordinator/watch_reactor.h"
 
 namespace pcsweep::coordinator {
 namespace {
@@ -22,194 +23,12 @@ constexpr std::chrono::seconds kSpecParseBudget(10);
 // finish after the client gave up must not create a sweep the client never hears of.
 constexpr std::chrono::milliseconds kAnswerMargin(250);
 
-v1::JobState ToProto(JobState state) { return static_cast<v1::JobState>(static_cast<int>(state)); }
-
 grpc::ServerUnaryReactor* FinishWith(grpc::CallbackServerContext* context,
                                      const absl::Status& status) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(rpc::ToGrpcStatus(status));
   return reactor;
 }
-
-void ToProto(const JobRef& in, v1::JobRef* out) {
-  out->set_job_id(in.job_id);
-  out->set_attempt(in.attempt);
-}
-
-void ToProto(const GpuRecord& in, v1::GpuInfo* out) {
-  out->set_index(in.index);
-  out->set_name(in.name);
-  out->set_memory_bytes(in.memory_bytes);
-}
-
-// Streams a sweep's events. Pump() moves events from the scheduler to the stream; it runs on
-// gRPC threads (after a write) or on whichever thread appended an event (the watcher), one
-// at a time (pumping_/repump_).
-class WatchReactor final : public grpc::ServerWriteReactor<v1::SweepEvent> {
- public:
-  // Outlives the reactor: the scheduler's watcher callback may fire after OnDone().
-  struct Link {
-    absl::Mutex mu;
-    WatchReactor* reactor ABSL_GUARDED_BY(mu) = nullptr;
-  };
-
-  WatchReactor(Scheduler* scheduler, std::string sweep_id, int64_t after_seq)
-      : scheduler_(scheduler),
-        sweep_id_(std::move(sweep_id)),
-        last_seq_(after_seq),
-        link_(std::make_shared<Link>()) {
-    absl::MutexLock lock(&link_->mu);
-    link_->reactor = this;
-  }
-
-  // Ends the call at once (bad token, unknown sweep).
-  void Refuse(const grpc::Status& status) {
-    {
-      absl::MutexLock lock(&mu_);
-      finished_ = true;
-    }
-    Finish(status);
-  }
-
-  void Pump() {
-    {
-      absl::MutexLock lock(&mu_);
-      if (pumping_) {
-        repump_ = true;
-        return;
-      }
-      pumping_ = true;
-    }
-    for (;;) {
-      bool write = false;
-      bool cancelled = false;
-      {
-        absl::MutexLock lock(&mu_);
-        repump_ = false;
-        if (finished_ || writing_) {
-          pumping_ = false;
-          return;
-        }
-        if (cancelled_) {
-          cancelled = true;
-        } else if (!queue_.empty()) {
-          current_ = std::move(queue_.front());
-          queue_.pop_front();
-          writing_ = true;
-          write = true;
-        }
-      }
-      if (cancelled) {
-        FinishOnce(grpc::Status(grpc::StatusCode::CANCELLED, "watch cancelled"));
-        return;
-      }
-      if (write) {
-        StartWrite(&current_);
-        absl::MutexLock lock(&mu_);
-        if (!repump_) {
-          pumping_ = false;
-          return;
-        }
-        continue;
-      }
-      bool finished = false;
-      absl::StatusOr<std::vector<SweepEvent>> events =
-          scheduler_->EventsAfter(sweep_id_, last_seq_, 256, &finished);
-      if (!events.ok() || (events->empty() && finished)) {
-        FinishOnce(events.ok() ? grpc::Status::OK : rpc::ToGrpcStatus(events.status()));
-        return;
-      }
-      if (!events->empty()) {
-        // Each event carries the sweep's counts as of now (at or after the event).
-        absl::StatusOr<SweepSummary> summary = scheduler_->GetSweepSummary(sweep_id_);
-        absl::MutexLock lock(&mu_);
-        for (const SweepEvent& e : *events) {
-          v1::SweepEvent proto;
-          coordinator::ToProto(e, &proto);
-          if (summary.ok()) {
-            coordinator::ToProto(*summary, proto.mutable_summary());
-            proto.mutable_summary()->clear_spec_yaml();
-          }
-          queue_.push_back(std::move(proto));
-        }
-        last_seq_ = events->back().seq;
-        continue;
-      }
-      const uint64_t watch_id = scheduler_->WatchEvents(sweep_id_, last_seq_, [link = link_] {
-        absl::MutexLock lock(&link->mu);
-        if (link->reactor != nullptr) link->reactor->Pump();
-      });
-      absl::MutexLock lock(&mu_);
-      if (watch_id != 0) watch_id_ = watch_id;
-      if (watch_id == 0 || repump_) continue;  // events arrived meanwhile
-      pumping_ = false;
-      return;
-    }
-  }
-
-  void OnWriteDone(bool ok) override {
-    {
-      absl::MutexLock lock(&mu_);
-      writing_ = false;
-      if (!ok) cancelled_ = true;
-    }
-    if (!ok) {
-      FinishOnce(grpc::Status::OK);
-      return;
-    }
-    Pump();
-  }
-
-  void OnCancel() override {
-    bool finish = false;
-    {
-      absl::MutexLock lock(&mu_);
-      cancelled_ = true;
-      finish = !writing_;
-    }
-    if (finish) FinishOnce(grpc::Status(grpc::StatusCode::CANCELLED, "watch cancelled"));
-  }
-
-  void OnDone() override {
-    {
-      absl::MutexLock lock(&link_->mu);
-      link_->reactor = nullptr;
-    }
-    uint64_t watch_id = 0;
-    {
-      absl::MutexLock lock(&mu_);
-      watch_id = watch_id_;
-    }
-    if (watch_id != 0) scheduler_->Unwatch(watch_id);
-    delete this;
-  }
-
- private:
-  void FinishOnce(const grpc::Status& status) {
-    {
-      absl::MutexLock lock(&mu_);
-      pumping_ = false;
-      if (finished_) return;
-      finished_ = true;
-    }
-    Finish(status);
-  }
-
-  Scheduler* const scheduler_;
-  const std::string sweep_id_;
-  int64_t last_seq_;  // touched only by the (single) pumping thread
-  const std::shared_ptr<Link> link_;
-
-  absl::Mutex mu_;
-  std::deque<v1::SweepEvent> queue_ ABSL_GUARDED_BY(mu_);
-  v1::SweepEvent current_;  // the message being written
-  bool writing_ ABSL_GUARDED_BY(mu_) = false;
-  bool pumping_ ABSL_GUARDED_BY(mu_) = false;
-  bool repump_ ABSL_GUARDED_BY(mu_) = false;
-  bool finished_ ABSL_GUARDED_BY(mu_) = false;
-  bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
-  uint64_t watch_id_ ABSL_GUARDED_BY(mu_) = 0;
-};
 
 // A long-polling AcquireJob. The scheduler calls back exactly once; that call finishes the
 // RPC. A client cancel withdraws the wait, which makes the scheduler call back (empty).
@@ -234,14 +53,7 @@ class AcquireReactor final : public grpc::ServerUnaryReactor {
                                    return;
                                  }
                                  for (Assignment& a : *assignments) {
-                                   v1::Assignment* out = response_->add_assignments();
-                                   out->set_job_id(a.job_id);
-                                   out->set_attempt(a.attempt);
-                                   out->set_sweep_id(a.sweep_id);
-                                   out->set_name(a.name);
-                                   out->set_kind(a.kind);
-                                   out->set_config_json(std::move(a.config_json));
-                                   out->mutable_params()->insert(a.params.begin(), a.params.end());
+                                   ToProto(std::move(a), response_->add_assignments());
                                  }
                                  Finish(grpc::Status::OK);
                                });
@@ -299,97 +111,6 @@ class ArenaMessageAllocator final : public grpc::MessageAllocator<Request, Respo
 };
 
 }  // namespace
-
-void ToProto(const SweepSummary& in, v1::SweepSummary* out) {
-  out->set_sweep_id(in.sweep.sweep_id);
-  out->set_name(in.sweep.name);
-  out->set_created_ms(in.sweep.created_ms);
-  out->set_finished_ms(in.sweep.finished_ms);
-  out->set_total(in.total);
-  out->set_pending(in.pending);
-  out->set_leased(in.leased);
-  out->set_running(in.running);
-  out->set_succeeded(in.succeeded);
-  out->set_failed(in.failed);
-  out->set_cancelled(in.cancelled);
-  out->set_reused(in.reused);
-  out->set_spec_yaml(in.sweep.spec_yaml);
-}
-
-void ToProto(const JobRecord& in, bool include_results, v1::Job* out) {
-  out->set_job_id(in.job_id);
-  out->set_sweep_id(in.sweep_id);
-  out->set_name(in.name);
-  out->set_stage(in.stage);
-  out->set_kind(in.kind);
-  out->set_config_hash(in.config_hash);
-  out->mutable_params()->insert(in.params.begin(), in.params.end());
-  out->set_config_json(in.config_json);
-  for (const std::string& d : in.depends_on) out->add_depends_on(d);
-  out->set_state(ToProto(in.state));
-  out->set_attempt(in.attempt);
-  out->set_max_attempts(in.max_attempts);
-  out->set_worker_id(in.worker_id);
-  out->set_progress(in.progress);
-  out->set_progress_message(in.progress_message);
-  out->set_created_ms(in.created_ms);
-  out->set_started_ms(in.started_ms);
-  out->set_finished_ms(in.finished_ms);
-  out->set_eta_ms(in.eta_ms);
-  out->set_error(in.error);
-  out->set_reused_from(in.reused_from);
-  out->set_log_path(in.log_path);
-  out->set_preemptions(in.preemptions);
-  if (include_results) {
-    out->mutable_metrics()->insert(in.metrics.begin(), in.metrics.end());
-    out->mutable_outputs()->insert(in.outputs.begin(), in.outputs.end());
-  }
-}
-
-void ToProto(const SweepEvent& in, v1::SweepEvent* out) {
-  out->set_seq(in.seq);
-  out->set_time_ms(in.time_ms);
-  out->set_sweep_id(in.sweep_id);
-  out->set_job_id(in.job_id);
-  out->set_state(ToProto(in.state));
-  out->set_attempt(in.attempt);
-  out->set_progress(in.progress);
-  out->set_message(in.message);
-}
-
-absl::StatusOr<ResultsReportRequest> FromProto(const v1::GetResultsRequest& in) {
-  ResultsReportRequest out;
-  out.sweep = in.sweep_id();
-  out.recompute = in.recompute();
-  switch (in.report()) {
-    case v1::RESULTS_REPORT_UNSPECIFIED:
-      out.kind = ResultsReportKind::kComparisonsOnly;
-      break;
-    case v1::RESULTS_REPORT_MAIN_TABLE:
-      out.kind = ResultsReportKind::kMainTable;
-      break;
-    case v1::RESULTS_REPORT_ABLATION_TABLE:
-      out.kind = ResultsReportKind::kAblationTable;
-      break;
-    case v1::RESULTS_REPORT_PHENOMENA_TABLE:
-      out.kind = ResultsReportKind::kPhenomenaTable;
-      break;
-    case v1::RESULTS_REPORT_PLOT:
-      out.kind = ResultsReportKind::kPlot;
-      break;
-    default:
-      return absl::InvalidArgumentError(
-          absl::StrCat("GetResults: unknown report kind ", static_cast<int>(in.report())));
-  }
-  if (!in.format().empty()) {
-    auto format = table::ParseFormat(in.format());
-    if (!format.ok()) return Annotate(format.status(), "--format");
-    out.format = *format;
-  }
-  if (!in.plot_x().empty()) out.options.plot_x_key = in.plot_x();
-  out.options.plot_eval_set = in.plot_eval_set();
-  return out;
-}
 
 CoordinatorService::CoordinatorService(Scheduler* scheduler,
                                        std::shared_ptr<const auth::Authenticator> authenticator,
@@ -486,7 +207,7 @@ grpc::ServerWriteReactor<v1::SweepEvent>* CoordinatorService::WatchSweep(
   } else if (!sweep_id.ok()) {
     reactor->Refuse(rpc::ToGrpcStatus(sweep_id.status()));
   } else {
-    reactor->Pump();
+    reactor->Start();
   }
   return reactor;
 }
@@ -513,18 +234,7 @@ grpc::ServerUnaryReactor* CoordinatorService::ListWorkers(grpc::CallbackServerCo
                                                           const v1::ListWorkersRequest* request,
                                                           v1::ListWorkersResponse* response) {
   if (auto* refused = Refuse(context, "ListWorkers")) return refused;
-  for (const WorkerStatus& w : scheduler_->ListWorkers()) {
-    v1::WorkerInfo* out = response->add_workers();
-    out->set_worker_id(w.worker.worker_id);
-    out->set_name(w.worker.name);
-    out->set_host(w.worker.host);
-    out->set_slots(w.worker.slots);
-    for (const GpuRecord& g : w.worker.gpus) ToProto(g, out->add_gpus());
-    out->set_state(w.worker.state);
-    out->set_last_heartbeat_ms(w.worker.last_heartbeat_ms);
-    for (const JobRef& r : w.running) ToProto(r, out->add_running());
-    out->mutable_labels()->insert(w.worker.labels.begin(), w.worker.labels.end());
-  }
+  for (const WorkerStatus& w : scheduler_->ListWorkers()) ToProto(w, response->add_workers());
   return FinishWith(context, absl::OkStatus());
 }
 
@@ -535,20 +245,7 @@ grpc::ServerUnaryReactor* CoordinatorService::GetJob(grpc::CallbackServerContext
   auto job = scheduler_->GetJob(request->job_id());
   if (!job.ok()) return FinishWith(context, job.status());
   ToProto(job->first, /*include_results=*/true, response->mutable_job());
-  for (const AttemptRecord& a : job->second) {
-    v1::Attempt* out = response->add_attempts();
-    out->set_attempt(a.attempt);
-    out->set_worker_id(a.worker_id);
-    out->set_state(ToProto(a.state));
-    out->set_started_ms(a.started_ms);
-    out->set_finished_ms(a.finished_ms);
-    out->set_error(a.error);
-    out->set_exit_code(a.exit_code);
-    out->set_signal(a.signal);
-    out->set_stderr_tail(a.stderr_tail);
-    out->set_log_path(a.log_path);
-    out->set_preempted(a.preempted);
-  }
+  for (const AttemptRecord& a : job->second) ToProto(a, response->add_attempts());
   return FinishWith(context, absl::OkStatus());
 }
 
@@ -592,19 +289,9 @@ grpc::ServerUnaryReactor* CoordinatorService::RegisterWorker(
                                : !request->host().empty()      ? request->host()
                                                                : request->incarnation_id();
   if (auto* refused = Refuse(context, "RegisterWorker", &claimed)) return refused;
-  WorkerRecord worker;
-  worker.name = request->worker_name();
-  worker.host = request->host();
-  worker.slots = request->slots();
-  for (const v1::GpuInfo& g : request->gpus()) {
-    worker.gpus.push_back(GpuRecord{g.index(), g.name(), g.memory_bytes()});
-  }
-  worker.kinds.assign(request->kinds().begin(), request->kinds().end());
-  worker.incarnation_id = request->incarnation_id();
-  worker.labels.insert(request->labels().begin(), request->labels().end());
   std::vector<JobRef> running;
-  for (const v1::JobRef& r : request->running()) running.push_back(JobRef{r.job_id(), r.attempt()});
-  absl::StatusOr<RegisterResult> result = scheduler_->RegisterWorker(worker, running);
+  for (const v1::JobRef& r : request->running()) running.push_back(FromProto(r));
+  absl::StatusOr<RegisterResult> result = scheduler_->RegisterWorker(FromProto(*request), running);
   if (!result.ok()) return FinishWith(context, result.status());
   response->set_worker_id(result->worker_id);
   response->set_heartbeat_interval_ms(absl::ToInt64Milliseconds(scheduler_->heartbeat_interval()));
@@ -627,10 +314,7 @@ grpc::ServerUnaryReactor* CoordinatorService::Heartbeat(grpc::CallbackServerCont
                                                         v1::HeartbeatResponse* response) {
   if (auto* refused = Refuse(context, "Heartbeat", &request->worker_id())) return refused;
   std::vector<ProgressReport> reports;
-  for (const v1::JobProgress& p : request->jobs()) {
-    reports.push_back(
-        ProgressReport{p.job_id(), p.attempt(), p.progress(), p.message(), p.eta_ms()});
-  }
+  for (const v1::JobProgress& p : request->jobs()) reports.push_back(FromProto(p));
   absl::StatusOr<HeartbeatResult> result =
       scheduler_->Heartbeat(request->worker_id(), request->incarnation_id(), reports);
   if (!result.ok()) return FinishWith(context, result.status());
@@ -643,17 +327,7 @@ grpc::ServerUnaryReactor* CoordinatorService::CompleteJob(grpc::CallbackServerCo
                                                           const v1::CompleteJobRequest* request,
                                                           v1::CompleteJobResponse* response) {
   if (auto* refused = Refuse(context, "CompleteJob", &request->worker_id())) return refused;
-  JobResult result;
-  result.metrics.insert(request->metrics().begin(), request->metrics().end());
-  result.outputs.insert(request->outputs().begin(), request->outputs().end());
-  result.examples.reserve(request->examples_size());
-  for (const v1::ExampleRow& e : request->examples()) {
-    result.examples.push_back(ExampleRow{e.eval_set(), e.variant(), e.question_id(), e.pair_id(),
-                                         e.image(), e.phenomenon(), e.label(), e.margin_original(),
-                                         e.margin_paraphrase()});
-  }
-  result.log_path = request->log_path();
-  result.finished_ms = request->finished_ms();
+  JobResult result = FromProto(*request);
   std::string worker_id = request->worker_id();
   std::string incarnation_id = request->incarnation_id();
   std::string job_id = request->job_id();
@@ -671,21 +345,10 @@ grpc::ServerUnaryReactor* CoordinatorService::FailJob(grpc::CallbackServerContex
                                                       const v1::FailJobRequest* request,
                                                       v1::FailJobResponse* response) {
   if (auto* refused = Refuse(context, "FailJob", &request->worker_id())) return refused;
-  FailureReport report;
-  report.worker_id = request->worker_id();
-  report.incarnation_id = request->incarnation_id();
-  report.job_id = request->job_id();
-  report.attempt = request->attempt();
-  report.error = request->error();
-  report.exit_code = request->exit_code();
-  report.signal = request->signal();
-  report.stderr_tail = request->stderr_tail();
-  report.retryable = request->retryable();
-  report.log_path = request->log_path();
-  report.preempted = request->preempted();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  scheduler_->FailJob(
-      report, [reactor](absl::Status status) { reactor->Finish(rpc::ToGrpcStatus(status)); });
+  scheduler_->FailJob(FromProto(*request), [reactor](absl::Status status) {
+    reactor->Finish(rpc::ToGrpcStatus(status));
+  });
   return reactor;
 }
 

@@ -5,7 +5,8 @@
 //     or wait_ms elapsed) or dropped when the client cancels.
 //   - CompleteJob / FailJob finish once the scheduler reports the write durable.
 //   - WatchSweep streams the sweep's events after `after_seq` (backlog first, then live) and
-//     ends with OK once the sweep is finished and every event was sent.
+//     ends with OK once the sweep is finished and every event was sent (WatchReactor,
+//     coordinator/watch_reactor.h).
 //   - GetResults renders a paper table or the figure (coordinator/analysis/results_report.h)
 //     on the service's ResultsQueue thread, never on a gRPC thread: it reads the database
 //     file through its own read-only connection (and may store the comparisons).
@@ -17,6 +18,8 @@
 // CompleteJob requests (hundreds of example rows each) are parsed into a per-call protobuf
 // arena, freed as soon as the rows are copied into the scheduler's batch.
 //
+// Requests and answers are converted by coordinator/proto_convert.h.
+//
 // Thread-safety: thread-safe (gRPC calls methods concurrently).
 #ifndef PCSWEEP_COORDINATOR_COORDINATOR_SERVICE_H_
 #define PCSWEEP_COORDINATOR_COORDINATOR_SERVICE_H_
@@ -27,6 +30,7 @@
 #include "absl/strings/string_view.h"
 #include "coordinator/analysis/results_report.h"
 #include "coordinator/auth/identity.h"
+#include "coordinator/proto_convert.h"  // for code that takes the conversions from here (CLI)
 #include "coordinator/scheduler.h"
 #include "pcsweep/v1/coordinator.grpc.pb.h"
 
@@ -109,15 +113,6 @@ class CoordinatorService final : public pcsweep::v1::Coordinator::CallbackServic
   // Declared last: destroyed first, running the reports still queued while the rest lives.
   std::unique_ptr<ResultsQueue> results_queue_;  // null without db_path_
 };
-
-// GetResultsRequest -> the report core's request.
-// Possible errors: InvalidArgument naming the bad format or report kind.
-absl::StatusOr<ResultsReportRequest> FromProto(const v1::GetResultsRequest& in);
-
-// Conversions (exposed for tests and for the CLI's --db path).
-void ToProto(const SweepSummary& in, v1::SweepSummary* out);
-void ToProto(const JobRecord& in, bool include_results, v1::Job* out);
-void ToProto(const SweepEvent& in, v1::SweepEvent* out);
 
 }  // namespace pcsweep::coordinator
 
