@@ -1,7 +1,7 @@
 // The logic of the client subcommands of `pcsweep` (submit, status, cancel, retry, workers,
 // logs, results), written against CoordinatorApi so that unit tests drive them with
-// FakeCoordinatorApi. main.cc only parses flags and maps a returned error to one stderr line
-// and exit code 1.
+// FakeCoordinatorApi. sweep_commands.h, inspect_commands.h and results_commands.h only add
+// their flags to CLI11; main.cc maps a returned error to one stderr line and exit code 1.
 //
 // Thread-safety: each function uses only its arguments; call from one thread per stream.
 #ifndef PCSWEEP_TOOLS_CLI_COMMANDS_H_
