@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status/status_macros.h"
 #include "common/table/table.h"
+#include "proto/example_row_convert.h"
 
 namespace pcsweep::coordinator {
 
@@ -173,11 +174,7 @@ JobResult FromProto(const v1::CompleteJobRequest& in) {
   result.metrics.insert(in.metrics().begin(), in.metrics().end());
   result.outputs.insert(in.outputs().begin(), in.outputs().end());
   result.examples.reserve(in.examples_size());
-  for (const v1::ExampleRow& e : in.examples()) {
-    result.examples.push_back(ExampleRow{e.eval_set(), e.variant(), e.question_id(), e.pair_id(),
-                                         e.image(), e.phenomenon(), e.label(), e.margin_original(),
-                                         e.margin_paraphrase()});
-  }
+  for (const v1::ExampleRow& e : in.examples()) result.examples.push_back(proto::FromProto(e));
   result.log_path = in.log_path();
   result.finished_ms = in.finished_ms();
   return result;
