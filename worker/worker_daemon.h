@@ -11,6 +11,10 @@
 // Reports carry the worker id and incarnation of the current registration at send time, so
 // results spooled before a re-registration or by a previous process are re-sent under the
 // current identity; the coordinator fences them by (job_id, attempt).
+// Parts: Registration (registration.h: registering, heartbeats, superseded/forgotten),
+// SlotRunner (slot_runner.h: slots, children, cancel orders, outcomes) and ResultReporter
+// (result_reporter.h: spool, reports, what a refusal means); the daemon owns one of each and
+// runs the leasing thread.
 // Thread-safety: all methods are thread-safe.
 #ifndef PCSWEEP_WORKER_WORKER_DAEMON_H_
 #define PCSWEEP_WORKER_WORKER_DAEMON_H_
