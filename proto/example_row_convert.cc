@@ -15,9 +15,17 @@ void ToProto(const jobfile::ExampleRow& in, v1::ExampleRow* out) {
 }
 
 jobfile::ExampleRow FromProto(const v1::ExampleRow& in) {
-  return jobfile::ExampleRow{in.eval_set(), in.variant(),         in.question_id(),
-                             in.pair_id(),  in.image(),           in.phenomenon(),
-                             in.label(),    in.margin_original(), in.margin_paraphrase()};
+  jobfile::ExampleRow out;
+  out.eval_set = in.eval_set();
+  out.variant = in.variant();
+  out.question_id = in.question_id();
+  out.pair_id = in.pair_id();
+  out.image = in.image();
+  out.phenomenon = in.phenomenon();
+  out.label = in.label();
+  out.margin_original = in.margin_original();
+  out.margin_paraphrase = in.margin_paraphrase();
+  return out;
 }
 
 }  // namespace pcsweep::proto
