@@ -2,15 +2,16 @@
 // its output captured to a log file on disk, its progress lines parsed as they arrive, and
 // its result files (metrics.json, examples.jsonl, outputs.json) read after a clean exit.
 //
-// Child contract. Environment: PCSWEEP_OUTPUT_DIR, PCSWEEP_JOB_ID, PCSWEEP_ATTEMPT,
-// CUDA_VISIBLE_DEVICES (the slot's GPU, "" for CPU slots) and PCSWEEP_PROGRESS_FD, an fd on
-// which the job may write JSON lines {"progress":0.4,"message":"step 40/100","eta_s":12}; the
-// same lines are accepted on stdout when prefixed with "PCSWEEP_PROGRESS ". Kind "command"
-// runs `/bin/sh -c <config.command>`; every other kind runs `<runner_path> run --job
-// <output_dir>/job.json`, job.json holding {job_id, attempt, kind, config, params, output_dir}.
-// After exit 0 the job may leave in its output dir metrics.json, examples.jsonl and
-// outputs.json, read and checked as common/jobfile defines them (example_row.h,
-// result_files.h); a bad or oversized file fails the job for good.
+// Child contract, as common/jobfile defines it. Environment: PCSWEEP_OUTPUT_DIR, PCSWEEP_JOB_ID,
+// PCSWEEP_ATTEMPT (job_envelope.h), CUDA_VISIBLE_DEVICES (the slot's GPU, "" for CPU slots) and
+// PCSWEEP_PROGRESS_FD, an fd on which the job may write progress lines
+// {"progress":0.4,"message":"step 40/100","eta_s":12} (progress_line.h); the same lines are
+// accepted on stdout when prefixed with "PCSWEEP_PROGRESS ". Kind "command" runs
+// `/bin/sh -c <config.command>`; every other kind runs `<runner_path> run --job
+// <output_dir>/job.json`, job.json holding the envelope {job_id, attempt, kind, config, params,
+// output_dir} (job_envelope.h). After exit 0 the job may leave in its output dir metrics.json,
+// examples.jsonl and outputs.json, read and checked as common/jobfile defines them
+// (example_row.h, result_files.h); a bad or oversized file fails the job for good.
 //
 // Ownership: the JobProcess owns the child and its pipes; destroying it while the child runs
 // kills the child's process group. After the main process exits, anything left in its group
@@ -96,8 +97,25 @@ class JobProcess {
   const std::string& log_path() const { return log_path_; }
 
  private:
+  struct CapturedOutput;  // what Wait() has read from the child so far (job_process.cc)
+
   JobProcess() = default;
-  void HandleProgressLine(const std::string& line);
+
+  // Steps of Wait(). Sends SIGKILL to the group once Cancel()'s grace has run out; returns
+  // when the next poll must wake up (after the exit, at `drain_deadline` at the latest).
+  absl::Time EnforceKillDeadline(absl::Time drain_deadline) ABSL_LOCKS_EXCLUDED(mu_);
+  // Waits until `wake_at` for output or a Cancel(), and reads what has come.
+  void PollPipes(absl::Time wake_at, CapturedOutput* captured);
+  // One read from `*fd` (one of the output pipes) into the log and `captured`; closes it at EOF.
+  void Pump(int* fd, CapturedOutput* captured);
+  // Whether the child has exited (then reaped, its status in `*wait_status`, and its group
+  // killed).
+  bool ReapIfExited(int* wait_status) ABSL_LOCKS_EXCLUDED(mu_);
+  // The outcome of the reaped child, with its result files after a clean exit.
+  JobOutcome OutcomeOf(int wait_status, std::string stderr_tail) const ABSL_LOCKS_EXCLUDED(mu_);
+
+  void HandleStdoutLine(const std::string& line);
+  void HandleProgressLine(const std::string& line) ABSL_LOCKS_EXCLUDED(mu_);
   void CollectResults(JobOutcome* outcome) const;
 
   JobLaunch launch_;

@@ -1,5 +1,6 @@
 // Fuzz target: a job file as pcsweep-run reads it (`pcsweep-run run --job FILE`): the JSON
-// envelope and kind dispatch of jobs/job_registry, then the typed settings every ML kind
+// envelope (common/jobfile/job_envelope.h; what RunJobFile hands a kind must read again as the
+// same envelope) and kind dispatch of jobs/job_registry, then the typed settings every ML kind
 // reads through JobSettings (numbers, integers with ranges, strings, booleans, nested
 // objects, layer ranges and LoRA target lists, the unknown-key check). The kinds' own
 // readers need the engine and are covered by jobs_test. An accepted value must lie in the
@@ -8,18 +9,20 @@
 #include <cstdlib>
 #include <string>
 
+#include "common/jobfile/job_envelope.h"
 #include "common/testing/fuzz_input.h"
 #include "experiments/engine/lora_config.h"
-#include "experiments/jobs/job_settings.h"
 #include "experiments/jobs/job_registry.h"
+#include "experiments/jobs/job_settings.h"
 
 namespace {
 
 using pcsweep::jobs::JobSettings;
 
 absl::Status ReadSettingsLikeAKind(const nlohmann::json& job) {
-  const nlohmann::json config = job.contains("config") ? job["config"] : nlohmann::json::object();
-  JobSettings settings(config, "config");
+  auto envelope = pcsweep::jobfile::JobEnvelopeFromJson(job, "job");
+  if (!envelope.ok() || pcsweep::jobfile::JobEnvelopeToJson(*envelope) != job) std::abort();
+  JobSettings settings(pcsweep::jobfile::ConfigWithParams(*envelope), "config");
   if (auto threads = settings.Integer("threads", 0, 0, 1024); threads.ok()) {
     if (*threads < 0 || *threads > 1024) std::abort();
   }

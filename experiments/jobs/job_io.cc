@@ -14,6 +14,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/fileio/durable_rename.h"
+#include "common/jobfile/job_envelope.h"
+#include "common/jobfile/progress_line.h"
 #include "common/status/status_macros.h"
 #include "experiments/data/loaders.h"
 #include "experiments/data/selection.h"
@@ -27,20 +29,12 @@ using nlohmann::json;
 constexpr int64_t kMaxCount = int64_t{1} << 40;
 
 absl::StatusOr<JobContext> ReadJob(const json& job) {
+  PCSWEEP_ASSIGN_OR_RETURN(jobfile::JobEnvelope envelope, jobfile::JobEnvelopeFromJson(job, "job"));
   JobContext ctx;
-  ctx.kind = job.value("kind", "");
-  json config = job.contains("config") && !job["config"].is_null() ? job["config"] : json::object();
-  if (!config.is_object()) return absl::InvalidArgumentError("job: \"config\" must be an object");
-  // Grid values the spec did not place into the config.
-  if (job.contains("params") && job["params"].is_object()) {
-    for (const auto& [key, value] : job["params"].items()) {
-      if (!config.contains(key)) config[key] = value;
-    }
-  }
-  ctx.config = JobSettings(config, "config");
-  if (job.contains("output_dir") && job["output_dir"].is_string()) {
-    ctx.output_dir = job["output_dir"].get<std::string>();
-  } else if (const char* env = std::getenv("PCSWEEP_OUTPUT_DIR"); env != nullptr) {
+  ctx.kind = envelope.kind;
+  ctx.config = JobSettings(jobfile::ConfigWithParams(envelope), "config");
+  ctx.output_dir = envelope.output_dir;
+  if (const char* env = std::getenv(jobfile::kOutputDirEnv); ctx.output_dir.empty() && env) {
     ctx.output_dir = env;
   }
   if (ctx.output_dir.empty()) {
@@ -56,7 +50,7 @@ absl::StatusOr<JobContext> ReadJob(const json& job) {
 
 Progress::Progress(std::string kind, bool log_every_report)
     : kind_(std::move(kind)), log_every_report_(log_every_report) {
-  if (const char* env = std::getenv("PCSWEEP_PROGRESS_FD"); env != nullptr) {
+  if (const char* env = std::getenv(jobfile::kProgressFdEnv); env != nullptr) {
     int fd = -1;
     if (absl::SimpleAtoi(env, &fd) && fd >= 0) fd_ = fd;
   }
@@ -64,10 +58,12 @@ Progress::Progress(std::string kind, bool log_every_report)
 
 void Progress::Report(double fraction, const std::string& message, double eta_s, bool force_log) {
   fraction = std::clamp(fraction, 0.0, 1.0);
-  json line = {{"progress", fraction}, {"message", message}};
-  if (eta_s > 0) line["eta_s"] = static_cast<int64_t>(eta_s + 0.5);
   if (fd_ >= 0) {
-    const std::string text = line.dump() + "\n";
+    jobfile::ProgressLine line;
+    line.progress = fraction;
+    line.message = message;
+    line.eta_s = eta_s;  // left out unless over 0
+    const std::string text = jobfile::ProgressLineToJson(line) + "\n";
     if (::write(fd_, text.data(), text.size()) < 0) fd_ = -1;  // the reader is gone: keep running
   }
   const auto now = std::chrono::steady_clock::now();

@@ -1,5 +1,6 @@
 // The file contract every `pcsweep-run run --job` kind shares (experiments/jobs/README.md):
-// reading the job envelope, progress lines on $PCSWEEP_PROGRESS_FD, thread settings, the
+// reading the job envelope and writing progress lines on $PCSWEEP_PROGRESS_FD (both as
+// common/jobfile defines them: job_envelope.h, progress_line.h), thread settings, the
 // prompt template, writing examples/outputs/metrics atomically, and the facade that turns
 // any exception of a job into a Status. Used by experiments/jobs and experiments/sae.
 //
@@ -31,12 +32,13 @@ struct JobContext {
 };
 
 // The job's kind, its settings (`config`, with `params` filling absent keys) and its output
-// folder (`output_dir`, else $PCSWEEP_OUTPUT_DIR), which is created.
-// Possible errors: InvalidArgument (config not an object, no output folder), Internal (the
-// folder cannot be created).
+// folder (`output_dir`, else $PCSWEEP_OUTPUT_DIR), which is created; `job` is the envelope
+// (jobfile::JobEnvelopeToJson).
+// Possible errors: InvalidArgument "job: ..." (no string kind, config not an object, no output
+// folder), Internal (the folder cannot be created).
 absl::StatusOr<JobContext> ReadJob(const nlohmann::json& job);
 
-// JSON progress lines on $PCSWEEP_PROGRESS_FD (worker/job_process.h) and a human line on
+// Progress lines on $PCSWEEP_PROGRESS_FD (common/jobfile/progress_line.h) and a human line on
 // stderr: every report with `log_every_report`, else at most every few seconds unless forced.
 class Progress {
  public:

@@ -6,6 +6,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/jobfile/job_envelope.h"
+#include "common/status/status_macros.h"
 
 namespace pcsweep::jobs {
 namespace {
@@ -35,24 +37,16 @@ absl::Status RunJobFile(const std::string& path) {
   if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot read job file"));
   std::stringstream ss;
   ss << in.rdbuf();
-  nlohmann::json job;
-  try {
-    job = nlohmann::json::parse(ss.str());
-  } catch (const nlohmann::json::exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": not valid JSON: ", e.what()));
-  }
-  if (!job.is_object() || !job.contains("kind") || !job["kind"].is_string()) {
-    return absl::InvalidArgumentError(absl::StrCat(path, ": job needs a string \"kind\""));
-  }
-  const std::string kind = job["kind"].get<std::string>();
-  auto it = Handlers().find(kind);
+  PCSWEEP_ASSIGN_OR_RETURN(jobfile::JobEnvelope envelope,
+                           jobfile::ParseJobEnvelope(path, ss.str()));
+  auto it = Handlers().find(envelope.kind);
   if (it == Handlers().end()) {
     const auto known = RegisteredJobKinds();
     return absl::InvalidArgumentError(
-        absl::StrCat(path, ": unknown job kind '", kind,
+        absl::StrCat(path, ": unknown job kind '", envelope.kind,
                      "' (known: ", known.empty() ? "none yet" : absl::StrJoin(known, ", "), ")"));
   }
-  return it->second(job);
+  return it->second(jobfile::JobEnvelopeToJson(envelope));
 }
 
 }  // namespace pcsweep::jobs

@@ -1,8 +1,8 @@
-// `pcsweep-run run --job FILE`: reads a job file (JSON: {"kind": ..., "config": {...}, ...})
-// and dispatches on its kind to a handler registered by the ML job kinds (issue 4). The
-// registry is filled by pcsweep-run (experiments/runner, the only part above the job kinds)
-// through jobs::RegisterTrainJobKinds and sae::RegisterSaeJobKinds; the kinds it must hold
-// are common/jobfile's kJobKinds but `command`.
+// `pcsweep-run run --job FILE`: reads a job file (the envelope of common/jobfile/job_envelope.h,
+// {"kind": ..., "config": {...}, ...}) and dispatches on its kind to a handler registered by
+// the ML job kinds (issue 4). The registry is filled by pcsweep-run (experiments/runner, the
+// only part above the job kinds) through jobs::RegisterTrainJobKinds and
+// sae::RegisterSaeJobKinds; the kinds it must hold are common/jobfile's kJobKinds but `command`.
 // Thread-safety: register handlers before dispatching (at startup); dispatch is read-only.
 #ifndef PCSWEEP_EXPERIMENTS_JOBS_JOB_REGISTRY_H_
 #define PCSWEEP_EXPERIMENTS_JOBS_JOB_REGISTRY_H_
@@ -16,7 +16,7 @@
 
 namespace pcsweep::jobs {
 
-// Receives the whole job JSON.
+// Receives the whole job envelope as JSON (jobfile::JobEnvelopeToJson).
 using JobHandler = std::function<absl::Status(const nlohmann::json& job)>;
 
 // Possible errors: AlreadyExists when `kind` is taken.
@@ -24,8 +24,9 @@ absl::Status RegisterJobKind(const std::string& kind, JobHandler handler);
 std::vector<std::string> RegisteredJobKinds();
 
 // Possible errors: NotFound / InvalidArgument "<file>: ..." for an unreadable or malformed job
-// file or a missing "kind"; InvalidArgument "<file>: unknown job kind 'x' (known: ...)";
-// whatever the handler returns.
+// file (jobfile::ParseJobEnvelope: not JSON, no string "kind", a "config" that is not an
+// object); InvalidArgument "<file>: unknown job kind 'x' (known: ...)"; whatever the handler
+// returns.
 absl::Status RunJobFile(const std::string& path);
 
 }  // namespace pcsweep::jobs
