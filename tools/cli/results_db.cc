@@ -1,7 +1,7 @@
 #include "tools/cli/results_db.h"
 
 #include "common/status/status_macros.h"
-#include "coordinator/coordinator_service.h"
+#include "coordinator/proto_convert.h"
 #include "coordinator/store/store_reader.h"
 #include "tools/cli/format.h"
 
