@@ -196,4 +196,29 @@ FailureReport FromProto(const v1::FailJobRequest& in) {
   return report;
 }
 
+v1::ResultsReport ToProto(ResultsReportKind kind) {
+  switch (kind) {
+    case ResultsReportKind::kComparisonsOnly:
+      return v1::RESULTS_REPORT_UNSPECIFIED;
+    case ResultsReportKind::kMainTable:
+      return v1::RESULTS_REPORT_MAIN_TABLE;
+    case ResultsReportKind::kAblationTable:
+      return v1::RESULTS_REPORT_ABLATION_TABLE;
+    case ResultsReportKind::kPhenomenaTable:
+      return v1::RESULTS_REPORT_PHENOMENA_TABLE;
+    case ResultsReportKind::kPlot:
+      return v1::RESULTS_REPORT_PLOT;
+  }
+  return v1::RESULTS_REPORT_UNSPECIFIED;
+}
+
+void ToProto(const ResultsReportRequest& in, v1::GetResultsRequest* out) {
+  out->set_sweep_id(in.sweep);
+  out->set_report(ToProto(in.kind));
+  out->set_format(table::FormatName(in.format));
+  out->set_recompute(in.recompute);
+  out->set_plot_x(in.options.plot_x_key);
+  out->set_plot_eval_set(in.options.plot_eval_set);
+}
+
 }  // namespace pcsweep::coordinator

@@ -2,7 +2,8 @@
 // request and result structs in coordinator/scheduler.h, the results report request in
 // coordinator/analysis/results_report.h) and the pcsweep.v1 protos of the Coordinator
 // service. Used by CoordinatorService (both directions), its WatchSweep reactor (events) and
-// the CLI's --db path (tools/cli/results_db.cc renders a database like GetSweep does).
+// the CLI: its --db path (tools/cli/results_db.cc renders a database like GetSweep does) and
+// its GetResults requests (tools/cli/results_tables.cc).
 //
 // ToProto(in, out) fills the fields of `*out` that the domain type has and leaves the others
 // as they are (callers pass a fresh or `add_*()`ed message); `out` is not owned. FromProto
@@ -54,6 +55,12 @@ ProgressReport FromProto(const v1::JobProgress& in);
 // request: the scheduler takes them as separate arguments).
 JobResult FromProto(const v1::CompleteJobRequest& in);
 FailureReport FromProto(const v1::FailJobRequest& in);
+
+// --- Domain -> proto (the requests the CLI sends) -----------------------------------------
+
+v1::ResultsReport ToProto(ResultsReportKind kind);
+// The inverse of FromProto(v1::GetResultsRequest): the format goes by its table::FormatName.
+void ToProto(const ResultsReportRequest& in, v1::GetResultsRequest* out);
 
 }  // namespace pcsweep::coordinator
 

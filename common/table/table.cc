@@ -12,28 +12,6 @@
 namespace pcsweep::table {
 namespace {
 
-// Display width in UTF-8 code points: continuation bytes (10xxxxxx) do not advance.
-size_t DisplayWidth(absl::string_view text) {
-  size_t width = 0;
-  for (unsigned char c : text) {
-    if ((c & 0xC0) != 0x80) ++width;
-  }
-  return width;
-}
-
-std::string Pad(absl::string_view text, size_t width, Align align) {
-  const size_t fill = width > DisplayWidth(text) ? width - DisplayWidth(text) : 0;
-  switch (align) {
-    case Align::kLeft:
-      return absl::StrCat(text, std::string(fill, ' '));
-    case Align::kRight:
-      return absl::StrCat(std::string(fill, ' '), text);
-    case Align::kCenter:
-      return absl::StrCat(std::string(fill / 2, ' '), text, std::string(fill - fill / 2, ' '));
-  }
-  return std::string(text);
-}
-
 std::string RightTrim(std::string line) {
   while (!line.empty() && line.back() == ' ') line.pop_back();
   return line;
@@ -57,6 +35,32 @@ const char* AlignName(Align align) {
 }
 
 }  // namespace
+
+size_t DisplayWidth(absl::string_view text) {
+  size_t width = 0;
+  for (unsigned char c : text) {
+    if ((c & 0xC0) != 0x80) ++width;
+  }
+  return width;
+}
+
+std::string PadToWidth(absl::string_view text, size_t width, Align align) {
+  const size_t fill = width > DisplayWidth(text) ? width - DisplayWidth(text) : 0;
+  switch (align) {
+    case Align::kLeft:
+      return absl::StrCat(text, std::string(fill, ' '));
+    case Align::kRight:
+      return absl::StrCat(std::string(fill, ' '), text);
+    case Align::kCenter:
+      return absl::StrCat(std::string(fill / 2, ' '), text, std::string(fill - fill / 2, ' '));
+  }
+  return std::string(text);
+}
+
+std::string CsvField(absl::string_view text) {
+  if (text.find_first_of(",\"\r\n") == absl::string_view::npos) return std::string(text);
+  return absl::StrCat("\"", absl::StrReplaceAll(text, {{"\"", "\"\""}}), "\"");
+}
 
 absl::StatusOr<Table> Table::Create(std::string title, std::vector<Column> columns) {
   if (columns.empty()) return absl::InvalidArgumentError("table '" + title + "' has no columns");
@@ -94,6 +98,22 @@ absl::StatusOr<Format> ParseFormat(absl::string_view name) {
       "unknown table format '", name, "' (expected text, markdown, csv, latex or json)"));
 }
 
+const char* FormatName(Format format) {
+  switch (format) {
+    case Format::kText:
+      return "text";
+    case Format::kMarkdown:
+      return "markdown";
+    case Format::kCsv:
+      return "csv";
+    case Format::kLatex:
+      return "latex";
+    case Format::kJson:
+      return "json";
+  }
+  return "text";
+}
+
 std::string RenderText(const Table& table) {
   const auto& columns = table.columns();
   std::vector<size_t> widths(columns.size());
@@ -107,7 +127,7 @@ std::string RenderText(const Table& table) {
     std::vector<std::string> padded;
     for (size_t c = 0; c < cells.size(); ++c) {
       // Headers follow their column's alignment so numbers and titles line up.
-      padded.push_back(Pad(OneLine(cells[c]), widths[c], columns[c].align));
+      padded.push_back(PadToWidth(OneLine(cells[c]), widths[c], columns[c].align));
     }
     return RightTrim(absl::StrJoin(padded, "  ")) + "\n";
   };
@@ -160,13 +180,9 @@ std::string RenderMarkdown(const Table& table) {
 }
 
 std::string RenderCsv(const Table& table) {
-  auto field = [](const std::string& text) {
-    if (text.find_first_of(",\"\r\n") == std::string::npos) return text;
-    return absl::StrCat("\"", absl::StrReplaceAll(text, {{"\"", "\"\""}}), "\"");
-  };
-  auto record = [&](const std::vector<std::string>& cells) {
+  auto record = [](const std::vector<std::string>& cells) {
     std::vector<std::string> fields;
-    for (const std::string& c : cells) fields.push_back(field(c));
+    for (const std::string& c : cells) fields.push_back(CsvField(c));
     return absl::StrJoin(fields, ",") + "\r\n";
   };
   std::vector<std::string> headers;

@@ -1,5 +1,7 @@
 // A paper-ready table (title, aligned columns, rows of text cells, footnotes) and its
 // renderings: plain text for terminals, Markdown, CSV (RFC 4180), a LaTeX `tabular`, JSON.
+// The CLI's listings (rows of records, as scripts read them) are listing.h; both share the
+// text helpers at the end of this header.
 //
 // Cells are already-formatted text: the producer decides digits and units, the renderer only
 // lays them out and escapes them for the target format. The one format-aware substitution is
@@ -56,6 +58,8 @@ enum class Format { kText, kMarkdown, kCsv, kLatex, kJson };
 // "text" | "markdown" (or "md") | "csv" | "latex" (or "tex") | "json".
 // Possible errors: InvalidArgument naming the bad value and the accepted ones.
 absl::StatusOr<Format> ParseFormat(absl::string_view name);
+// The name ParseFormat reads back: "text", "markdown", "csv", "latex" or "json".
+const char* FormatName(Format format);
 
 // Title line, header, a dashed rule, rows, then notes; columns padded to their widest cell
 // (width counted in UTF-8 code points) and separated by two spaces. Trailing spaces trimmed.
@@ -78,6 +82,18 @@ std::string Render(const Table& table, Format format);
 
 // LaTeX-escapes one cell (exposed for tests and callers that build captions).
 std::string EscapeLatex(absl::string_view text);
+
+// --- Text helpers shared by the renderers -------------------------------------------------
+
+// Width in terminal columns, counted in UTF-8 code points: continuation bytes (10xxxxxx) take
+// no column (wide and combining characters are not told apart).
+size_t DisplayWidth(absl::string_view text);
+// `text` filled with spaces to `width` columns on the side(s) `align` says (centred: the odd
+// space goes right); text already that wide comes back as it is.
+std::string PadToWidth(absl::string_view text, size_t width, Align align);
+// One CSV field: as it is, or, when it holds a comma, quote, CR or LF, in double quotes with
+// inner quotes doubled (RFC 4180).
+std::string CsvField(absl::string_view text);
 
 }  // namespace pcsweep::table
 

@@ -141,6 +141,23 @@ TEST(Table, RejectsMalformedInput) {
   EXPECT_THAT(std::string(status.message()), testing::HasSubstr("row 1 has 1 cells, expected 2"));
 }
 
+TEST(Table, FormatNamesReadBack) {
+  for (Format format :
+       {Format::kText, Format::kMarkdown, Format::kCsv, Format::kLatex, Format::kJson}) {
+    EXPECT_EQ(*ParseFormat(FormatName(format)), format) << FormatName(format);
+  }
+}
+
+TEST(Table, TextHelpers) {
+  EXPECT_EQ(DisplayWidth("\xc3\xa9t\xc3\xa9"), 3u);
+  EXPECT_EQ(PadToWidth("ab", 5, Align::kLeft), "ab   ");
+  EXPECT_EQ(PadToWidth("ab", 5, Align::kRight), "   ab");
+  EXPECT_EQ(PadToWidth("ab", 5, Align::kCenter), " ab  ");
+  EXPECT_EQ(PadToWidth("abcdef", 5, Align::kRight), "abcdef");
+  EXPECT_EQ(CsvField("plain"), "plain");
+  EXPECT_EQ(CsvField("a\rb"), "\"a\rb\"");
+}
+
 TEST(Table, ParsesFormats) {
   EXPECT_EQ(*ParseFormat("md"), Format::kMarkdown);
   EXPECT_EQ(*ParseFormat("latex"), Format::kLatex);

@@ -92,7 +92,7 @@ absl::Status RunStatus(CoordinatorApi& api, const std::string& sweep_id, bool js
     } else if (sweeps.sweeps().empty()) {
       out << "no sweeps\n";
     } else {
-      out << RenderTable(SweepListTable(sweeps, clock.Now()), TableFormat::kText);
+      out << table::RenderListing(SweepListTable(sweeps, clock.Now()), table::ListingFormat::kText);
     }
     return absl::OkStatus();
   }
@@ -187,13 +187,14 @@ absl::Status RunRetry(CoordinatorApi& api, const std::string& sweep_id, std::ost
   return absl::OkStatus();
 }
 
-absl::Status RunWorkers(CoordinatorApi& api, TableFormat format, Clock& clock, std::ostream& out) {
+absl::Status RunWorkers(CoordinatorApi& api, table::ListingFormat format, Clock& clock,
+                        std::ostream& out) {
   PCSWEEP_ASSIGN_OR_RETURN(v1::ListWorkersResponse workers, api.ListWorkers());
-  if (workers.workers().empty() && format == TableFormat::kText) {
+  if (workers.workers().empty() && format == table::ListingFormat::kText) {
     out << "no workers\n";
     return absl::OkStatus();
   }
-  out << RenderTable(WorkersTable(workers, clock.Now()), format);
+  out << table::RenderListing(WorkersTable(workers, clock.Now()), format);
   return absl::OkStatus();
 }
 
@@ -216,13 +217,13 @@ absl::Status RunLogs(CoordinatorApi& api, const std::string& job_id, std::ostrea
   return absl::OkStatus();
 }
 
-absl::Status RunResults(CoordinatorApi& api, const std::string& sweep_id, TableFormat format,
-                        std::ostream& out) {
+absl::Status RunResults(CoordinatorApi& api, const std::string& sweep_id,
+                        table::ListingFormat format, std::ostream& out) {
   v1::GetSweepRequest request;
   request.set_sweep_id(sweep_id);
   request.set_include_metrics(true);
   PCSWEEP_ASSIGN_OR_RETURN(v1::GetSweepResponse sweep, api.GetSweep(request));
-  out << RenderTable(ResultsTable(sweep), format);
+  out << table::RenderListing(ResultsTable(sweep), format);
   return absl::OkStatus();
 }
 

@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "common/clock/clock.h"
+#include "common/table/listing.h"
 #include "tools/cli/client.h"
 #include "tools/cli/format.h"
 
@@ -61,7 +62,8 @@ absl::Status RunCancel(CoordinatorApi& api, const std::string& sweep_id, std::os
 absl::Status RunRetry(CoordinatorApi& api, const std::string& sweep_id, std::ostream& out);
 
 // `workers`: the worker table. Possible errors: CoordinatorApi's.
-absl::Status RunWorkers(CoordinatorApi& api, TableFormat format, Clock& clock, std::ostream& out);
+absl::Status RunWorkers(CoordinatorApi& api, table::ListingFormat format, Clock& clock,
+                        std::ostream& out);
 
 // `logs JOB`: attempts, stderr tails, then the log file of the latest attempt when this machine
 // can read it (the last `max_log_bytes` of it), else a note saying where it lives.
@@ -71,8 +73,8 @@ absl::Status RunLogs(CoordinatorApi& api, const std::string& job_id, std::ostrea
 
 // `results SWEEP`: one row per cell (params + metrics) in `format`.
 // Possible errors: NotFound (unknown sweep) and CoordinatorApi's errors.
-absl::Status RunResults(CoordinatorApi& api, const std::string& sweep_id, TableFormat format,
-                        std::ostream& out);
+absl::Status RunResults(CoordinatorApi& api, const std::string& sweep_id,
+                        table::ListingFormat format, std::ostream& out);
 
 // Reads the last `max_bytes` of a local file; nullopt-like NotFound when it is not readable.
 absl::StatusOr<std::string> ReadFileTail(const std::string& path, size_t max_bytes);

@@ -208,7 +208,7 @@ TEST(ResultsTest, PrintsOneRowPerCellInEachFormat) {
   FakeCoordinatorApi api;
   api.sweeps = {Sweep("s1", 3, 3, 0)};
   std::ostringstream csv;
-  ASSERT_TRUE(RunResults(api, "s1", TableFormat::kCsv, csv).ok());
+  ASSERT_TRUE(RunResults(api, "s1", table::ListingFormat::kCsv, csv).ok());
   EXPECT_EQ(csv.str(),
             "job,x,state,value\n"
             "smoke[x=0],0,succeeded,0\n"

@@ -8,17 +8,15 @@
 #include <map>
 #include <set>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "absl/strings/str_replace.h"
-#include "nlohmann/json.hpp"
 
 namespace pcsweep::cli {
 namespace {
 
 namespace v1 = ::pcsweep::v1;
+using ::pcsweep::table::ListingCell;
 
 absl::Time FromMs(int64_t ms) { return absl::FromUnixMillis(ms); }
 
@@ -27,125 +25,12 @@ bool IsFinished(v1::JobState state) {
          state == v1::JOB_STATE_CANCELLED;
 }
 
-std::string CsvField(const std::string& text) {
-  if (text.find_first_of(",\"\n\r") == std::string::npos) return text;
-  return absl::StrCat("\"", absl::StrReplaceAll(text, {{"\"", "\"\""}}), "\"");
-}
-
-std::string MarkdownField(const std::string& text) {
-  return absl::StrReplaceAll(text, {{"|", "\\|"}, {"\n", " "}});
-}
-
-// Width in terminal columns: UTF-8 continuation bytes take no column.
-size_t DisplayWidth(const std::string& text) {
-  size_t width = 0;
-  for (unsigned char c : text) width += (c & 0xC0) != 0x80;
-  return width;
-}
-
 std::string FormatTimeAgo(int64_t ms, absl::Time now) {
   if (ms <= 0) return "never";
   return absl::StrCat(HumanDuration(now - FromMs(ms), /*dash_if_zero=*/false), " ago");
 }
 
 }  // namespace
-
-absl::StatusOr<TableFormat> ParseTableFormat(absl::string_view name) {
-  const std::string lower = absl::AsciiStrToLower(name);
-  if (lower == "table" || lower == "text") return TableFormat::kText;
-  if (lower == "csv") return TableFormat::kCsv;
-  if (lower == "json") return TableFormat::kJson;
-  if (lower == "markdown" || lower == "md") return TableFormat::kMarkdown;
-  return absl::InvalidArgumentError(
-      absl::StrCat("unknown format '", name, "' (expected table, csv, json or markdown)"));
-}
-
-Cell Cell::Number(double value) {
-  Cell cell;
-  cell.number = value;
-  if (std::isfinite(value) && value == std::floor(value) && std::fabs(value) < 1e15) {
-    cell.text = absl::StrFormat("%.0f", value);
-  } else {
-    // Shortest representation that round-trips, capped at 6 significant digits for reading.
-    cell.text = absl::StrFormat("%.6g", value);
-  }
-  return cell;
-}
-
-std::string RenderTable(const Table& table, TableFormat format) {
-  const size_t n = table.columns.size();
-  auto cell_at = [&](const std::vector<Cell>& row, size_t i) -> const std::string& {
-    static const std::string kEmpty;
-    return i < row.size() ? row[i].text : kEmpty;
-  };
-  std::string out;
-  switch (format) {
-    case TableFormat::kText: {
-      std::vector<size_t> widths(n);
-      for (size_t i = 0; i < n; ++i) widths[i] = DisplayWidth(table.columns[i]);
-      for (const auto& row : table.rows) {
-        for (size_t i = 0; i < n; ++i)
-          widths[i] = std::max(widths[i], DisplayWidth(cell_at(row, i)));
-      }
-      auto line = [&](auto text_of) {
-        std::string l;
-        for (size_t i = 0; i < n; ++i) {
-          const std::string text = text_of(i);
-          l += text;
-          if (i + 1 < n) l += std::string(widths[i] - DisplayWidth(text) + 2, ' ');
-        }
-        absl::StrAppend(&out, absl::StripTrailingAsciiWhitespace(l), "\n");
-      };
-      line([&](size_t i) { return table.columns[i]; });
-      line([&](size_t i) { return std::string(widths[i], '-'); });
-      for (const auto& row : table.rows) line([&](size_t i) { return cell_at(row, i); });
-      break;
-    }
-    case TableFormat::kCsv: {
-      std::vector<std::string> fields;
-      for (const auto& column : table.columns) fields.push_back(CsvField(column));
-      absl::StrAppend(&out, absl::StrJoin(fields, ","), "\n");
-      for (const auto& row : table.rows) {
-        fields.clear();
-        for (size_t i = 0; i < n; ++i) fields.push_back(CsvField(cell_at(row, i)));
-        absl::StrAppend(&out, absl::StrJoin(fields, ","), "\n");
-      }
-      break;
-    }
-    case TableFormat::kJson: {
-      nlohmann::ordered_json rows = nlohmann::ordered_json::array();
-      for (const auto& row : table.rows) {
-        nlohmann::ordered_json object = nlohmann::ordered_json::object();
-        for (size_t i = 0; i < n; ++i) {
-          if (i < row.size() && row[i].number.has_value() && std::isfinite(*row[i].number)) {
-            object[table.columns[i]] = *row[i].number;
-          } else if (i < row.size() && !row[i].text.empty()) {
-            object[table.columns[i]] = row[i].text;
-          } else {
-            object[table.columns[i]] = nullptr;
-          }
-        }
-        rows.push_back(std::move(object));
-      }
-      absl::StrAppend(&out, rows.dump(2), "\n");
-      break;
-    }
-    case TableFormat::kMarkdown: {
-      std::vector<std::string> fields;
-      for (const auto& column : table.columns) fields.push_back(MarkdownField(column));
-      absl::StrAppend(&out, "| ", absl::StrJoin(fields, " | "), " |\n");
-      absl::StrAppend(&out, "|", std::string(),
-                      absl::StrJoin(std::vector<std::string>(n, "---"), "|"), "|\n");
-      for (const auto& row : table.rows) {
-        fields.clear();
-        for (size_t i = 0; i < n; ++i) fields.push_back(MarkdownField(cell_at(row, i)));
-        absl::StrAppend(&out, "| ", absl::StrJoin(fields, " | "), " |\n");
-      }
-      break;
-    }
-  }
-  return out;
-}
 
 std::string ProgressBar(double progress, int width) {
   if (!std::isfinite(progress)) progress = 0;
@@ -232,22 +117,22 @@ std::string FormatSweepStatus(const v1::GetSweepResponse& sweep, absl::Time now)
   std::string out = FormatSweepSummaryLine(sweep.summary(), now);
   if (auto eta = SweepEta(sweep, now)) absl::StrAppend(&out, " | ETA ", HumanDuration(*eta));
   absl::StrAppend(&out, "\n\n");
-  Table table;
-  table.columns = {"job", "state", "attempt", "worker", "progress", "elapsed", "eta"};
+  table::Listing listing;
+  listing.columns = {"job", "state", "attempt", "worker", "progress", "elapsed", "eta"};
   std::vector<const v1::Job*> failed;
   for (const auto& job : sweep.jobs()) {
     std::string state = StateName(job.state());
     if (!job.reused_from().empty()) state = "reused";
     const double progress = job.state() == v1::JOB_STATE_SUCCEEDED ? 1.0 : job.progress();
     const auto eta = JobEta(job, now);
-    table.rows.push_back(
+    listing.rows.push_back(
         {job.name(), state,
          progress::AttemptsText(job.attempt(), job.preemptions(), job.max_attempts()),
          job.worker_id().empty() ? "-" : job.worker_id(), ProgressBar(progress),
          HumanDuration(JobElapsed(job, now)), eta ? HumanDuration(*eta, false) : "-"});
     if (job.state() == v1::JOB_STATE_FAILED && !job.error().empty()) failed.push_back(&job);
   }
-  absl::StrAppend(&out, RenderTable(table, TableFormat::kText));
+  absl::StrAppend(&out, table::RenderListing(listing, table::ListingFormat::kText));
   for (const v1::Job* job : failed) {
     absl::StrAppend(&out, "\n", job->name(), " (", job->job_id(),
                     ") failed: ", TerminalSafe(job->error()), "\n");
@@ -255,37 +140,37 @@ std::string FormatSweepStatus(const v1::GetSweepResponse& sweep, absl::Time now)
   return out;
 }
 
-Table SweepListTable(const v1::ListSweepsResponse& sweeps, absl::Time now) {
-  Table table;
-  table.columns = {"sweep",   "name",   "jobs",      "succeeded", "reused",
-                   "running", "failed", "cancelled", "state",     "age"};
+table::Listing SweepListTable(const v1::ListSweepsResponse& sweeps, absl::Time now) {
+  table::Listing listing;
+  listing.columns = {"sweep",   "name",   "jobs",      "succeeded", "reused",
+                     "running", "failed", "cancelled", "state",     "age"};
   for (const auto& s : sweeps.sweeps()) {
     const bool finished = s.finished_ms() > 0;
     std::string state =
         finished ? (s.failed() > 0 ? "finished with failures" : "finished") : "active";
-    table.rows.push_back({s.sweep_id(), s.name(), Cell::Number(s.total()),
-                          Cell::Number(s.succeeded()), Cell::Number(s.reused()),
-                          Cell::Number(s.running() + s.leased()), Cell::Number(s.failed()),
-                          Cell::Number(s.cancelled()), state,
-                          s.created_ms() > 0 ? FormatTimeAgo(s.created_ms(), now) : "-"});
+    listing.rows.push_back({s.sweep_id(), s.name(), ListingCell::Number(s.total()),
+                            ListingCell::Number(s.succeeded()), ListingCell::Number(s.reused()),
+                            ListingCell::Number(s.running() + s.leased()),
+                            ListingCell::Number(s.failed()), ListingCell::Number(s.cancelled()),
+                            state, s.created_ms() > 0 ? FormatTimeAgo(s.created_ms(), now) : "-"});
   }
-  return table;
+  return listing;
 }
 
-Table ResultsTable(const v1::GetSweepResponse& sweep) {
+table::Listing ResultsTable(const v1::GetSweepResponse& sweep) {
   std::set<std::string> param_names;
   std::set<std::string> metric_names;
   for (const auto& job : sweep.jobs()) {
     for (const auto& [name, value] : job.params()) param_names.insert(name);
     for (const auto& [name, value] : job.metrics()) metric_names.insert(name);
   }
-  Table table;
-  table.columns.push_back("job");
-  table.columns.insert(table.columns.end(), param_names.begin(), param_names.end());
-  table.columns.push_back("state");
-  table.columns.insert(table.columns.end(), metric_names.begin(), metric_names.end());
+  table::Listing listing;
+  listing.columns.push_back("job");
+  listing.columns.insert(listing.columns.end(), param_names.begin(), param_names.end());
+  listing.columns.push_back("state");
+  listing.columns.insert(listing.columns.end(), metric_names.begin(), metric_names.end());
   for (const auto& job : sweep.jobs()) {
-    std::vector<Cell> row;
+    std::vector<ListingCell> row;
     row.push_back(job.name());
     for (const auto& name : param_names) {
       auto it = job.params().find(name);
@@ -294,7 +179,7 @@ Table ResultsTable(const v1::GetSweepResponse& sweep) {
         continue;
       }
       // Params are canonical YAML scalars: keep numbers numeric for JSON.
-      Cell cell(it->second);
+      ListingCell cell(it->second);
       char* end = nullptr;
       const double value = std::strtod(it->second.c_str(), &end);
       if (!it->second.empty() && end == it->second.c_str() + it->second.size()) cell.number = value;
@@ -303,17 +188,17 @@ Table ResultsTable(const v1::GetSweepResponse& sweep) {
     row.push_back(job.reused_from().empty() ? StateName(job.state()) : "reused");
     for (const auto& name : metric_names) {
       auto it = job.metrics().find(name);
-      row.push_back(it == job.metrics().end() ? Cell() : Cell::Number(it->second));
+      row.push_back(it == job.metrics().end() ? ListingCell() : ListingCell::Number(it->second));
     }
-    table.rows.push_back(std::move(row));
+    listing.rows.push_back(std::move(row));
   }
-  return table;
+  return listing;
 }
 
-Table WorkersTable(const v1::ListWorkersResponse& workers, absl::Time now) {
-  Table table;
-  table.columns = {"worker", "name",  "host",           "slots",  "gpus",
-                   "slurm",  "state", "last heartbeat", "running"};
+table::Listing WorkersTable(const v1::ListWorkersResponse& workers, absl::Time now) {
+  table::Listing listing;
+  listing.columns = {"worker", "name",  "host",           "slots",  "gpus",
+                     "slurm",  "state", "last heartbeat", "running"};
   for (const auto& w : workers.workers()) {
     std::vector<std::string> gpus;
     for (const auto& gpu : w.gpus()) {
@@ -323,13 +208,13 @@ Table WorkersTable(const v1::ListWorkersResponse& workers, absl::Time now) {
     std::vector<std::string> running;
     for (const auto& ref : w.running())
       running.push_back(absl::StrCat(ref.job_id(), "#", ref.attempt()));
-    table.rows.push_back({w.worker_id(), w.name(), w.host(), Cell::Number(w.slots()),
-                          gpus.empty() ? "cpu" : absl::StrJoin(gpus, ","),
-                          progress::SlurmPlacementText({w.labels().begin(), w.labels().end()}),
-                          w.state(), FormatTimeAgo(w.last_heartbeat_ms(), now),
-                          running.empty() ? "-" : absl::StrJoin(running, ",")});
+    listing.rows.push_back({w.worker_id(), w.name(), w.host(), ListingCell::Number(w.slots()),
+                            gpus.empty() ? "cpu" : absl::StrJoin(gpus, ","),
+                            progress::SlurmPlacementText({w.labels().begin(), w.labels().end()}),
+                            w.state(), FormatTimeAgo(w.last_heartbeat_ms(), now),
+                            running.empty() ? "-" : absl::StrJoin(running, ",")});
   }
-  return table;
+  return listing;
 }
 
 std::string TerminalSafe(absl::string_view text) {
@@ -358,8 +243,8 @@ std::string FormatJobLogs(const v1::GetJobResponse& response) {
     absl::StrAppend(&out, "no attempts yet\n");
     return out;
   }
-  Table table;
-  table.columns = {"attempt", "worker", "state", "duration", "exit", "error"};
+  table::Listing listing;
+  listing.columns = {"attempt", "worker", "state", "duration", "exit", "error"};
   for (const auto& a : response.attempts()) {
     std::string exit = "-";
     if (a.signal() > 0) {
@@ -370,12 +255,12 @@ std::string FormatJobLogs(const v1::GetJobResponse& response) {
     const absl::Duration duration = a.started_ms() > 0 && a.finished_ms() > 0
                                         ? FromMs(a.finished_ms()) - FromMs(a.started_ms())
                                         : absl::ZeroDuration();
-    table.rows.push_back({Cell::Number(a.attempt()), a.worker_id().empty() ? "-" : a.worker_id(),
-                          a.preempted() ? "PREEMPTED" : StateName(a.state()),
-                          HumanDuration(duration), exit,
-                          a.error().empty() ? "-" : TerminalSafe(a.error())});
+    listing.rows.push_back(
+        {ListingCell::Number(a.attempt()), a.worker_id().empty() ? "-" : a.worker_id(),
+         a.preempted() ? "PREEMPTED" : StateName(a.state()), HumanDuration(duration), exit,
+         a.error().empty() ? "-" : TerminalSafe(a.error())});
   }
-  absl::StrAppend(&out, "\n", RenderTable(table, TableFormat::kText));
+  absl::StrAppend(&out, "\n", table::RenderListing(listing, table::ListingFormat::kText));
   for (const auto& a : response.attempts()) {
     if (a.stderr_tail().empty()) continue;
     absl::StrAppend(&out, "\n--- attempt ", a.attempt(), " stderr (tail) ---\n",

@@ -1,7 +1,7 @@
-// Output formatting of the CLI: plain tables (aligned text, CSV, JSON, Markdown), durations,
-// progress bars, and the views of sweeps, jobs and workers that `pcsweep status/results/
-// workers/logs` print. Pure functions of their inputs (the current time is a parameter), so
-// that tests compare exact text.
+// Output formatting of the CLI: durations, progress bars, and the views of sweeps, jobs and
+// workers that `pcsweep status/results/workers/logs` print, as listings that
+// common/table/listing.h renders (aligned text, CSV, JSON, Markdown). Pure functions of their
+// inputs (the current time is a parameter), so that tests compare exact text.
 #ifndef PCSWEEP_TOOLS_CLI_FORMAT_H_
 #define PCSWEEP_TOOLS_CLI_FORMAT_H_
 
@@ -13,35 +13,10 @@
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "common/progress/progress.h"
+#include "common/table/listing.h"
 #include "pcsweep/v1/coordinator.pb.h"
 
 namespace pcsweep::cli {
-
-enum class TableFormat { kText, kCsv, kJson, kMarkdown };
-
-// Parses "table"/"text", "csv", "json", "markdown"/"md".
-// Possible errors: InvalidArgument naming the accepted values.
-absl::StatusOr<TableFormat> ParseTableFormat(absl::string_view name);
-
-// One cell: its text, and its numeric value when it is a number (JSON prints it unquoted).
-struct Cell {
-  std::string text;
-  std::optional<double> number;
-  Cell() = default;
-  Cell(std::string t) : text(std::move(t)) {}  // NOLINT: implicit for brevity in row literals
-  Cell(const char* t) : text(t) {}             // NOLINT
-  static Cell Number(double value);            // shortest text that reads back the same value
-};
-
-struct Table {
-  std::vector<std::string> columns;
-  std::vector<std::vector<Cell>> rows;  // each as long as `columns`
-};
-
-// Text: columns padded with two spaces, a header line and a dashed rule. CSV: RFC 4180
-// quoting. JSON: an array of objects, one per row, keys in column order. Markdown: a pipe
-// table with '|' escaped. Every format ends with a newline.
-std::string RenderTable(const Table& table, TableFormat format);
 
 // "850ms", "42s", "3m07s", "2h05m", "-" for a negative/zero duration when `dash_if_zero`.
 using ::pcsweep::progress::HumanDuration;
@@ -70,14 +45,14 @@ std::string FormatSweepStatus(const pcsweep::v1::GetSweepResponse& sweep, absl::
 std::string FormatSweepSummaryLine(const pcsweep::v1::SweepSummary& summary, absl::Time now);
 
 // `pcsweep status` without a sweep: one row per sweep with its counts.
-Table SweepListTable(const pcsweep::v1::ListSweepsResponse& sweeps, absl::Time now);
+table::Listing SweepListTable(const pcsweep::v1::ListSweepsResponse& sweeps, absl::Time now);
 
 // `pcsweep results`: one row per cell: `job`, the grid params (union of keys, sorted), `state`,
 // then the metrics (union of names, sorted). A missing value is an empty cell.
-Table ResultsTable(const pcsweep::v1::GetSweepResponse& sweep);
+table::Listing ResultsTable(const pcsweep::v1::GetSweepResponse& sweep);
 
 // `pcsweep workers`: id, name, host, slots, GPUs, state, last heartbeat (ago), running jobs.
-Table WorkersTable(const pcsweep::v1::ListWorkersResponse& workers, absl::Time now);
+table::Listing WorkersTable(const pcsweep::v1::ListWorkersResponse& workers, absl::Time now);
 
 // `text` with every control character but newline and tab (escape sequences, carriage
 // returns, backspaces, DEL) written as "\xNN", so that job output cannot drive the terminal.

@@ -1,6 +1,5 @@
 #include "tools/cli/format.h"
 
-#include "common/testing/status_matchers.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -8,62 +7,8 @@
 namespace pcsweep::cli {
 namespace {
 
-using ::pcsweep::testutil::StatusIs;
-
 using ::testing::HasSubstr;
 using ::testing::Not;
-
-Table SampleTable() {
-  Table table;
-  table.columns = {"job", "x", "note"};
-  table.rows.push_back({"a", Cell::Number(1), "plain"});
-  table.rows.push_back({"bb", Cell::Number(0.25), "has, comma \"q\" | pipe"});
-  return table;
-}
-
-TEST(RenderTableTest, TextAlignsColumns) {
-  EXPECT_EQ(RenderTable(SampleTable(), TableFormat::kText),
-            "job  x     note\n"
-            "---  ----  ---------------------\n"
-            "a    1     plain\n"
-            "bb   0.25  has, comma \"q\" | pipe\n");
-}
-
-TEST(RenderTableTest, CsvQuotesFieldsWithCommasAndQuotes) {
-  EXPECT_EQ(RenderTable(SampleTable(), TableFormat::kCsv),
-            "job,x,note\n"
-            "a,1,plain\n"
-            "bb,0.25,\"has, comma \"\"q\"\" | pipe\"\n");
-}
-
-TEST(RenderTableTest, JsonKeepsNumbersNumericAndEmptyAsNull) {
-  Table table = SampleTable();
-  table.rows.push_back({"c", Cell(), Cell()});
-  const auto json = nlohmann::json::parse(RenderTable(table, TableFormat::kJson));
-  ASSERT_EQ(json.size(), 3u);
-  EXPECT_EQ(json[0]["x"], 1);
-  EXPECT_DOUBLE_EQ(json[1]["x"].get<double>(), 0.25);
-  EXPECT_EQ(json[1]["note"], "has, comma \"q\" | pipe");
-  EXPECT_TRUE(json[2]["x"].is_null());
-}
-
-TEST(RenderTableTest, MarkdownEscapesPipes) {
-  EXPECT_EQ(RenderTable(SampleTable(), TableFormat::kMarkdown),
-            "| job | x | note |\n"
-            "|---|---|---|\n"
-            "| a | 1 | plain |\n"
-            "| bb | 0.25 | has, comma \"q\" \\| pipe |\n");
-}
-
-TEST(ParseTableFormatTest, AcceptsKnownNamesAndRejectsOthers) {
-  EXPECT_EQ(*ParseTableFormat("table"), TableFormat::kText);
-  EXPECT_EQ(*ParseTableFormat("CSV"), TableFormat::kCsv);
-  EXPECT_EQ(*ParseTableFormat("md"), TableFormat::kMarkdown);
-  auto bad = ParseTableFormat("xml");
-  ASSERT_THAT(bad, StatusIs(absl::StatusCode::kInvalidArgument,
-                            "unknown format 'xml' (expected table, csv, json or markdown)"));
-  EXPECT_THAT(bad.status().message(), HasSubstr("unknown format 'xml'"));
-}
 
 TEST(FormatDurationTest, PicksUnits) {
   EXPECT_EQ(HumanDuration(absl::Milliseconds(850)), "850ms");
@@ -167,7 +112,7 @@ TEST(SweepStatusTest, FinishedSweepHasNoEta) {
 }
 
 TEST(ResultsTableTest, OneRowPerCellWithUnionOfParamsAndMetrics) {
-  const Table table = ResultsTable(SampleSweep(absl::FromUnixSeconds(100000)));
+  const table::Listing table = ResultsTable(SampleSweep(absl::FromUnixSeconds(100000)));
   EXPECT_THAT(table.columns, ::testing::ElementsAre("job", "x", "state", "extra", "value"));
   ASSERT_EQ(table.rows.size(), 4u);
   EXPECT_EQ(table.rows[0][1].number, 1.0);
@@ -193,8 +138,8 @@ TEST(WorkersTableTest, ShowsGpusHeartbeatAndRunningJobs) {
   auto* ref = w->add_running();
   ref->set_job_id("j7");
   ref->set_attempt(2);
-  const std::string text =
-      RenderTable(WorkersTable(workers, absl::FromUnixSeconds(100)), TableFormat::kText);
+  const std::string text = table::RenderListing(WorkersTable(workers, absl::FromUnixSeconds(100)),
+                                                table::ListingFormat::kText);
   EXPECT_THAT(text, HasSubstr("0:H100(80GiB)"));
   EXPECT_THAT(text, HasSubstr("3s ago"));
   EXPECT_THAT(text, HasSubstr("j7#2"));
@@ -208,7 +153,7 @@ TEST(WorkersTableTest, ShowsTheSlurmJobNodeAndRequeuesOfASlurmWorker) {
   (*slurm->mutable_labels())["slurm_node"] = "gpu07";
   (*slurm->mutable_labels())["slurm_restart_count"] = "1";
   workers.add_workers()->set_worker_id("by-hand");
-  const Table table = WorkersTable(workers, absl::FromUnixSeconds(100));
+  const table::Listing table = WorkersTable(workers, absl::FromUnixSeconds(100));
   ASSERT_EQ(table.columns[5], "slurm");
   EXPECT_EQ(table.rows[0][5].text, "4242_1 on gpu07 (requeued 1x)");
   EXPECT_EQ(table.rows[1][5].text, "-");

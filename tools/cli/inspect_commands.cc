@@ -19,7 +19,8 @@ void AddWorkersCommand(CLI::App& app, ClientFlags& client, CommandAction* action
   client.AddTo(workers);
   workers->callback([&client, table_format, action] {
     *action = [&client, table_format]() -> absl::Status {
-      PCSWEEP_ASSIGN_OR_RETURN(TableFormat format, ParseTableFormat(*table_format));
+      PCSWEEP_ASSIGN_OR_RETURN(table::ListingFormat format,
+                               table::ParseListingFormat(*table_format));
       PCSWEEP_ASSIGN_OR_RETURN(auto api, client.Connect());
       return RunWorkers(*api, format, *Clock::Real(), std::cout);
     };

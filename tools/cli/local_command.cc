@@ -77,10 +77,10 @@ absl::StatusOr<LocalServices> StartLocalServices(const LocalFlags& flags,
 
 // Prints the finished sweep's results table, stores its comparisons, and says where the
 // database and logs are. Returns Aborted when jobs failed or were cancelled.
-absl::Status ReportLocalSweep(const v1::GetSweepResponse& final_state, TableFormat format,
+absl::Status ReportLocalSweep(const v1::GetSweepResponse& final_state, table::ListingFormat format,
                               CoordinatorServer& server, const std::filesystem::path& db,
                               const std::filesystem::path& work_dir) {
-  std::cout << RenderTable(ResultsTable(final_state), format);
+  std::cout << table::RenderListing(ResultsTable(final_state), format);
   const auto& summary = final_state.summary();
   // The sweep's arm-vs-baseline comparisons, stored before the tables are asked for.
   if (auto stored = server.RecomputeComparisons(summary.sweep_id()); !stored.ok()) {
@@ -103,7 +103,7 @@ absl::Status ReportLocalSweep(const v1::GetSweepResponse& final_state, TableForm
 }
 
 absl::Status RunLocal(const LocalFlags& flags) {
-  PCSWEEP_ASSIGN_OR_RETURN(TableFormat format, ParseTableFormat(flags.format));
+  PCSWEEP_ASSIGN_OR_RETURN(table::ListingFormat format, table::ParseListingFormat(flags.format));
   if (flags.workers < 1 || flags.slots < 1) {
     return absl::InvalidArgumentError("--workers and --slots must be at least 1");
   }

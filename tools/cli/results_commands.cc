@@ -28,7 +28,7 @@ absl::Status RunResultsCommand(ResultsFlags& flags, const ClientFlags& client) {
     PCSWEEP_ASSIGN_OR_RETURN(auto api, client.ConnectUnlessDb(flags.db_path));
     return RunResultsTables(flags.tables, api.get(), std::cout, std::cerr);
   }
-  PCSWEEP_ASSIGN_OR_RETURN(TableFormat format, ParseTableFormat(flags.format));
+  PCSWEEP_ASSIGN_OR_RETURN(table::ListingFormat format, table::ParseListingFormat(flags.format));
   if (!flags.db_path.empty()) {
     return RunResultsFromDb(flags.db_path, flags.sweep_id, format, std::cout);
   }

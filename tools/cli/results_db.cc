@@ -1,8 +1,9 @@
 #include "tools/cli/results_db.h"
 
 #include "common/status/status_macros.h"
-#include "coordinator/coordinator_service.h"
+#include "coordinator/proto_convert.h"
 #include "coordinator/store/store_reader.h"
+#include "tools/cli/format.h"
 
 namespace pcsweep::cli {
 
@@ -22,9 +23,9 @@ absl::StatusOr<pcsweep::v1::GetSweepResponse> ReadSweepFromDb(const std::string&
 }
 
 absl::Status RunResultsFromDb(const std::string& db_path, const std::string& id_or_name,
-                              TableFormat format, std::ostream& out) {
+                              table::ListingFormat format, std::ostream& out) {
   PCSWEEP_ASSIGN_OR_RETURN(auto sweep, ReadSweepFromDb(db_path, id_or_name));
-  out << RenderTable(ResultsTable(sweep), format);
+  out << table::RenderListing(ResultsTable(sweep), format);
   return absl::OkStatus();
 }
 

@@ -9,8 +9,8 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/table/listing.h"
 #include "pcsweep/v1/coordinator.pb.h"
-#include "tools/cli/format.h"
 
 namespace pcsweep::cli {
 
@@ -23,7 +23,7 @@ absl::StatusOr<pcsweep::v1::GetSweepResponse> ReadSweepFromDb(const std::string&
 
 // Prints ResultsTable of that sweep in `format`. Possible errors: those of ReadSweepFromDb.
 absl::Status RunResultsFromDb(const std::string& db_path, const std::string& id_or_name,
-                              TableFormat format, std::ostream& out);
+                              table::ListingFormat format, std::ostream& out);
 
 }  // namespace pcsweep::cli
 

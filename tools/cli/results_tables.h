@@ -26,9 +26,6 @@ struct ResultsTablesRequest {
   bool recompute = false;
 };
 
-// The request as GetResults carries it.
-v1::GetResultsRequest ToProto(const coordinator::ResultsReportRequest& request);
-
 // Renders the report from the database file at `db_path`, or, when `db_path` is empty, asks
 // the coordinator behind `api` (then required).
 // Possible errors: those of coordinator::RenderResultsReport, and of `api` (Unavailable
