@@ -92,7 +92,7 @@ absl::StatusOr<std::vector<Prepared>> Prepare(absl::Span<const EvalResult> resul
       flips += flipped;
       ++total;
       if (!question_correct.count(row.question_id)) {
-        const bool label_yes = absl::AsciiStrToLower(row.label) == "yes";
+        const bool label_yes = row.label == 1;
         question_correct[row.question_id] = PredictsYes(row.margin_original) == label_yes;
         p.questions.push_back({row.question_id, question_correct[row.question_id]});
       }
@@ -494,21 +494,20 @@ absl::StatusOr<ConsistencyMetrics> ComputeConsistencyMetrics(absl::Span<const Ex
       return absl::InvalidArgumentError(
           absl::StrCat(where, ": duplicate pair_id, first seen at row ", it->second));
     }
-    const std::string label = absl::AsciiStrToLower(row.label);
-    if (label != "yes" && label != "no") {
+    if (row.label != 1 && row.label != 0) {
       return absl::InvalidArgumentError(
-          absl::StrCat(where, ": label must be yes or no, got '", row.label, "'"));
+          absl::StrCat(where, ": label must be yes or no (1 or 0), got ", row.label));
     }
     if (!std::isfinite(row.margin_original) || !std::isfinite(row.margin_paraphrase)) {
       return absl::InvalidArgumentError(where + ": margin is not a finite number");
     }
-    const bool label_yes = label == "yes";
+    const bool label_yes = row.label == 1;
     const bool original_yes = PredictsYes(row.margin_original);
     const bool paraphrase_yes = PredictsYes(row.margin_paraphrase);
     auto [it, inserted] = questions.emplace(row.question_id, Question{label_yes, original_yes});
     if (!inserted && it->second.label_yes != label_yes) {
       return absl::InvalidArgumentError(
-          absl::StrCat(where, ": label '", row.label,
+          absl::StrCat(where, ": label '", LabelName(row.label),
                        "' disagrees with an earlier row of question '", row.question_id, "'"));
     }
     const bool flipped = original_yes != paraphrase_yes;

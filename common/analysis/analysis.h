@@ -46,19 +46,15 @@
 
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
+#include "common/jobfile/example_row.h"
 #include "common/table/table.h"
 
 namespace pcsweep::analysis {
 
-struct ExampleRow {
-  std::string question_id;  // the original question; shared by its paraphrase rows
-  std::string pair_id;      // unique within one evaluation result
-  std::string image;
-  std::string phenomenon;  // paraphrase phenomenon tag; "" when untagged
-  std::string label;       // ground truth, "yes" or "no" (any case); the proto's 1/0
-  double margin_original = 0;
-  double margin_paraphrase = 0;
-};
+// One scored pair: the examples.jsonl row of the job-file contract, so a row keeps one set of
+// fields and one label type (1 = yes, 0 = no) from the child process to these statistics.
+// The metrics read question_id, pair_id, phenomenon, label and the two margins.
+using ExampleRow = jobfile::ExampleRow;
 
 struct EvalResult {
   std::string job_key;

@@ -22,6 +22,21 @@ namespace fs = std::filesystem;
 constexpr double kTol = 1e-6;
 constexpr int kN = 158;
 
+// A scored pair with the fields the metrics read (label 1 = yes, 0 = no).
+ExampleRow Row(std::string question_id, std::string pair_id, std::string image,
+               std::string phenomenon, int label, double margin_original,
+               double margin_paraphrase) {
+  ExampleRow row;
+  row.question_id = std::move(question_id);
+  row.pair_id = std::move(pair_id);
+  row.image = std::move(image);
+  row.phenomenon = std::move(phenomenon);
+  row.label = label;
+  row.margin_original = margin_original;
+  row.margin_paraphrase = margin_paraphrase;
+  return row;
+}
+
 // The fixture sweep, mirrored line by line in Python to get the reference values:
 //   def run(flips, wrong, mp):          # question i: label yes iff i even
 //     for i in range(158): s = 1 if i % 2 == 0 else -1; sq = -s if i in wrong else s
@@ -48,7 +63,7 @@ EvalResult MakeRun(const std::string& job_key, std::map<std::string, std::string
     row.pair_id = "p" + std::to_string(i);
     row.image = "img" + std::to_string(i) + ".png";
     row.phenomenon = i % 2 == 0 ? "synonym" : "negation";
-    row.label = i % 2 == 0 ? "yes" : "No";
+    row.label = i % 2 == 0 ? 1 : 0;
     row.margin_original = sq * 1.0;
     row.margin_paraphrase = sp * paraphrase_scale;
     result.rows.push_back(row);
@@ -100,8 +115,8 @@ TEST(ComputeConsistencyMetrics, CountsPairsQuestionsAndRates) {
 
 TEST(ComputeConsistencyMetrics, QuestionLevelFlipsAndCollapse) {
   // q1 has two paraphrases, one flipped: 1 of 2 pairs flip, 1 of 1 question flips.
-  std::vector<ExampleRow> rows = {{"q1", "a", "i", "syn", "yes", 2.0, 1.0},
-                                  {"q1", "b", "i", "neg", "yes", 2.0, -0.5}};
+  std::vector<ExampleRow> rows = {Row("q1", "a", "i", "syn", 1, 2.0, 1.0),
+                                  Row("q1", "b", "i", "neg", 1, 2.0, -0.5)};
   auto m = ComputeConsistencyMetrics(rows);
   ASSERT_TRUE(m.ok());
   EXPECT_DOUBLE_EQ(m->flip_rate, 0.5);
@@ -113,34 +128,33 @@ TEST(ComputeConsistencyMetrics, QuestionLevelFlipsAndCollapse) {
   std::vector<ExampleRow> collapsed;
   for (int i = 0; i < 40; ++i) {
     collapsed.push_back(
-        {"q" + std::to_string(i), "p" + std::to_string(i), "", "", i % 2 ? "yes" : "no", 3.0, 2.5});
+        Row("q" + std::to_string(i), "p" + std::to_string(i), "", "", i % 2 ? 1 : 0, 3.0, 2.5));
   }
   auto c = ComputeConsistencyMetrics(collapsed);
   ASSERT_TRUE(c.ok());
   EXPECT_TRUE(c->collapsed);
   EXPECT_DOUBLE_EQ(c->majority_class_rate, 1.0);
   // The same answers on an all-"yes" set are not collapse: the labels are lopsided too.
-  for (auto& row : collapsed) row.label = "yes";
+  for (auto& row : collapsed) row.label = 1;
   EXPECT_FALSE(ComputeConsistencyMetrics(collapsed)->collapsed);
 }
 
 TEST(ComputeConsistencyMetrics, RejectsBadRowsWithLocation) {
-  std::vector<ExampleRow> rows = {{"q1", "a", "", "", "yes", 1, 1},
-                                  {"q2", "a", "", "", "yes", 1, 1}};
+  std::vector<ExampleRow> rows = {Row("q1", "a", "", "", 1, 1, 1), Row("q2", "a", "", "", 1, 1, 1)};
   auto dup = ComputeConsistencyMetrics(rows);
   EXPECT_EQ(dup.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(dup.status().message()),
               testing::HasSubstr("row 1 (pair_id 'a'): duplicate pair_id"));
   rows[1].pair_id = "b";
-  rows[1].label = "maybe";
+  rows[1].label = 2;
   EXPECT_THAT(std::string(ComputeConsistencyMetrics(rows).status().message()),
               testing::HasSubstr("label must be yes or no"));
-  rows[1].label = "yes";
+  rows[1].label = 1;
   rows[1].margin_paraphrase = NAN;
   EXPECT_THAT(ComputeConsistencyMetrics(rows),
               StatusIs(absl::StatusCode::kInvalidArgument,
                        "row 1 (pair_id 'b'): margin is not a finite number"));
-  rows[1] = {"q1", "b", "", "", "no", 1, 1};
+  rows[1] = Row("q1", "b", "", "", 0, 1, 1);
   EXPECT_THAT(std::string(ComputeConsistencyMetrics(rows).status().message()),
               testing::HasSubstr("disagrees"));
   EXPECT_THAT(ComputeConsistencyMetrics({}),
@@ -221,7 +235,7 @@ TEST(CompareWithBaselines, PrefersSeedMatchedBaselineAndWarnsWithoutOne) {
   ASSERT_TRUE(with_clamp.ok());
   EXPECT_EQ(with_clamp->warnings.size(), 2u);
   EXPECT_THAT(with_clamp->warnings[0], testing::HasSubstr("variant 'clamp=0'"));
-  sweep[0].rows[3].label = "maybe";
+  sweep[0].rows[3].label = 2;
   EXPECT_THAT(std::string(CompareWithBaselines(sweep).status().message()),
               testing::HasSubstr("job 'eval-base' eval set 'mimic': row 3 (pair_id 'p3')"));
 }
@@ -313,8 +327,8 @@ TEST(MainTable, FiftyThousandRowsMakeOneRowPerRun) {
     if (r > 0) result.arm_params = {{"layers", std::to_string(r)}};
     for (int i = 0; i < 10000; ++i) {
       const double m = std::sin(i * 0.37 + r);
-      result.rows.push_back({"q" + std::to_string(i / 2), "p" + std::to_string(i), "", "ph",
-                             (i / 2) % 3 ? "yes" : "no", m, m + std::cos(i * 1.3 * r)});
+      result.rows.push_back(Row("q" + std::to_string(i / 2), "p" + std::to_string(i), "", "ph",
+                                (i / 2) % 3 ? 1 : 0, m, m + std::cos(i * 1.3 * r)));
     }
     sweep.push_back(std::move(result));
   }
@@ -328,23 +342,23 @@ TEST(MainTable, FiftyThousandRowsMakeOneRowPerRun) {
 TEST(EvalResultBuilder, GroupsFlatRowsByJobEvalSetAndVariant) {
   EvalResultBuilder builder;
   const std::map<std::string, std::string> params = {{"layers", "15-19"}, {"seed", "0"}};
-  builder.Add("job1", params, "mimic", "base", {"q1", "p1", "", "", LabelName(1), 1, 1});
-  builder.Add("job1", params, "mimic", "adapted", {"q1", "p1", "", "", LabelName(1), 1, -1});
-  builder.Add("job1", params, "mimic", "base", {"q2", "p2", "", "", LabelName(0), -1, -1});
-  builder.Add("job1", params, "padchest", "base", {"q9", "p9", "", "", LabelName(7), 1, 1});
+  builder.Add("job1", params, "mimic", "base", Row("q1", "p1", "", "", 1, 1, 1));
+  builder.Add("job1", params, "mimic", "adapted", Row("q1", "p1", "", "", 1, 1, -1));
+  builder.Add("job1", params, "mimic", "base", Row("q2", "p2", "", "", 0, -1, -1));
+  builder.Add("job1", params, "padchest", "base", Row("q9", "p9", "", "", 7, 1, 1));
   builder.AddMetric("job1", "train_loss", 0.5);
   std::vector<EvalResult> results = builder.Build();
   ASSERT_EQ(results.size(), 3u);
   EXPECT_EQ(results[0].variant, "base");
   EXPECT_EQ(results[0].rows.size(), 2u);
-  EXPECT_EQ(results[0].rows[1].label, "no");
+  EXPECT_EQ(results[0].rows[1].label, 0);
   EXPECT_EQ(results[1].variant, "adapted");
   EXPECT_EQ(results[2].eval_set, "padchest");
   EXPECT_EQ(results[2].metrics.at("train_loss"), 0.5);
   EXPECT_TRUE(builder.Build().empty());
   // The invalid label is caught with its location.
   EXPECT_THAT(std::string(CompareWithBaselines(results).status().message()),
-              testing::HasSubstr("label must be yes or no, got 'invalid(7)'"));
+              testing::HasSubstr("label must be yes or no (1 or 0), got 7"));
 }
 
 TEST(FormatP, PaperStyle) {

@@ -56,19 +56,13 @@ absl::StatusOr<std::vector<analysis::EvalResult>> LoadEvalResults(StoreReader& r
   for (StoredExample& e : examples) {
     auto job = job_by_id.find(e.job_id);
     if (job == job_by_id.end() || e.attempt != latest_attempt[e.job_id]) continue;
-    analysis::ExampleRow row;
-    row.question_id = std::move(e.row.question_id);
-    row.pair_id = std::move(e.row.pair_id);
-    row.image = std::move(e.row.image);
-    row.phenomenon = std::move(e.row.phenomenon);
-    row.label = analysis::LabelName(e.row.label);
-    row.margin_original = e.row.margin_original;
-    row.margin_paraphrase = e.row.margin_paraphrase;
     auto params = display_params.find(e.job_id);
     if (params == display_params.end()) {
       params = display_params.emplace(e.job_id, DisplayParams(*job->second, job_by_id)).first;
     }
-    builder.Add(job->second->name, params->second, e.row.eval_set, e.row.variant, std::move(row));
+    // Add keeps the row whole; its eval set and variant also choose the result it joins.
+    const std::string eval_set = e.row.eval_set, variant = e.row.variant;
+    builder.Add(job->second->name, params->second, eval_set, variant, std::move(e.row));
   }
   std::vector<analysis::EvalResult> results = builder.Build();
   std::unordered_map<std::string, const JobRecord*> job_by_key;

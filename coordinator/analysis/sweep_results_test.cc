@@ -285,8 +285,8 @@ TEST_F(SweepResultsTest, LoadEvalResults_SplitsVariantsAndPicksTheirMetrics) {
   EXPECT_EQ((*results)[0].variant, "base");
   EXPECT_EQ((*results)[0].job_key, "train[seed=0]");
   EXPECT_THAT((*results)[0].rows, SizeIs(20));
-  EXPECT_EQ((*results)[0].rows[0].label, "yes");
-  EXPECT_EQ((*results)[0].rows[19].label, "no");
+  EXPECT_EQ((*results)[0].rows[0].label, 1);  // yes
+  EXPECT_EQ((*results)[0].rows[19].label, 0);  // no
   EXPECT_DOUBLE_EQ((*results)[0].metrics.at("flip_rate"), 0.4);
   EXPECT_EQ((*results)[1].variant, "adapted");
   EXPECT_DOUBLE_EQ((*results)[1].metrics.at("flip_rate"), 0.1);

@@ -22,6 +22,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/types/span.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
@@ -762,16 +763,12 @@ absl::StatusOr<analysis::ConsistencyMetrics> Score(const EvalSet& set,
                                                    const std::vector<PairMargins>& margins,
                                                    const std::string& variant,
                                                    std::vector<data::ExampleRow>* rows) {
-  std::vector<analysis::ExampleRow> analysis_rows;
+  const size_t first = rows->size();
   for (size_t i = 0; i < set.pairs.size(); ++i) {
-    const data::Pair& p = set.pairs[i];
-    rows->push_back(
-        jobs::ExampleRowOf(set, variant, p, margins[i].original, margins[i].paraphrase));
-    analysis_rows.push_back({p.question_id, p.pair_id, p.image, p.phenomenon,
-                             std::string(data::AnswerName(p.label)), margins[i].original,
-                             margins[i].paraphrase});
+    rows->push_back(jobs::ExampleRowOf(set, variant, set.pairs[i], margins[i].original,
+                                       margins[i].paraphrase));
   }
-  auto m = analysis::ComputeConsistencyMetrics(analysis_rows);
+  auto m = analysis::ComputeConsistencyMetrics(absl::MakeConstSpan(*rows).subspan(first));
   if (!m.ok())
     return Annotate(m.status(),
                     absl::StrCat("metrics of eval set '", set.name, "' (", variant, ")"));
