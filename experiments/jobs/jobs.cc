@@ -30,7 +30,31 @@ namespace pcsweep::jobs {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
+namespace {
+
+std::map<std::string, JobHandler>& EvalOptions() {
+  static auto* options = new std::map<std::string, JobHandler>();
+  return *options;
+}
+
+}  // namespace
+
+absl::Status RegisterEvalOption(EvalOption option) {
+  if (!EvalOptions().emplace(option.key, std::move(option.run)).second) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("eval option '", option.key, "' is already registered"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status RunEvalJob(const json& job) {
+  // A registered option (RegisterEvalOption) named in the config takes the whole job.
+  const auto raw_config = job.find("config");  // end() when `job` is not an object
+  if (raw_config != job.end() && raw_config->is_object()) {
+    for (const auto& [key, run] : EvalOptions()) {
+      if (raw_config->contains(key)) return run(job);
+    }
+  }
   PCSWEEP_ASSIGN_OR_RETURN(JobContext ctx, ReadJob(job));
   JobSettings& config = ctx.config;
   Progress progress("eval");

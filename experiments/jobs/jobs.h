@@ -15,7 +15,10 @@
 #ifndef PCSWEEP_EXPERIMENTS_JOBS_JOBS_H_
 #define PCSWEEP_EXPERIMENTS_JOBS_JOBS_H_
 
+#include <string>
+
 #include "absl/status/status.h"
+#include "experiments/jobs/job_registry.h"
 #include "nlohmann/json.hpp"
 
 namespace pcsweep::jobs {
@@ -25,8 +28,20 @@ namespace pcsweep::jobs {
 // adapter; Internal for I/O and libtorch failures (with context). Nothing partial is
 // reported as a result: result files are written last.
 absl::Status RunPretrainJob(const nlohmann::json& job);
+// An eval job whose config names a registered EvalOption returns what that option's `run` does.
 absl::Status RunEvalJob(const nlohmann::json& job);
 absl::Status RunTrainEvalJob(const nlohmann::json& job);
+
+// An option of `eval` that a library above experiments/jobs implements (jobs cannot depend
+// on it): an `eval` job whose config has the key `key` is handed, whole, to `run`, which then
+// reads every setting and writes every result file. experiments/sae registers `clamp` (SAE
+// feature clamping). Options are registered at startup, like job kinds.
+struct EvalOption {
+  std::string key;
+  JobHandler run;
+};
+// Possible errors: AlreadyExists when `option.key` is taken.
+absl::Status RegisterEvalOption(EvalOption option);
 
 // Registers these three kinds and `benchmark` (benchmark_job.h) with the pcsweep-run
 // dispatcher (experiments/runner).

@@ -120,7 +120,7 @@ int main(int argc, char** argv) {
       status = pcsweep::jobs::RegisterTrainJobKinds();  // pretrain, benchmark, eval, train_eval
       if (status.ok())
         status = pcsweep::sae::RegisterSaeJobKinds();  // sae_train, sae_transfer, ...
-      if (status.ok()) status = pcsweep::sae::RunJobFileWithClamp(job_file);  // eval + clamp
+      if (status.ok()) status = pcsweep::jobs::RunJobFile(job_file);
     } else {
       return 0;  // a subcommand added by AddInputsCommands ran from its own callback
     }

@@ -19,8 +19,8 @@
 #include "common/testing/status_matchers.h"
 #include "experiments/engine/engine.h"
 #include "experiments/engine/safetensors.h"
-#include "experiments/jobs/jobs.h"
 #include "experiments/jobs/job_registry.h"
+#include "experiments/jobs/jobs.h"
 #include "experiments/sae/sae_jobs.h"
 #include "experiments/sae/sae_trainer.h"
 
@@ -56,11 +56,24 @@ torch::Tensor ReadTensor(const std::string& path, const std::string& name) {
   return torch::from_blob(const_cast<std::byte*>(view->data), view->shape, torch::kFloat).clone();
 }
 
-json ReadJson(const std::string& path) {
+std::string ReadText(const std::string& path) {
   std::ifstream in(path);
   std::stringstream ss;
   ss << in.rdbuf();
-  return json::parse(ss.str());
+  return ss.str();
+}
+
+json ReadJson(const std::string& path) { return json::parse(ReadText(path)); }
+
+// Every job kind and eval option, registered once per process: by the registry test when it
+// ran before (its calls must be the first), else here.
+void EnsureJobKindsRegistered() {
+  static const bool registered = [] {
+    jobs::RegisterTrainJobKinds().IgnoreError();
+    RegisterSaeJobKinds().IgnoreError();
+    return true;
+  }();
+  (void)registered;
 }
 
 // The spec parser accepts exactly common/jobfile's kinds; pcsweep-run must serve each of them
@@ -75,6 +88,9 @@ TEST(JobKindRegistryTest, PcsweepRunServesEveryKindASpecAcceptsButCommand) {
   EXPECT_THAT(jobs::RegisteredJobKinds(), ::testing::UnorderedElementsAreArray(expected));
   EXPECT_THAT(RegisterSaeJobKinds(),
               StatusIs(absl::StatusCode::kAlreadyExists, "job kind 'sae_train'"));
+  // ... and `clamp` as an option of `eval`.
+  EXPECT_THAT(jobs::RegisterEvalOption({"clamp", nullptr}),
+              StatusIs(absl::StatusCode::kAlreadyExists, "eval option 'clamp'"));
 }
 
 TEST(JumpReluSaeTest, ReproducesTheFixtureReconstruction) {
@@ -403,6 +419,54 @@ TEST_F(SaeJobsTest, TrainTransferSelectClamp) {
        {"output_dir", transfer_out + "_bad"},
        {"config", {{"model_dir", *model_dir_}, {"sae_dir", Tiny() + "/sae_layer2"}}}});
   EXPECT_THAT(status.message(), HasSubstr("d_model 64 but the model's hidden_size has 32"));
+}
+
+// Clamping as the `clamp` option of an `eval` job (the kind a sweep spec gives), through the
+// dispatcher: the same files as the clamp_eval job with the same settings.
+TEST_F(SaeJobsTest, EvalWithClampRunsAsClampEval) {
+  torch::manual_seed(5);
+  auto random_sae =
+      JumpReluSae::FromTensors(0.3 * torch::randn({32, 16}), 0.3 * torch::randn({16, 32}),
+                               torch::zeros({16}), torch::zeros({32}), torch::full({16}, 0.01));
+  ASSERT_TRUE(random_sae.ok()) << random_sae.status();
+  const std::string sae_dir = *root_ + "/random_sae";
+  ASSERT_TRUE(random_sae->Save(sae_dir, {{"hf_hook_point_in", "model.layers.2.output"}}).ok());
+  const json config = {
+      {"threads", 1},
+      {"model_dir", *model_dir_},
+      {"data_dir", *data_dir_},
+      {"eval_sets", {{{"name", "eval_mimic"}, {"path", "eval_mimic.jsonl"}, {"max_pairs", 6}}}}};
+  const json clamp = {{"sae_dir", sae_dir}, {"feature", "3"}, {"scale", 0.0}};
+  json clamp_eval_config = config;
+  clamp_eval_config.update(clamp);
+  const std::string clamp_out = *root_ + "/clamp_eval_random";
+  ASSERT_THAT(
+      RunClampEvalJob(
+          {{"kind", "clamp_eval"}, {"output_dir", clamp_out}, {"config", clamp_eval_config}}),
+      ::pcsweep::testutil::IsOk());
+
+  EnsureJobKindsRegistered();
+  const std::string eval_out = *root_ + "/eval_clamp_random";
+  json eval = {{"kind", "eval"}, {"output_dir", eval_out}, {"config", config}};
+  eval["config"]["clamp"] = clamp;
+  std::ofstream(*root_ + "/eval_clamp.json") << eval.dump();
+  ASSERT_THAT(jobs::RunJobFile(*root_ + "/eval_clamp.json"), ::pcsweep::testutil::IsOk());
+  for (const char* file : {"metrics.json", "outputs.json", "examples.jsonl"}) {
+    EXPECT_EQ(ReadText(eval_out + "/" + file), ReadText(clamp_out + "/" + file)) << file;
+  }
+  EXPECT_TRUE(ReadJson(eval_out + "/metrics.json").contains("eval_mimic.clamp.flip_rate_change"));
+
+  // The option's own errors are the job's.
+  eval["config"]["clamp"] = 5;
+  std::ofstream(*root_ + "/eval_clamp_bad.json") << eval.dump();
+  EXPECT_THAT(jobs::RunJobFile(*root_ + "/eval_clamp_bad.json"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "config.clamp: expected {sae_dir, layer, feature, scale}"));
+  eval["config"]["clamp"] = {{"threads", 2}};
+  std::ofstream(*root_ + "/eval_clamp_bad.json") << eval.dump();
+  EXPECT_THAT(jobs::RunJobFile(*root_ + "/eval_clamp_bad.json"),
+              StatusIs(absl::StatusCode::kInvalidArgument,
+                       "config.clamp.threads: also given outside config.clamp"));
 }
 
 }  // namespace
